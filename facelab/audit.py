@@ -1,0 +1,207 @@
+"""Run the audit notebooks with papermill into ``results/<run-id>/``.
+
+Each run folder holds the executed notebook, an HTML export, ``metrics.json``, the
+figures as PNG, ``provenance.json`` and ``model_card.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["AuditSpec", "AUDITS", "notebooks_dir", "resolve_audits", "run_audit", "run_audits",
+           "export_html"]
+
+KERNEL_NAME = "facelab"
+
+
+@dataclass(frozen=True)
+class AuditSpec:
+    """One audit notebook and the fixed text of its model card."""
+
+    name: str
+    title: str
+    intended_use: str
+    factors: str
+    evaluation_data: str
+    ethical: tuple[str, ...] = ()
+    caveats: tuple[str, ...] = ()
+    headline_metrics: tuple[str, ...] = ()
+    suite_parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+_APPEARANCE = ("Expression and gender outputs describe how a face looks in one image, not "
+               "a person's inner emotional state or gender identity.")
+_RESEARCH = ("Research datasets with research-only terms; labels (race, gender, expression) "
+             "were assigned by dataset creators or annotators and are coarse, contested "
+             "categories.")
+
+AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
+    AuditSpec(
+        "00_tour", "facelab tour (detection, analysis, verification, search)",
+        "A guided first look at one photo: not an evaluation.",
+        "None: a single image.", "scikit-image's astronaut photo and a few shared-data faces.",
+        ethical=(_APPEARANCE,), headline_metrics=("n_faces", "verification")),
+    AuditSpec(
+        "01_detection_reliability", "Face detectors: failure to acquire by group",
+        "Comparing face detectors' failure-to-acquire rates across demographic groups and "
+        "image degradations before deployment.",
+        "Race x gender as labelled in FairFace, UTKFace and CFD; image degradations.",
+        "FairFace val, UTKFace, CFD (shared data; see data/README.md).",
+        ethical=(_RESEARCH,),
+        caveats=("Failure to acquire on curated face crops understates in-the-wild rates.",),
+        headline_metrics=("fta_overall", "fta_disparity")),
+    AuditSpec(
+        "02_verification_demographics", "1:1 verification: demographic differentials",
+        "Measuring false match and false non-match rates by group at one global threshold "
+        "(NIST FRVT Part 3 style).",
+        "Groups from dataset labels; impostor pairs within and across groups.",
+        "CelebA identities (genuine and impostor pairs), CFD and FairFace (impostor pairs).",
+        ethical=(_RESEARCH, "A single global threshold yields different error rates per "
+                 "group; the operator chooses who bears the errors."),
+        caveats=("FairFace and CFD have one image per person: only impostor (FMR) analysis "
+                 "is possible there.",),
+        headline_metrics=("threshold", "fmr_by_group", "fnmr_overall")),
+    AuditSpec(
+        "03_one_to_many_search", "1:N search: false matches at permissive and strict "
+        "thresholds (the ACLU test, rebuilt)",
+        "Estimating how often a gallery search returns an innocent person and who those "
+        "people are, at permissive and strict operating points.",
+        "Gallery size, threshold, demographic group of probes and false candidates.",
+        "Galleries and probes built from the shared data (see the notebook).",
+        ethical=(_RESEARCH, "False matches in 1:N search can direct suspicion at innocent "
+                 "people; human review is not a guarantee."),
+        headline_metrics=("operating_points", "fpir_by_gallery_size")),
+    AuditSpec(
+        "04_expression_fear", "Expression classification, with fear singled out",
+        "Measuring how accurately expression classifiers label posed and in-the-wild "
+        "expressions, and how often they assign 'fear' to faces labelled otherwise.",
+        "Expression label, dataset, race x gender where labelled.",
+        "FER2013 PrivateTest, CK+48, JAFFE, CFD expressions.",
+        ethical=(_APPEARANCE, "Facial configurations are not reliable, specific signals of "
+                 "emotion (Barrett et al. 2019); 'fear' detection must not be used to infer "
+                 "a person's state or intent."),
+        headline_metrics=("accuracy", "fear_recall", "fear_false_assignment")),
+    AuditSpec(
+        "05_attribute_audit", "Gender and age estimation by race x gender (Gender Shades "
+        "style)",
+        "Measuring gender-classification error and age error by intersectional group.",
+        "Race x gender (dataset labels); age.",
+        "FairFace val, UTKFace, CFD.",
+        ethical=(_APPEARANCE, _RESEARCH, "Binary gender labels exclude non-binary people."),
+        headline_metrics=("gender_error_by_group", "worst_best_ratio", "age_mae_by_group")),
+    AuditSpec(
+        "06_train_expression", "An expression model trained by facelab",
+        "Training a small expression classifier from scratch for comparison with the fer "
+        "model in the other audits.",
+        "Expression label; dataset.",
+        "FER2013 PrivateTest folder release and CK+48 (subject-disjoint splits).",
+        ethical=(_APPEARANCE,),
+        headline_metrics=("val_accuracy", "history")),
+]}
+
+
+def notebooks_dir() -> Path:
+    """The repository's ``notebooks/`` folder (``$FACELAB_NOTEBOOKS`` overrides)."""
+    value = os.environ.get("FACELAB_NOTEBOOKS")
+    return Path(value) if value else Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def resolve_audits(names: Sequence[str] | None = None) -> list[Path]:
+    """Notebook paths for audit names (``02``, ``02_verification_demographics`` or a
+    unique substring such as ``verification``); all notebooks when ``names`` is empty."""
+    available = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        return available
+    out = []
+    for name in names:
+        hits = [p for p in available if p.stem == name or p.stem.startswith(f"{name}_")
+                or name in p.stem]
+        if len(hits) != 1:
+            known = ", ".join(p.stem for p in available)
+            raise ValueError(f"audit {name!r} matches {len(hits)} notebooks; known: {known}")
+        out.append(hits[0])
+    return out
+
+
+def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = None,
+              results_root: str | Path | None = None, run_id: str | None = None,
+              kernel_name: str = KERNEL_NAME, progress: bool = True,
+              html: bool = True) -> Path:
+    """Execute one notebook into its own run folder and complete the folder.
+
+    Returns the run folder. A failing notebook still gets its executed copy and
+    ``provenance.json`` (status "failed", with the error), then the error is raised.
+    """
+    import papermill as pm
+
+    from facelab.config import results_dir
+    from facelab.report import new_run_id, write_model_card, write_provenance
+
+    notebook = Path(notebook)
+    name = notebook.stem
+    spec = AUDITS.get(name)
+    params = dict(spec.suite_parameters) if spec else {}
+    params.update(parameters or {})
+    run_dir = Path(results_root or results_dir()) / (run_id or new_run_id(name))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    params["output_dir"] = str(run_dir.resolve())
+    out_nb = run_dir / notebook.name
+    started = dt.datetime.now(dt.UTC)
+    env_backend = os.environ.setdefault("MPLBACKEND", "agg")
+    try:
+        pm.execute_notebook(str(notebook), str(out_nb), parameters=params,
+                            kernel_name=kernel_name, language="python", progress_bar=progress,
+                            cwd=str(notebook.parent))
+    except Exception as exc:
+        write_provenance(run_dir, notebook=name, parameters=params, started=started,
+                         finished=dt.datetime.now(dt.UTC), status="failed",
+                         error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    finally:
+        del env_backend
+    write_provenance(run_dir, notebook=name, parameters=params, started=started,
+                     finished=dt.datetime.now(dt.UTC), status="ok")
+    if html:
+        export_html(out_nb, run_dir / f"{name}.html")
+    if spec:
+        write_model_card(run_dir, title=spec.title, intended_use=spec.intended_use,
+                         factors=spec.factors, evaluation_data=spec.evaluation_data,
+                         ethical=spec.ethical, caveats=spec.caveats,
+                         headline_metrics=spec.headline_metrics)
+    return run_dir
+
+
+def run_audits(names: Sequence[str] | None = None, *,
+               parameters: Mapping[str, Any] | None = None,
+               results_root: str | Path | None = None, keep_going: bool = True) -> list[dict]:
+    """Run several audits; returns one status dict per notebook (never stops at the first
+    failure when ``keep_going``)."""
+    rows = []
+    for nb in resolve_audits(names):
+        start = dt.datetime.now(dt.UTC)
+        try:
+            run_dir = run_audit(nb, parameters=parameters, results_root=results_root)
+            rows.append({"audit": nb.stem, "status": "ok", "run_dir": str(run_dir),
+                         "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds()})
+        except Exception as exc:
+            rows.append({"audit": nb.stem, "status": "failed", "error": str(exc)[:500],
+                         "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds()})
+            if not keep_going:
+                raise
+    return rows
+
+
+def export_html(notebook: str | Path, html_path: str | Path) -> Path:
+    """Export an executed notebook to a self-contained HTML page (figures embedded)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    body, _ = HTMLExporter(embed_images=True).from_notebook_node(nb)
+    Path(html_path).write_text(body, encoding="utf-8")
+    return Path(html_path)
