@@ -1,0 +1,1 @@
+"""Speed measurements, each against the plain way, run side by side (`make bench`)."""

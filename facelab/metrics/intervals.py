@@ -1,0 +1,203 @@
+"""Confidence intervals for rates: binomial (Wilson, Clopper-Pearson) and seeded bootstrap.
+
+A rate is a count of events over a number of trials. :class:`RateEstimate` carries all
+three numbers (rate, count, n) with the interval, so no rate is ever shown without the
+count it rests on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binomtest
+
+__all__ = [
+    "RateEstimate",
+    "BinomialMethod",
+    "binomial_ci",
+    "rate_estimate",
+    "format_rate",
+    "bootstrap_ci",
+    "cluster_bootstrap_indices",
+]
+
+BinomialMethod = Literal["wilson", "clopper-pearson"]
+
+_METHOD_LABEL = {"wilson": "Wilson", "clopper-pearson": "Clopper-Pearson"}
+_SCIPY_METHOD = {"wilson": "wilson", "clopper-pearson": "exact"}
+
+_BAD_METHOD = "method must be one of {known}; got {got!r}"
+_BAD_CONFIDENCE = "confidence must be strictly between 0 and 1; got {got!r}"
+_BAD_COUNT = "need 0 <= count <= n; got count={count}, n={n}"
+
+
+def _decimals(reference: float) -> int:
+    """Four decimals, or enough for two significant digits of a value below 1e-3."""
+    if not math.isfinite(reference) or reference == 0 or abs(reference) >= 1e-3:
+        return 4
+    return int(-math.floor(math.log10(abs(reference)))) + 1
+
+
+def format_rate(value: float, decimals: int | None = None) -> str:
+    """Format a rate with four decimals, or two significant digits when it is below 1e-3
+    (so small FMRs do not print as 0.0000)."""
+    if value is None or not math.isfinite(value):
+        return "nan"
+    d = _decimals(value) if decimals is None else decimals
+    return f"{value:.{d}f}"
+
+
+@dataclass(frozen=True)
+class RateEstimate:
+    """A rate with the count it rests on and a confidence interval.
+
+    Attributes
+    ----------
+    rate : float
+        ``count / n`` (NaN when ``n == 0``).
+    count : int
+        Number of events (false matches, false non-matches, errors, ...).
+    n : int
+        Number of trials (comparisons, searches, images).
+    ci_low, ci_high : float
+        Interval bounds at ``confidence``.
+    method : str
+        How the interval was computed ("Wilson", "Clopper-Pearson", "bootstrap ...").
+    name : str
+        What the rate is ("FMR", "FNMR", "FPIR", ...).
+    confidence : float
+        Coverage of the interval, 0.95 by default.
+    threshold : float or None
+        The decision threshold the rate was measured at, when there is one.
+    """
+
+    rate: float
+    count: int
+    n: int
+    ci_low: float
+    ci_high: float
+    method: str
+    name: str = "rate"
+    confidence: float = 0.95
+    threshold: float | None = None
+
+    def __str__(self) -> str:
+        pct = f"{self.confidence * 100:g}%"
+        d = _decimals(self.rate if self.rate else self.ci_high)
+        low, high = format_rate(self.ci_low, d), format_rate(self.ci_high, d)
+        return (
+            f"{self.name} {format_rate(self.rate, d)} ({self.count:,}/{self.n:,}; "
+            f"{pct} CI {low}-{high}, {self.method})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (for ``metrics.json`` and DataFrames)."""
+        return asdict(self)
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(_BAD_CONFIDENCE.format(got=confidence))
+
+
+def binomial_ci(
+    count: int, n: int, *, confidence: float = 0.95, method: BinomialMethod = "wilson"
+) -> tuple[float, float]:
+    """Binomial confidence interval for ``count`` events in ``n`` trials.
+
+    ``"wilson"`` (score interval; good coverage even with few events) or
+    ``"clopper-pearson"`` (exact, conservative: coverage at least ``confidence``).
+    Returns ``(nan, nan)`` when ``n == 0``.
+    """
+    if method not in _SCIPY_METHOD:
+        raise ValueError(_BAD_METHOD.format(known=sorted(_SCIPY_METHOD), got=method))
+    _check_confidence(confidence)
+    count, n = int(count), int(n)
+    if n == 0:
+        return (math.nan, math.nan)
+    if not 0 <= count <= n:
+        raise ValueError(_BAD_COUNT.format(count=count, n=n))
+    ci = binomtest(count, n).proportion_ci(
+        confidence_level=confidence, method=_SCIPY_METHOD[method]
+    )
+    return (float(ci.low), float(ci.high))
+
+
+def rate_estimate(
+    count: int,
+    n: int,
+    *,
+    name: str = "rate",
+    confidence: float = 0.95,
+    method: BinomialMethod = "wilson",
+    threshold: float | None = None,
+) -> RateEstimate:
+    """A :class:`RateEstimate` for ``count`` events in ``n`` trials with a binomial interval."""
+    low, high = binomial_ci(count, n, confidence=confidence, method=method)
+    rate = count / n if n else math.nan
+    return RateEstimate(
+        rate=float(rate),
+        count=int(count),
+        n=int(n),
+        ci_low=low,
+        ci_high=high,
+        method=_METHOD_LABEL[method],
+        name=name,
+        confidence=confidence,
+        threshold=None if threshold is None else float(threshold),
+    )
+
+
+def cluster_bootstrap_indices(
+    clusters: Sequence[Any] | np.ndarray | pd.Series | None,
+    n_rows: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Row indices of one bootstrap resample.
+
+    Without ``clusters``, rows are drawn with replacement. With ``clusters`` (one label per
+    row, e.g. the subject id), whole clusters are drawn with replacement and all their rows
+    kept, so rows sharing a person stay together.
+    """
+    if clusters is None:
+        return rng.integers(0, n_rows, size=n_rows)
+    codes, uniques = pd.factorize(pd.Series(clusters), use_na_sentinel=False)
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    drawn = rng.integers(0, len(uniques), size=len(uniques))
+    pieces = [order[starts[c] : starts[c + 1]] for c in drawn]
+    return np.concatenate(pieces) if pieces else np.empty(0, dtype=int)
+
+
+def bootstrap_ci(
+    statistic: Callable[[np.ndarray], float],
+    n_rows: int,
+    *,
+    clusters: Sequence[Any] | np.ndarray | pd.Series | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    random_state: int | np.random.Generator | None = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(row_indices)``.
+
+    ``statistic`` receives an integer index array into the data (one resample) and returns
+    a number. With ``clusters`` the resampling unit is the cluster (subject), not the row.
+    Resamples on which the statistic is undefined (NaN) are dropped. Seeded: the same
+    ``random_state`` gives the same interval.
+    """
+    _check_confidence(confidence)
+    rng = np.random.default_rng(random_state)
+    values = np.empty(n_boot)
+    for b in range(n_boot):
+        values[b] = statistic(cluster_bootstrap_indices(clusters, n_rows, rng))
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return (math.nan, math.nan)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(values, [alpha, 1 - alpha])
+    return (float(low), float(high))
