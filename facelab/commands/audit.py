@@ -1,4 +1,5 @@
-"""``facelab audit``: execute audit notebooks with papermill into results/<run-id>/."""
+"""``facelab audit [NAME ...] [-p KEY VALUE ...] [-f params.yaml]``: execute audit notebooks
+with papermill into ``results/<run-id>/``."""
 
 from __future__ import annotations
 
@@ -7,27 +8,54 @@ from pathlib import Path
 import typer
 import yaml
 
+USAGE = ("usage: facelab audit [NAME ...] [-p KEY VALUE ...] [-f params.yaml] "
+         "[--results DIR] [--stop-on-failure]")
 
-def audit(
-    names: list[str] = typer.Argument(None, help="Audits to run (e.g. 02 or verification); "
-                                               "all when omitted."),
-    param: list[tuple[str, str]] = typer.Option(
-        None, "-p", "--parameter", help="Notebook parameter: -p NAME VALUE (YAML-parsed)."),
-    params_file: Path = typer.Option(None, "-f", "--parameters-file",
-                                     help="YAML file of parameters."),
-    results: Path = typer.Option(None, "--results", help="Results root (default results/)."),
-    keep_going: bool = typer.Option(True, help="Run the remaining audits after a failure."),
-) -> None:
-    """Run the audit notebooks; each lands in its own results/<run-id>/ folder."""
+
+def parse_audit_args(args: list[str]) -> tuple[list[str], dict, Path | None, bool]:
+    """Split ``facelab audit`` arguments into names, parameters (``-p`` values are YAML:
+    ``-p limit 200``, ``-p target_fmr 1e-4``, ``-p detectors '[yunet, haar]'``), the
+    results root and whether to stop at the first failure."""
+    names, params, results, stop = [], {}, None, False
+    files: list[Path] = []
+    it = iter(args)
+    for arg in it:
+        try:
+            if arg in ("-p", "--parameter"):
+                key, value = next(it), next(it)
+                params[key] = yaml.safe_load(value)
+            elif arg in ("-f", "--parameters-file"):
+                files.append(Path(next(it)))
+            elif arg == "--results":
+                results = Path(next(it))
+            elif arg == "--stop-on-failure":
+                stop = True
+            elif arg.startswith("-"):
+                raise typer.BadParameter(f"unknown option {arg}. {USAGE}")
+            else:
+                names.append(arg)
+        except StopIteration:
+            raise typer.BadParameter(f"{arg} needs a value. {USAGE}") from None
+    merged: dict = {}
+    for f in files:
+        merged.update(yaml.safe_load(f.read_text()) or {})
+    merged.update(params)
+    return names, merged, results, stop
+
+
+def audit(ctx: typer.Context) -> None:
+    """Run the audit notebooks (all when no NAME is given); each lands in its own
+    results/<run-id>/ folder with the executed notebook, HTML, metrics.json, figures,
+    provenance.json and model_card.md.
+
+    NAME may be a number (02), a full stem or a unique part of it (verification).
+    -p KEY VALUE sets a notebook parameter (YAML value); -f FILE reads parameters from YAML.
+    """
     from facelab.audit import run_audits
 
-    parameters: dict = {}
-    if params_file:
-        parameters.update(yaml.safe_load(params_file.read_text()) or {})
-    for key, value in param or []:
-        parameters[key] = yaml.safe_load(value)
+    names, parameters, results, stop = parse_audit_args(list(ctx.args))
     rows = run_audits(names or None, parameters=parameters, results_root=results,
-                      keep_going=keep_going)
+                      keep_going=not stop)
     failed = 0
     for row in rows:
         where = row.get("run_dir") or row.get("error")
@@ -39,4 +67,5 @@ def audit(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("audit")(audit)
+    app.command("audit", context_settings={"allow_extra_args": True,
+                                           "ignore_unknown_options": True})(audit)

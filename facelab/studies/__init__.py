@@ -1,0 +1,1 @@
+"""Study logic behind the audit notebooks: one module per notebook topic."""

@@ -1,0 +1,82 @@
+"""Study logic of ``04_expression_fear``: which models, which labels, who is called afraid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from facelab.datasets import load_dataset
+from facelab.metrics.classification import agreement_by_group, label_rate_by_group
+from facelab.metrics.groups import GroupedMetric
+from facelab.registry import create_model, list_models
+
+__all__ = ["expression_models", "available_datasets", "with_demographics",
+           "false_label_rate", "pairwise_agreement"]
+
+
+def expression_models(names: Sequence[str] | None = None) -> dict[str, object]:
+    """Registered expression models by name: ``names``, or every one registered (the fer
+    model plus any model trained by ``facelab train`` and found under results/models)."""
+    if names is None:
+        names = list(list_models("expression")["name"])
+    return {name: create_model(name, kind="expression") for name in names}
+
+
+def available_datasets(wanted: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ``wanted`` into the datasets present under the data root and a sentence per
+    missing one."""
+    present, missing = [], []
+    for name in wanted:
+        try:
+            load_dataset(name)
+            present.append(name)
+        except (FileNotFoundError, LookupError, ValueError) as exc:
+            missing.append(f"{name}: not found ({exc}); its rows are skipped.")
+    return present, missing
+
+
+def with_demographics(predictions: pd.DataFrame, datasets: Sequence[str]) -> pd.DataFrame:
+    """Add the manifests' ``race`` and ``gender`` labels to per-image predictions
+    (joined on dataset and file; datasets without those labels get NA)."""
+    parts = []
+    for name in datasets:
+        m = load_dataset(name)[["file", "race", "gender"]].assign(test_dataset=name)
+        parts.append(m)
+    labels = pd.concat(parts, ignore_index=True).drop_duplicates(["test_dataset", "file"])
+    return predictions.merge(labels, on=["test_dataset", "file"], how="left")
+
+
+def false_label_rate(predictions: pd.DataFrame, *, label: str = "fear",
+                     by: Sequence[str] = ("race", "gender"), min_count: int = 20,
+                     true_labels: Sequence[str] | None = None,
+                     random_state: int = 0) -> dict[str, GroupedMetric]:
+    """Per model: how often faces labelled otherwise (or only ``true_labels``, e.g.
+    ``["neutral"]``) are given ``label``, by ``by`` groups, with intervals (subjects are
+    resampled where known). Only evaluated rows with all ``by`` labels are used."""
+    out = {}
+    ev = predictions[predictions["status"] == "evaluated"].dropna(subset=list(by))
+    if true_labels is not None:
+        ev = ev[ev["true"].isin(list(true_labels))]
+    for model, block in ev.groupby("model", sort=False):
+        if block.empty:
+            continue
+        subject = "subject" if block["subject"].notna().all() else None
+        out[model] = label_rate_by_group(block, true="true", pred="pred", by=list(by),
+                                         label=label, subject=subject, min_count=min_count,
+                                         random_state=random_state)
+    return out
+
+
+def pairwise_agreement(predictions: pd.DataFrame, a: str, b: str, *,
+                       by: Sequence[str] = ("test_dataset",), min_count: int = 20,
+                       random_state: int = 0) -> GroupedMetric:
+    """Cohen's kappa between models ``a`` and ``b`` on the images both evaluated, by group."""
+    keys = ["test_dataset", "file"]
+    cols = keys + [c for c in by if c not in keys]
+    left = predictions[(predictions["model"] == a) & (predictions["status"] == "evaluated")]
+    right = predictions[(predictions["model"] == b) & (predictions["status"] == "evaluated")]
+    both = left[cols + ["pred"]].merge(right[keys + ["pred"]], on=keys, suffixes=("_a", "_b"))
+    both = both.dropna(subset=list(by))
+    return agreement_by_group(both, a="pred_a", b="pred_b", by=list(by), min_count=min_count,
+                              random_state=random_state)

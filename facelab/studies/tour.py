@@ -1,0 +1,96 @@
+"""Inputs and tables for the ``00_tour`` notebook."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from facelab.analyze import FaceAnalysis
+from facelab.io import load_image
+
+__all__ = ["load_tour_image", "analysis_table", "TourSets", "celeba_tour_sets"]
+
+
+def load_tour_image(path: str | Path | None) -> tuple[np.ndarray, str]:
+    """The photo to analyse: ``path``, or scikit-image's astronaut photo when ``None``."""
+    if path is None:
+        from skimage import data
+
+        return data.astronaut(), "scikit-image astronaut"
+    return load_image(path), Path(path).name
+
+
+def analysis_table(records: list[FaceAnalysis]) -> pd.DataFrame:
+    """One row per face: the analysis fields flattened for display."""
+    rows = []
+    for r in records:
+        d = r.to_dict()
+        row = {"face": d["face_index"], "confidence": d["confidence"],
+               "box": d["box"]}
+        row.update({f"pose_{k}": v for k, v in (d["pose"] or {}).items()})
+        row.update({f"quality_{k}": v for k, v in d["quality"].items()})
+        if d["emotions"]:
+            row["top_expression"] = d["emotions"][0]["type"]
+            row.update({f"expr_{e['type']}": e["confidence"] for e in d["emotions"]})
+        if d["gender"]:
+            row["gender"] = d["gender"]["value"]
+            row["gender_confidence"] = d["gender"]["confidence"]
+        if d["age"]:
+            row["age"] = d["age"]["estimate"]
+            row["age_range"] = f"{d['age']['low']:.0f}-{d['age']['high']:.0f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class TourSets:
+    """Images for the tour's verification and search steps."""
+
+    same_a: object
+    same_b: object
+    other: object
+    subject: str
+    gallery_paths: list
+    gallery_subjects: list
+    note: str
+
+
+def celeba_tour_sets(*, seed: int = 0, gallery_size: int = 20,
+                     root: str | Path | None = None) -> TourSets:
+    """Two photos of one CelebA identity, one of another, and a one-photo-per-identity
+    gallery (``gallery_size`` identities, the probe's identity included, enrolled with a
+    photo other than the probe). Falls back to the astronaut photo when CelebA is absent."""
+    from facelab.datasets import load_dataset
+
+    try:
+        celeba = load_dataset("celeba", root=root)
+    except (FileNotFoundError, LookupError, ValueError) as exc:
+        return _astronaut_sets(f"CelebA not available ({exc}); using the astronaut photo.")
+    rng = np.random.default_rng(seed)
+    counts = celeba.groupby("subject").size()
+    multi = counts[counts >= 3].index.to_numpy()
+    subject = rng.choice(np.sort(multi))
+    own = celeba[celeba.subject == subject].sort_values("path")
+    picks = own.iloc[rng.permutation(len(own))[:3]]
+    others = np.sort(np.setdiff1d(counts.index.to_numpy(), [subject]))
+    chosen = rng.choice(others, size=min(gallery_size - 1, len(others)), replace=False)
+    gallery = [celeba[celeba.subject == s].sort_values("path").iloc[0] for s in chosen]
+    other = gallery[0].path
+    paths = [picks.iloc[2].path] + [g.path for g in gallery]
+    subjects = [str(subject)] + [str(g.subject) for g in gallery]
+    return TourSets(picks.iloc[0].path, picks.iloc[1].path, other, str(subject), paths,
+                    subjects, f"CelebA identity {subject}: {len(own)} photos; gallery of "
+                              f"{len(paths)} identities (seed {seed}).")
+
+
+def _astronaut_sets(note: str) -> TourSets:
+    import cv2
+    from skimage import data
+
+    img = data.astronaut()
+    variant = cv2.resize(img[:, ::-1], (400, 400))
+    other = data.coffee()  # no face: verification reports it clearly
+    return TourSets(img, variant, other, "astronaut", [variant], ["astronaut"], note)

