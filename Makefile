@@ -35,6 +35,7 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-kernel-name facelab -p no:cacheprovider notebooks/
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
