@@ -31,7 +31,12 @@ _LAZY: dict[str, str] = {
     "fmr_at_threshold": "facelab.metrics.biometric",
     "load_dataset": "facelab.datasets",
     "list_datasets": "facelab.datasets",
+    "find_datasets": "facelab.datasets",
+    "load_pairs": "facelab.datasets",
+    "make_pairs": "facelab.protocols",
+    "gallery_probe_split": "facelab.protocols",
     "extract": "facelab.pipeline",
+    "stack_embeddings": "facelab.pipeline",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
