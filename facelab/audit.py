@@ -54,7 +54,9 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
         "FairFace val, UTKFace, CFD (shared data; see data/README.md).",
         ethical=(_RESEARCH,),
         caveats=("Failure to acquire on curated face crops understates in-the-wild rates.",),
-        headline_metrics=("fta_overall", "fta_disparity")),
+        headline_metrics=("fta_overall", "fta_disparity"),
+        suite_parameters={"limit": None, "slow_limit": 600, "degradation_limit": 600,
+                          "degradation_slow_limit": 120, "min_count": 30}),
     AuditSpec(
         "02_verification_demographics", "1:1 verification: demographic differentials",
         "Measuring false match and false non-match rates by group at one global threshold "
@@ -93,7 +95,8 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
         "Race x gender (dataset labels); age.",
         "FairFace val, UTKFace, CFD.",
         ethical=(_APPEARANCE, _RESEARCH, "Binary gender labels exclude non-binary people."),
-        headline_metrics=("gender_error_by_group", "worst_best_ratio", "age_mae_by_group")),
+        headline_metrics=("gender_error_overall", "worst_best_ratio", "age_mae_overall"),
+        suite_parameters={"limit": None, "min_count": 30}),
     AuditSpec(
         "06_train_expression", "An expression model trained by facelab",
         "Training a small expression classifier from scratch for comparison with the fer "

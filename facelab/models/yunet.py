@@ -15,6 +15,8 @@ from facelab.registry import package_file, register_model
 from facelab.types import Face
 
 YUNET_FILE = "models/face_detection_yunet_2023mar_int8bq.onnx"
+#: Smaller inputs are zero-padded (bottom/right) to this side before detection.
+MIN_SIDE = 64
 
 
 class YuNetDetector:
@@ -54,12 +56,21 @@ class YuNetDetector:
         if scale < 1.0:
             bgr = cv2.resize(bgr, (round(w * scale), round(h * scale)),
                              interpolation=cv2.INTER_AREA)
+        if min(bgr.shape[:2]) < MIN_SIDE:
+            # YuNet's output on inputs under ~32 px depends on the sizes it saw before
+            # (NaN boxes, frame-filling boxes): pad to MIN_SIDE, keeping pixel coordinates.
+            pad_h, pad_w = max(0, MIN_SIDE - bgr.shape[0]), max(0, MIN_SIDE - bgr.shape[1])
+            bgr = cv2.copyMakeBorder(bgr, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=0)
         self._net.setInputSize((bgr.shape[1], bgr.shape[0]))
         _, rows = self._net.detect(bgr)
         faces = []
         for row in [] if rows is None else rows:
+            if not np.isfinite(row[:15]).all():
+                continue
             x, y, bw, bh = row[:4] / scale
             box = np.clip([x, y, x + bw, y + bh], 0, [w, h, w, h])
+            if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+                continue
             faces.append(Face(box=box, score=float(np.clip(row[14], 0, 1)),
                               landmarks=row[4:14].reshape(5, 2) / scale, detector=self.name))
         return sorted(faces, key=lambda f: -f.score)

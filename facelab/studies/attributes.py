@@ -1,0 +1,308 @@
+"""Gender and age estimation by race x gender, Gender Shades style (the logic of
+``notebooks/05_attribute_audit``).
+
+A *prediction table* has one row per image: the manifest's labels (``dataset``, ``race``,
+``gender``, ``age`` / ``age_bin``), ``status`` / ``reason`` from detection, and the
+attribute model's outputs ``pred_gender``, ``pred_gender_confidence``, ``pred_p_female``,
+``pred_age`` (see :func:`attribute_predictions`). Error rates are computed on images where
+a face was found and the model answered; failures to acquire are counted separately.
+
+Gender outputs describe **appearance**, not gender identity, and the labels are binary:
+people who are neither "female" nor "male" are not represented (see
+:data:`facelab.types.APPEARANCE_NOTE`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from facelab.metrics.groups import DEFAULT_MIN_COUNT, GroupedMetric, rate_by_group
+from facelab.metrics.intervals import binomial_ci
+
+__all__ = [
+    "ATTRIBUTE_MODEL", "attribute_predictions", "evaluable", "acquisition_summary",
+    "gender_error_by_group",
+    "error_summary", "error_direction", "age_error_by_group", "gender_calibration",
+    "plot_reliability", "attribute_findings",
+]
+
+#: The registered attribute model audited by default.
+ATTRIBUTE_MODEL = "age-gender"
+_GROUPS = ("race", "gender")
+_PRED = ("pred_gender", "pred_gender_confidence", "pred_p_female", "pred_age", "pred_age_low",
+         "pred_age_high")
+
+
+def attribute_predictions(manifests: Mapping[str, pd.DataFrame], *,
+                          model: str = ATTRIBUTE_MODEL, detector: str = "yunet",
+                          progress: bool = True, batch_size: int = 32) -> pd.DataFrame:
+    """Run ``detector`` (largest face) and the attribute ``model`` over every manifest
+    through :func:`facelab.extract` (cached), one row per image.
+
+    Returns the manifests' label columns plus ``status``, ``reason``, ``n_faces`` and the
+    model's outputs (:data:`_PRED` columns, NaN where no face was found), and
+    ``gender_error`` (bool; NA where the image was not evaluated).
+    """
+    from facelab.pipeline import extract
+
+    frames = []
+    for name, manifest in manifests.items():
+        feats = extract(manifest, detector=detector, heads=("attributes",),
+                        models={"attributes": model}, face_policy="largest",
+                        progress=progress, batch_size=batch_size)
+        keep = [c for c in ("dataset", "file", "subject", "race", "race_original", "gender",
+                            "age", "age_bin") if c in feats.columns]
+        out = feats[keep + ["status", "reason", "n_faces"]].copy()
+        out["dataset"] = name
+        for col in _PRED:
+            out[col] = feats[col] if col in feats.columns else np.nan
+        frames.append(out.reset_index(drop=True))
+    if not frames:
+        return pd.DataFrame(columns=["dataset", "race", "gender", "status", *_PRED])
+    preds = pd.concat(frames, ignore_index=True)
+    for col in ("pred_gender_confidence", "pred_p_female", "pred_age", "pred_age_low",
+                "pred_age_high"):
+        preds[col] = pd.to_numeric(preds[col], errors="coerce")
+    preds["pred_gender"] = preds["pred_gender"].astype("string").str.lower()
+    ok = _evaluated_mask(preds)
+    err = pd.array([pd.NA] * len(preds), dtype="boolean")
+    err[ok] = (preds.loc[ok, "pred_gender"] != preds.loc[ok, "gender"]).to_numpy(bool)
+    preds["gender_error"] = err
+    preds.attrs = {"model": model, "detector": detector}
+    return preds
+
+
+def _evaluated_mask(preds: pd.DataFrame) -> np.ndarray:
+    return ((preds["status"] == "ok").fillna(False)
+            & preds["pred_gender"].isin(["female", "male"]).fillna(False)
+            & preds["gender"].isin(["female", "male"]).fillna(False)).to_numpy(bool)
+
+
+def evaluable(preds: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a binary gender label and a gender prediction (face found, model ran)."""
+    return preds[_evaluated_mask(preds)].assign(
+        gender_error=lambda d: d["gender_error"].astype(bool))
+
+
+def acquisition_summary(preds: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset: images, evaluated, failures and the reasons (no face, unreadable, ...)."""
+    rows = []
+    for ds, block in preds.groupby("dataset", sort=False):
+        ok = _evaluated_mask(block)
+        low, high = binomial_ci(int((~ok).sum()), len(block))
+        reasons = block.loc[~ok, "reason"].fillna("no gender prediction").value_counts()
+        rows.append({"dataset": ds, "images": len(block), "evaluated": int(ok.sum()),
+                     "not_evaluated": int((~ok).sum()),
+                     "not_evaluated_rate": float((~ok).mean()) if len(block) else math.nan,
+                     "ci_low": low, "ci_high": high,
+                     "reasons": "; ".join(f"{n} x {r}" for r, n in reasons.items())})
+    return pd.DataFrame(rows)
+
+
+def gender_error_by_group(preds: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
+                          min_count: int = DEFAULT_MIN_COUNT, random_state: int = 0
+                          ) -> dict[str, GroupedMetric]:
+    """Gender classification error rate per dataset and group cell (count, n, Wilson 95%
+    CI, small-cell flag), as ``{dataset: GroupedMetric}`` (see
+    :func:`facelab.metrics.groups.rate_by_group`)."""
+    out = {}
+    ev = evaluable(preds)
+    for ds, block in ev.groupby("dataset", sort=False):
+        out[ds] = rate_by_group(block, event="gender_error", by=list(by),
+                                name="gender error", min_count=min_count,
+                                random_state=random_state)
+    return out
+
+
+def error_summary(metrics: Mapping[str, GroupedMetric]) -> pd.DataFrame:
+    """One row per dataset: overall error (count, n, CI) and the worst and best cells among
+    those that are not small, their ratio (worst / best; inf when the best cell has no
+    error) and difference, and the small cells left out of the comparison."""
+    rows = []
+    for ds, gm in metrics.items():
+        ov, d = gm.overall, gm.disparities()
+        bg = gm.by_group
+        worst = bg.loc[_key(bg, d["group_max"])] if d["group_max"] else None
+        best = bg.loc[_key(bg, d["group_min"])] if d["group_min"] else None
+        rows.append({
+            "dataset": ds, "n": int(ov["n"]), "errors": int(ov["count"]),
+            "error": float(ov["value"]), "ci_low": float(ov["ci_low"]),
+            "ci_high": float(ov["ci_high"]),
+            "worst_cell": d["group_max"], "worst_error": d["max"],
+            "worst_count": None if worst is None else f"{int(worst['count'])}/{int(worst['n'])}",
+            "best_cell": d["group_min"], "best_error": d["min"],
+            "best_count": None if best is None else f"{int(best['count'])}/{int(best['n'])}",
+            "ratio": d["ratio"], "difference": d["difference"],
+            "cells_compared": int(d["n_compared"]), "cells": int(d["n_cells"]),
+            "small_cells_excluded": "; ".join(d["excluded_small_cells"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def _key(by_group: pd.DataFrame, label: str):
+    """Index key of a cell from its ``"a x b"`` label."""
+    for key in by_group.index:
+        text = " x ".join(str(v) for v in key) if isinstance(key, tuple) else str(key)
+        if text == label:
+            return key
+    raise KeyError(label)
+
+
+def error_direction(preds: pd.DataFrame, *, by: Sequence[str] = ("race",)) -> pd.DataFrame:
+    """Which way the errors go, per dataset and group: women labelled men
+    (``female_as_male`` of ``female_n``) and men labelled women (``male_as_female`` of
+    ``male_n``), each with its Wilson 95% CI, and the share of all errors that are women
+    labelled men. ``scope`` is ``"group"`` for a group's row and ``"dataset"`` for the
+    dataset's row (group columns ``"all"``)."""
+    ev = evaluable(preds)
+    rows = []
+    keys = ["dataset", *by]
+    groups = list(ev.groupby(keys, sort=True, observed=True))
+    groups += [((ds, *["all"] * len(by)), b) for ds, b in ev.groupby("dataset", sort=False)]
+    for key, block in groups:
+        f = block[block["gender"] == "female"]
+        m = block[block["gender"] == "male"]
+        kf, km = int((f["pred_gender"] == "male").sum()), int((m["pred_gender"] == "female").sum())
+        fl, fh = binomial_ci(kf, len(f))
+        ml, mh = binomial_ci(km, len(m))
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        row["scope"] = "dataset" if all(row[c] == "all" for c in by) else "group"
+        row.update({
+            "female_n": len(f), "female_as_male": kf,
+            "female_as_male_rate": kf / len(f) if len(f) else math.nan,
+            "female_ci_low": fl, "female_ci_high": fh,
+            "male_n": len(m), "male_as_female": km,
+            "male_as_female_rate": km / len(m) if len(m) else math.nan,
+            "male_ci_low": ml, "male_ci_high": mh,
+            "share_of_errors_women_as_men": kf / (kf + km) if kf + km else math.nan,
+        })
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def age_error_by_group(preds: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
+                       min_count: int = DEFAULT_MIN_COUNT, random_state: int = 0
+                       ) -> dict[str, GroupedMetric]:
+    """Mean absolute age error per dataset and group with a seeded bootstrap 95% CI.
+
+    The truth is ``age`` in years where the dataset gives it (UTKFace), else ``age_bin``
+    (FairFace's "20-29", "more than 70": the error is the distance from the prediction to
+    the bin, 0 inside it; :func:`facelab.metrics.classification.age_error`). Datasets
+    with neither (CFD) are left out.
+    """
+    from facelab.metrics.classification import age_mae_by_group
+
+    out = {}
+    ok = preds[(preds["status"] == "ok").fillna(False) & preds["pred_age"].notna()]
+    for ds, block in ok.groupby("dataset", sort=False):
+        if "age" in block and block["age"].notna().any():
+            block, truth = block[block["age"].notna()], "age"
+        elif "age_bin" in block and block["age_bin"].notna().any():
+            block, truth = block[block["age_bin"].notna()], "age_bin"
+        else:
+            continue
+        block = block.assign(_truth=block[truth].astype(object))
+        gm = age_mae_by_group(block, true="_truth", pred="pred_age", by=list(by),
+                              min_count=min_count, random_state=random_state)
+        out[ds] = GroupedMetric(name=f"age MAE (years; truth: {truth})", by_group=gm.by_group,
+                                overall=gm.overall, min_count=gm.min_count,
+                                confidence=gm.confidence, notes=(f"truth column {truth}",))
+    return out
+
+
+def gender_calibration(preds: pd.DataFrame, *, n_bins: int = 10,
+                       by: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Calibration of the model's P(female) against the dataset label, per dataset (and
+    optional groups): ``(summary, reliability)``. ``summary`` has ``ece``, ``n``; the
+    reliability table has one row per non-empty bin (mean predicted P(female), observed
+    share labelled female with its Wilson CI)."""
+    from facelab.metrics.classification import calibration
+
+    ev = evaluable(preds)
+    ev = ev[ev["pred_p_female"].notna()]
+    keys = ["dataset", *by]
+    summary, tables = [], []
+    for key, block in ev.groupby(keys, sort=False, observed=True):
+        key = key if isinstance(key, tuple) else (key,)
+        cal = calibration((block["gender"] == "female").to_numpy(int),
+                          block["pred_p_female"].to_numpy(float), n_bins=n_bins)
+        labels = dict(zip(keys, key, strict=True))
+        summary.append({**labels, "n": cal.n, "ece": cal.ece})
+        tables.append(cal.table.assign(**labels))
+    rel = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    return pd.DataFrame(summary), rel
+
+
+def plot_reliability(reliability: pd.DataFrame, summary: pd.DataFrame):
+    """Reliability diagram of P(female), one line per dataset, with Wilson intervals and
+    the diagonal of perfect calibration. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.plot([0, 1], [0, 1], ls="--", color="0.6", lw=1, label="perfectly calibrated")
+    for (ds, block), colour in zip(reliability.groupby("dataset", sort=False),
+                                   plt.cm.tab10.colors, strict=False):
+        ece = summary.loc[summary["dataset"] == ds, "ece"].iloc[0]
+        err = np.vstack([block["accuracy"] - block["ci_low"], block["ci_high"] - block["accuracy"]])
+        ax.errorbar(block["confidence"], block["accuracy"], yerr=np.clip(err, 0, None),
+                    marker="o", ms=3, capsize=2, lw=1.2, color=colour,
+                    label=f"{ds} (ECE {ece:.3f})")
+    ax.set_xlabel("predicted P(female) (bin mean)")
+    ax.set_ylabel("share labelled female")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    ax.set_title("Calibration of the gender output", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def attribute_findings(summary: pd.DataFrame, direction: pd.DataFrame,
+                       age: Mapping[str, GroupedMetric], calibration: pd.DataFrame | None,
+                       model: str) -> pd.DataFrame:
+    """The notebook's findings table: per dataset the overall gender error, the worst and
+    best race x gender cells and their ratio, the direction of errors, the age MAE and the
+    calibration error; each with value, count and 95% CI."""
+    how = f"{model}'s own decision (P(female) >= 0.5 means female); not tuned here"
+    rows = []
+    for _, r in summary.iterrows():
+        rows.append({"finding": f"gender error, {r.dataset} (all evaluated faces)",
+                     "value": r.error, "count": f"{r.errors}/{r.n}",
+                     "95% CI": f"{r.ci_low:.3f}-{r.ci_high:.3f}", "threshold": how})
+        if isinstance(r.worst_cell, str):
+            rows.append({"finding": f"worst cell {r.dataset}: {r.worst_cell}",
+                         "value": r.worst_error, "count": r.worst_count, "95% CI": "",
+                         "threshold": how})
+            rows.append({"finding": f"best cell {r.dataset}: {r.best_cell}",
+                         "value": r.best_error, "count": r.best_count, "95% CI": "",
+                         "threshold": how})
+            rows.append({"finding": f"worst/best ratio {r.dataset} ({r.cells_compared} cells "
+                                    "with n >= min_count)",
+                         "value": r.ratio, "count": "", "95% CI": "", "threshold": how})
+    for _, r in direction[direction["scope"] == "dataset"].iterrows():
+        rows.append({"finding": f"women labelled men, {r.dataset}",
+                     "value": r.female_as_male_rate,
+                     "count": f"{r.female_as_male}/{r.female_n}",
+                     "95% CI": f"{r.female_ci_low:.3f}-{r.female_ci_high:.3f}",
+                     "threshold": how})
+        rows.append({"finding": f"men labelled women, {r.dataset}",
+                     "value": r.male_as_female_rate,
+                     "count": f"{r.male_as_female}/{r.male_n}",
+                     "95% CI": f"{r.male_ci_low:.3f}-{r.male_ci_high:.3f}",
+                     "threshold": how})
+    for ds, gm in age.items():
+        ov = gm.overall
+        rows.append({"finding": f"age MAE (years), {ds}", "value": float(ov["value"]),
+                     "count": f"n={int(ov['n'])}",
+                     "95% CI": f"{ov['ci_low']:.2f}-{ov['ci_high']:.2f}",
+                     "threshold": gm.notes[0] if gm.notes else ""})
+    if calibration is not None:
+        for _, r in calibration.iterrows():
+            rows.append({"finding": f"gender calibration error (ECE), {r.dataset}",
+                         "value": r.ece, "count": f"n={r.n}", "95% CI": "",
+                         "threshold": "10 equal-width bins of P(female)"})
+    return pd.DataFrame(rows)

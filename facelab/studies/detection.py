@@ -1,0 +1,619 @@
+"""Detection reliability: failure to acquire (FTA) by group, agreement between detectors,
+and detection under image degradation (the logic of ``notebooks/01_detection_reliability``).
+
+A *detection record* is one row per (dataset, image, detector): ``found`` (at least one
+face), ``fta`` (not found, or the image could not be read: ISO/IEC 19795-1 failure to
+acquire), ``reason``, ``n_faces``, the largest face's ``box`` and ``score``, and the
+manifest's group columns. Every detector runs at its registered default settings
+(:func:`detector_settings` lists them). Detection goes through :func:`facelab.extract`,
+so reruns read the on-disk cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from facelab.metrics.groups import DEFAULT_MIN_COUNT, GroupedMetric, rate_by_group
+from facelab.metrics.intervals import binomial_ci
+
+__all__ = [
+    "AUDIT_DATASETS", "SLOW_DETECTORS", "DEFAULT_SEVERITIES", "IOU_SAME_FACE",
+    "balanced_sample", "load_audit_datasets", "detector_settings", "detection_records",
+    "fta_by_group", "fta_summary", "fta_reasons", "detector_agreement", "box_iou",
+    "degradation_records", "degradation_curves", "plot_fta_heatmap", "plot_agreement",
+    "plot_severity_curves",
+    "detection_findings",
+]
+
+#: Demographically labelled datasets the detection and attribute audits use.
+AUDIT_DATASETS: tuple[str, ...] = ("fairface", "utkface", "cfd")
+#: Detectors that take >= ~50 ms per small image on one CPU core: run on fewer images.
+SLOW_DETECTORS: tuple[str, ...] = ("mtcnn", "dlib-hog")
+#: Severity ladders (level 1, 2, ...) for perturbations of
+#: :data:`facelab.robustness.PERTURBATIONS`: downscale factor of each side, Gaussian blur
+#: sigma as a fraction of the longer image side, brightness multiplier, JPEG quality.
+#: They go further than the robustness suite's three levels so that the curves reach
+#: the point where detectors fail.
+DEFAULT_SEVERITIES: dict[str, tuple[float, ...]] = {
+    "downscale": (0.5, 0.25, 0.2, 0.15),
+    "blur": (0.01, 0.02, 0.04, 0.08),
+    "brightness": (0.5, 0.25, 0.1, 0.05),
+    "jpeg": (20, 10, 5, 2),
+}
+#: A perturbed image keeps "the same face" when a detection overlaps the clean face this much.
+IOU_SAME_FACE = 0.5
+#: Reason recorded when a detector returned only a box that is not finite or has no area.
+INVALID_BOX = "detector returned an invalid box (not finite or empty): counted as no face"
+_GROUPS = ("race", "gender")
+
+
+# --------------------------------------------------------------------------- data
+def balanced_sample(manifest: pd.DataFrame, limit: int | None, *,
+                    by: Sequence[str] = _GROUPS, seed: int = 0) -> pd.DataFrame:
+    """Up to ``limit`` rows, spread as evenly as possible over the ``by`` cells.
+
+    Rows are shuffled within each cell (seeded) and then taken round-robin across cells,
+    so every prefix of the result is as balanced as the data allow and a smaller limit
+    gives a subset of a larger one (slow detectors run on a prefix of the same sample).
+    Rows with a missing group label are dropped. ``limit=None`` keeps every labelled row
+    (in the same interleaved order).
+    """
+    cols = [c for c in by if c in manifest.columns]
+    df = manifest.dropna(subset=cols) if cols else manifest
+    rng = np.random.default_rng(seed)
+    key = rng.permutation(len(df))
+    order = pd.DataFrame({"key": key}, index=df.index)
+    if cols:
+        order["rank"] = (order.groupby([df[c] for c in cols], observed=True)["key"]
+                         .rank(method="first").astype(int))
+    else:
+        order["rank"] = 0
+    order = order.sort_values(["rank", "key"])
+    out = df.loc[order.index]
+    if limit is not None:
+        out = out.head(int(limit))
+    return out
+
+
+def load_audit_datasets(datasets: Sequence[str] = AUDIT_DATASETS, *, limit: int | None = None,
+                        seed: int = 0, root: Any = None, by: Sequence[str] = _GROUPS,
+                        splits: Mapping[str, str] | None = None
+                        ) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Load the datasets that exist, each cut to a balanced sample of ``limit`` images.
+
+    Returns ``({name: manifest}, notes)``: ``notes`` holds one plain sentence per dataset
+    that is missing or could not be read (it is skipped, never an error), and per dataset
+    whose labels had malformed entries. FairFace uses its ``val`` split unless ``splits``
+    says otherwise.
+    """
+    from facelab.config import data_root
+    from facelab.datasets import DatasetNotFoundError, load_dataset, malformed
+
+    splits = {"fairface": "val", **dict(splits or {})}
+    out: dict[str, pd.DataFrame] = {}
+    notes: list[str] = []
+    for name in datasets:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                df = load_dataset(name, root, split=splits.get(name))
+        except DatasetNotFoundError:
+            notes.append(f"{name} not found under {data_root(root)}: skipping its rows.")
+            continue
+        except Exception as exc:  # a broken dataset must not stop the audit
+            notes.append(f"{name} could not be read ({type(exc).__name__}: {exc}): skipping.")
+            continue
+        bad = malformed(df)
+        if len(bad):
+            notes.append(f"{name}: {len(bad)} malformed entries skipped "
+                         f"({'; '.join(bad['reason'].unique()[:3])}).")
+        sample = balanced_sample(df, limit, by=by, seed=seed)
+        sample.attrs = dict(df.attrs)
+        sample.attrs["images_available"] = int(len(df))
+        out[name] = sample
+    return out, notes
+
+
+def detector_settings(detectors: Sequence[str]) -> pd.DataFrame:
+    """Each detector's registered default settings (score threshold and friends): how the
+    decision threshold of every detector in the study was set."""
+    from facelab.registry import create_model, model_spec
+
+    rows = []
+    for name in detectors:
+        model = create_model(name)
+        opts = {k: v for k, v in vars(model).items()
+                if not k.startswith("_") and k not in ("spec", "name")}
+        thr = opts.get("score_threshold", opts.get("adjust_threshold"))
+        rows.append({"detector": name, "score_threshold": thr,
+                     "how": "registered default of the model (not tuned on these data)",
+                     "options": ", ".join(f"{k}={v}" for k, v in opts.items()),
+                     "description": model_spec(name, "detector").description})
+    return pd.DataFrame(rows).set_index("detector")
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run torch models (MTCNN) on one thread: on a loaded 2-core machine torch's default
+    intra-op threads spin against each other (measured 2.5 s vs 0.12 s per image)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _limit_for(detector: str, n: int, slow_limit: int | None,
+               slow: Sequence[str]) -> int:
+    if detector in slow and slow_limit is not None:
+        return min(n, int(slow_limit))
+    return n
+
+
+def _meta(manifest: pd.DataFrame) -> pd.DataFrame:
+    keep = [c for c in ("dataset", "file", "subject", "race", "race_original", "gender",
+                        "age", "age_bin", "expression") if c in manifest.columns]
+    return manifest[keep]
+
+
+def detection_records(manifests: Mapping[str, pd.DataFrame], detectors: Sequence[str], *,
+                      slow_limit: int | None = None, slow: Sequence[str] = SLOW_DETECTORS,
+                      progress: bool = True, batch_size: int = 32) -> pd.DataFrame:
+    """Run every detector over every manifest (largest face per image), one row per
+    (dataset, image, detector).
+
+    Parameters
+    ----------
+    manifests
+        ``{dataset name: manifest}`` (e.g. from :func:`load_audit_datasets`).
+    detectors
+        Registered detector names, each at its default settings.
+    slow_limit
+        Detectors in ``slow`` run on the first ``slow_limit`` rows of each manifest only
+        (a balanced prefix when the manifest comes from :func:`balanced_sample`).
+
+    Returns
+    -------
+    DataFrame
+        ``dataset, image, detector, found, fta, reason, n_faces, score, box, image_width,
+        image_height`` plus the manifest's label columns (race, gender, ...).
+    """
+    from facelab.pipeline import extract
+
+    frames = []
+    for name, manifest in manifests.items():
+        for det in detectors:
+            sub = manifest.head(_limit_for(det, len(manifest), slow_limit, slow))
+            if len(sub) == 0:
+                continue
+            with _one_torch_thread():
+                feats = extract(sub, detector=det, heads=(), face_policy="all",
+                                progress=progress, batch_size=batch_size)
+            rec = _meta(sub).copy()
+            rec["dataset"] = name
+            rec["image"] = sub.index.to_numpy()
+            rec["detector"] = det
+            rec = rec.reset_index(drop=True)
+            rec = pd.concat([rec, _largest_valid(feats, sub.index)], axis=1)
+            frames.append(rec)
+    if not frames:
+        return pd.DataFrame(columns=["dataset", "image", "detector", "found", "fta", "reason"])
+    out = pd.concat(frames, ignore_index=True)
+    first = ["dataset", "image", "detector", "found", "fta", "reason", "n_faces", "score"]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+def _largest_valid(feats: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """Per manifest row (in ``index`` order), from ``face_policy="all"`` features: found,
+    fta, reason, n_faces (valid boxes), the largest valid box and its score, image size."""
+    rows = []
+    for label, block in feats.groupby("image_index", sort=False):
+        ok = block[(block["status"] == "ok").fillna(False)]
+        boxes = [(np.asarray(b, float), sc) for b, sc in zip(ok["box"], ok["score"],
+                                                             strict=True) if _valid_box(b)]
+        first = block.iloc[0]
+        reason = first["reason"]
+        if len(ok) and not boxes:
+            reason = INVALID_BOX
+        big = max(boxes, key=lambda p: (p[0][2] - p[0][0]) * (p[0][3] - p[0][1]),
+                  default=(None, np.nan))
+        rows.append({"image": label, "found": bool(boxes), "fta": not boxes,
+                     "reason": pd.NA if boxes else reason, "n_faces": len(boxes),
+                     "score": float(big[1]), "box": big[0],
+                     "image_width": first["image_width"], "image_height": first["image_height"]})
+    out = pd.DataFrame(rows).set_index("image").reindex(index)
+    return out.reset_index(drop=True)
+
+
+def _valid_box(box: Any) -> bool:
+    """A usable box: four finite coordinates and a positive area (YuNet can return a NaN
+    box with score 1 for images of a few dozen pixels)."""
+    if box is None:
+        return False
+    b = np.asarray(box, float).ravel()
+    return b.size == 4 and bool(np.isfinite(b).all()) and b[2] > b[0] and b[3] > b[1]
+
+
+# --------------------------------------------------------------------------- FTA by group
+def _grouped_long(gm: GroupedMetric, keys: Mapping[str, Any]) -> pd.DataFrame:
+    bg = gm.by_group.reset_index()
+    for k, v in reversed(list(keys.items())):
+        bg.insert(0, k, v)
+    return bg
+
+
+def fta_by_group(records: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
+                 min_count: int = DEFAULT_MIN_COUNT, random_state: int = 0
+                 ) -> pd.DataFrame:
+    """FTA rate per (dataset, detector) and group cell, with count, n, Wilson 95% CI and
+    the small-cell flag (:func:`facelab.metrics.groups.rate_by_group`; images are
+    independent, one per person as far as the labels tell)."""
+    out = []
+    for (ds, det), block in records.groupby(["dataset", "detector"], sort=False):
+        gm = rate_by_group(block, event="fta", by=list(by), name="FTA", min_count=min_count,
+                           random_state=random_state)
+        out.append(_grouped_long(gm, {"dataset": ds, "detector": det}))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def fta_summary(records: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
+                min_count: int = DEFAULT_MIN_COUNT, random_state: int = 0) -> pd.DataFrame:
+    """One row per (dataset, detector): overall FTA with count, n and Wilson CI, and the
+    spread over group cells that are not small (``n >= min_count``): worst and best cell,
+    their rates, ``ratio`` (worst / best; inf when the best is 0, NaN when both are 0),
+    ``difference`` and the excluded small cells."""
+    rows = []
+    for (ds, det), block in records.groupby(["dataset", "detector"], sort=False):
+        gm = rate_by_group(block, event="fta", by=list(by), name="FTA", min_count=min_count,
+                           random_state=random_state)
+        ov, disp = gm.overall, gm.disparities()
+        rows.append({
+            "dataset": ds, "detector": det, "n": int(ov["n"]), "fta_count": int(ov["count"]),
+            "fta": float(ov["value"]), "ci_low": float(ov["ci_low"]),
+            "ci_high": float(ov["ci_high"]), "method": ov["method"],
+            "worst_cell": disp["group_max"], "worst_fta": disp["max"],
+            "best_cell": disp["group_min"], "best_fta": disp["min"],
+            "ratio": disp["ratio"], "difference": disp["difference"],
+            "cells_compared": int(disp["n_compared"]), "cells": int(disp["n_cells"]),
+            "small_cells_excluded": "; ".join(disp["excluded_small_cells"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def fta_reasons(records: pd.DataFrame) -> pd.DataFrame:
+    """Why acquisitions failed: count per (dataset, detector, reason)."""
+    fail = records[records["fta"]]
+    if fail.empty:
+        return pd.DataFrame(columns=["dataset", "detector", "reason", "count"])
+    return (fail.groupby(["dataset", "detector", "reason"], dropna=False).size()
+            .rename("count").reset_index())
+
+
+# --------------------------------------------------------------------------- agreement
+def box_iou(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """Intersection over union of two ``[x1, y1, x2, y2]`` boxes (NaN if either is None)."""
+    if a is None or b is None:
+        return math.nan
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def detector_agreement(records: pd.DataFrame, *, iou_same: float = IOU_SAME_FACE
+                       ) -> pd.DataFrame:
+    """Pairwise agreement of detectors on the images both ran on, per dataset.
+
+    Columns: ``dataset, detector_a, detector_b, n, both, only_a, only_b, neither``,
+    ``agreement`` (share of images where both found a face or both did not) with its
+    Wilson ``ci_low``/``ci_high``, ``kappa`` (Cohen's kappa on found / not found; NaN when
+    a detector found faces everywhere or nowhere), ``median_iou`` of the two largest boxes
+    where both found one, and ``same_face`` (share of those with IoU >= ``iou_same``).
+    Detectors draw boxes differently (Haar and dlib tight, MTCNN and YuNet looser), so a
+    modest IoU can be a convention, not a miss.
+    """
+    from facelab.metrics.classification import cohen_kappa
+
+    rows = []
+    for ds, block in records.groupby("dataset", sort=False):
+        wide = block.pivot(index="image", columns="detector", values=["found", "box"])
+        dets = list(dict.fromkeys(block["detector"]))
+        for a, b in itertools.combinations(dets, 2):
+            both_ran = wide["found"][[a, b]].dropna()
+            fa = both_ran[a].astype(bool).to_numpy()
+            fb = both_ran[b].astype(bool).to_numpy()
+            n = len(fa)
+            if n == 0:
+                continue
+            agree = int((fa == fb).sum())
+            low, high = binomial_ci(agree, n)
+            constant = len(set(fa.tolist())) == 1 and len(set(fb.tolist())) == 1
+            kappa = math.nan if constant else cohen_kappa(fa, fb)
+            both_idx = both_ran.index[fa & fb]
+            ious = np.array([box_iou(wide.loc[i, ("box", a)], wide.loc[i, ("box", b)])
+                             for i in both_idx], float)
+            rows.append({
+                "dataset": ds, "detector_a": a, "detector_b": b, "n": n,
+                "both": int((fa & fb).sum()), "only_a": int((fa & ~fb).sum()),
+                "only_b": int((~fa & fb).sum()), "neither": int((~fa & ~fb).sum()),
+                "agreement": agree / n, "ci_low": low, "ci_high": high,
+                "kappa": float(kappa),
+                "median_iou": float(np.median(ious)) if ious.size else math.nan,
+                "same_face": float((ious >= iou_same).mean()) if ious.size else math.nan,
+            })
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- degradation
+def degradation_records(manifest: pd.DataFrame, detectors: Sequence[str], *,
+                        severities: Mapping[str, Sequence[float]] | None = None,
+                        slow_limit: int | None = None,
+                        slow: Sequence[str] = SLOW_DETECTORS, seed: int = 0,
+                        progress: bool = False, batch_size: int = 32) -> pd.DataFrame:
+    """Detection on degraded copies of each image, per detector, perturbation and level.
+
+    ``severities`` maps a perturbation of :data:`facelab.robustness.PERTURBATIONS` to its
+    parameters for levels 1, 2, ... (default :data:`DEFAULT_SEVERITIES`); each is applied
+    with that perturbation's own function (noise seeded with ``seed`` + image position).
+    Level 0 is the clean image.
+    Perturbed images go through :func:`facelab.extract` as pixel arrays, so they are cached
+    by content like files.
+
+    Returns one row per (image, detector, perturbation, level): ``found`` (any face),
+    ``fta``, ``lost`` (the clean image had a face but no detection in the degraded image
+    overlaps it with IoU >= :data:`IOU_SAME_FACE`, boxes scaled with the image; NA when
+    the clean image had none), ``param`` and the manifest's label columns. An image that
+    cannot be read gets ``fta`` True at every level with the reason.
+    """
+    from facelab.io import ImageError, load_image
+    from facelab.pipeline import extract
+    from facelab.robustness import PERTURBATIONS
+
+    severities = dict(DEFAULT_SEVERITIES if severities is None else severities)
+    perturbations = list(severities)
+    known = [p for p, v in PERTURBATIONS.items() if p != "none" and not v.needs_landmarks]
+    unknown = [p for p in perturbations if p not in known]
+    if unknown:
+        raise ValueError(f"perturbations {unknown} not usable here (occlusions need a "
+                         f"detector's landmarks); use any of {known}")
+    meta = _meta(manifest).reset_index(drop=True)
+    meta["image"] = manifest.index.to_numpy()
+    images: list[np.ndarray | None] = []
+    errors: list[str | None] = []
+    for path in manifest["path"]:
+        try:
+            images.append(load_image(path))
+            errors.append(None)
+        except ImageError as exc:
+            images.append(None)
+            errors.append(f"ImageError: {exc.reason}")
+
+    def run(det: str, pixels: list[np.ndarray | None]) -> list[list[np.ndarray]]:
+        """All boxes per image (empty list: no face or unreadable)."""
+        k = _limit_for(det, len(pixels), slow_limit, slow)
+        frame = pd.DataFrame({"pixels": pd.Series(pixels[:k], dtype=object)})
+        with _one_torch_thread():
+            feats = extract(frame, detector=det, heads=(), face_policy="all",
+                            progress=progress, batch_size=batch_size)
+        boxes: list[list[np.ndarray]] = [[] for _ in range(k)]
+        for pos, status, box in zip(feats["image_index"], feats["status"], feats["box"],
+                                    strict=True):
+            if status == "ok" and _valid_box(box):
+                boxes[int(pos)].append(np.asarray(box, float))
+        return boxes
+
+    rows = []
+    clean: dict[str, list[list[np.ndarray]]] = {}
+    for det in detectors:
+        clean[det] = run(det, images)
+    plan = [(None, 0, None)] + [(p, lv + 1, param) for p in perturbations
+                                for lv, param in enumerate(severities[p])]
+    for pert, level, param in plan:
+        if pert is None:
+            degraded = images
+        else:
+            apply = PERTURBATIONS[pert].apply
+            degraded = [None if im is None else
+                        apply(im, param, np.random.default_rng(seed + i), None)
+                        for i, im in enumerate(images)]
+        for det in detectors:
+            found_boxes = clean[det] if pert is None else run(det, degraded)
+            for i, boxes in enumerate(found_boxes):
+                ref = clean[det][i]
+                lost: Any = pd.NA
+                if ref and images[i] is not None:
+                    big = max(ref, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+                    sy = degraded[i].shape[0] / images[i].shape[0]
+                    sx = degraded[i].shape[1] / images[i].shape[1]
+                    scaled = big * np.array([sx, sy, sx, sy])
+                    best = max((box_iou(scaled, b) for b in boxes), default=0.0)
+                    lost = bool(best < IOU_SAME_FACE)
+                rows.append({"image_pos": i, "detector": det,
+                             "perturbation": "clean" if pert is None else pert,
+                             "level": level, "param": param, "found": bool(boxes),
+                             "fta": not boxes, "lost": lost,
+                             "reason": errors[i] or (pd.NA if boxes else "no face detected")})
+    rec = pd.DataFrame(rows)
+    rec["lost"] = rec["lost"].astype("boolean")
+    rec = rec.join(meta, on="image_pos").drop(columns="image_pos")
+    # the clean level belongs to every perturbation's curve
+    clean_rows = rec[rec["perturbation"] == "clean"]
+    rec = pd.concat([clean_rows.assign(perturbation=p) for p in perturbations]
+                    + [rec[rec["perturbation"] != "clean"]], ignore_index=True)
+    rec.attrs = {"seed": seed, "severities": {k: list(v) for k, v in severities.items()}}
+    return rec
+
+
+def degradation_curves(records: pd.DataFrame, *, by: Sequence[str] = (),
+                       event: str = "fta", min_count: int = DEFAULT_MIN_COUNT
+                       ) -> pd.DataFrame:
+    """Rate of ``event`` (``"fta"`` or ``"lost"``) per detector, perturbation, level and
+    optional group columns, with count, n and Wilson 95% CI (rows with NA ``event`` are
+    left out: ``lost`` is only defined where the clean image had a face)."""
+    data = records[records[event].notna()].copy()
+    data[event] = data[event].astype(bool)
+    keys = ["detector", "perturbation", "level", *by]
+    gm = rate_by_group(data, event=event, by=keys, name=event, min_count=min_count)
+    out = gm.by_group.reset_index()
+    params = (records.drop_duplicates(["perturbation", "level"])
+              .set_index(["perturbation", "level"])["param"])
+    out["param"] = [params.get((p, lv)) for p, lv in zip(out["perturbation"], out["level"],
+                                                         strict=True)]
+    return out
+
+
+# --------------------------------------------------------------------------- figures
+def plot_fta_heatmap(table: pd.DataFrame, dataset: str, *, ax=None):
+    """FTA per race x gender cell (rows) and detector (columns) for one dataset, from
+    :func:`fta_by_group`; each cell shows the rate and ``count/n`` (small cells in
+    italics). Returns the Axes."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    t = table[table["dataset"] == dataset].copy()
+    t["cell"] = t["race"].astype(str) + " x " + t["gender"].astype(str)
+    rate = t.pivot(index="cell", columns="detector", values="value")
+    cols = list(dict.fromkeys(t["detector"]))
+    rate = rate[cols]
+    text = t.assign(txt=[f"{v:.2f}\n{int(c)}/{int(n)}" for v, c, n in
+                         zip(t["value"], t["count"], t["n"], strict=True)]
+                    ).pivot(index="cell", columns="detector", values="txt")[cols]
+    small = t.pivot(index="cell", columns="detector", values="small_cell")[cols]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.3 * len(cols) + 2.5, 0.42 * len(rate) + 1.4))
+    sns.heatmap(rate, annot=text.to_numpy(), fmt="", cmap="rocket_r", vmin=0,
+                vmax=max(0.05, float(np.nanmax(rate.to_numpy()))), ax=ax,
+                annot_kws={"fontsize": 7}, cbar_kws={"label": "failure-to-acquire rate"})
+    for (r, c), is_small in np.ndenumerate(small.to_numpy()):
+        if is_small:
+            ax.texts[r * len(cols) + c].set_fontstyle("italic")
+    ax.set_title(f"{dataset}: failure to acquire by race x gender (italic: n < small-cell "
+                 "limit)", fontsize=9)
+    ax.set_xlabel("detector (default settings)")
+    ax.set_ylabel("")
+    return ax
+
+
+def plot_agreement(agreement: pd.DataFrame, *, value: str = "agreement"):
+    """Detector x detector heatmaps of ``value`` (``"agreement"`` or ``"kappa"``) from
+    :func:`detector_agreement`, one panel per dataset. Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    names = list(dict.fromkeys(agreement["dataset"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4.0), squeeze=False)
+    for ax, ds in zip(axes[0], names, strict=True):
+        block = agreement[agreement["dataset"] == ds]
+        dets = list(dict.fromkeys([*block["detector_a"], *block["detector_b"]]))
+        pos = {d: i for i, d in enumerate(dets)}
+        arr = np.full((len(dets), len(dets)), np.nan)
+        for _, r in block.iterrows():
+            arr[pos[r.detector_a], pos[r.detector_b]] = r[value]
+            arr[pos[r.detector_b], pos[r.detector_a]] = r[value]
+        if value == "agreement":
+            np.fill_diagonal(arr, 1.0)
+        mat = pd.DataFrame(arr, index=dets, columns=dets)
+        sns.heatmap(mat, annot=True, fmt=".2f", vmin=0 if value == "agreement" else -1,
+                    vmax=1, cmap="viridis", ax=ax, cbar=ax is axes[0][-1],
+                    annot_kws={"fontsize": 7})
+        ax.set_title(f"{ds}: {value} on face found (n up to {int(block['n'].max())})",
+                     fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_severity_curves(curves: pd.DataFrame, *, hue: str = "detector", title: str = "",
+                         ylabel: str = "failure-to-acquire rate"):
+    """One panel per perturbation: rate against severity level (0 = clean) with Wilson
+    intervals, one line per value of ``hue``. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    perts = list(dict.fromkeys(curves["perturbation"]))
+    fig, axes = plt.subplots(1, len(perts), figsize=(3.0 * len(perts) + 0.5, 3.3),
+                             sharey=True, squeeze=False)
+    hues = list(dict.fromkeys(curves[hue]))
+    colours = dict(zip(hues, plt.cm.tab10.colors, strict=False))
+    for ax, pert in zip(axes[0], perts, strict=True):
+        block = curves[curves["perturbation"] == pert]
+        for j, (h, g) in enumerate(block.groupby(hue, sort=False)):
+            g = g.sort_values("level")
+            x = g["level"].to_numpy(float) + (j - (len(hues) - 1) / 2) * 0.05
+            val = g["value"].to_numpy(float)
+            err = np.vstack([val - g["ci_low"].to_numpy(float),
+                             g["ci_high"].to_numpy(float) - val])
+            ax.errorbar(x, val, yerr=np.clip(err, 0, None), marker="o", ms=3, lw=1.2,
+                        capsize=2, color=colours[h], label=str(h))
+        lv = block.drop_duplicates("level").sort_values("level")
+        ax.set_xticks(lv["level"].to_numpy(float))
+        ax.set_xticklabels(["clean" if int(v) == 0 else f"{v}\n{p:g}"
+                            for v, p in zip(lv["level"], lv["param"].fillna(0), strict=True)],
+                           fontsize=7)
+        ax.set_title(pert, fontsize=9)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 7), fontsize=8,
+               frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig
+
+
+# --------------------------------------------------------------------------- findings
+def _ci_text(low: float, high: float) -> str:
+    return f"{low:.3f}-{high:.3f}"
+
+
+def detection_findings(summary: pd.DataFrame, agreement: pd.DataFrame,
+                       curves: pd.DataFrame | None, settings: pd.DataFrame) -> pd.DataFrame:
+    """The notebook's findings table: overall FTA and worst/best cell per dataset and
+    detector, the least and most agreeing detector pairs, and FTA at the worst severity of
+    each degradation, each with value, count, 95% CI and how the threshold was set."""
+    rows = []
+    for _, r in summary.iterrows():
+        how = f"detector default (score threshold {settings.loc[r.detector, 'score_threshold']})"
+        rows.append({"finding": f"FTA {r.dataset}, {r.detector}", "value": r.fta,
+                     "count": f"{r.fta_count}/{r.n}", "95% CI": _ci_text(r.ci_low, r.ci_high),
+                     "threshold": how})
+        if isinstance(r.worst_cell, str):
+            rows.append({"finding": f"FTA worst/best cell {r.dataset}, {r.detector}: "
+                                    f"{r.worst_cell} vs {r.best_cell}",
+                         "value": r.ratio, "count": f"{r.cells_compared} cells (n >= 30)",
+                         "95% CI": f"{r.worst_fta:.3f} vs {r.best_fta:.3f}",
+                         "threshold": how})
+    if agreement is not None and len(agreement):
+        for label, row in (("lowest", agreement.loc[agreement["agreement"].idxmin()]),
+                           ("highest", agreement.loc[agreement["agreement"].idxmax()])):
+            rows.append({"finding": f"{label} detector agreement ({row.dataset}): "
+                                    f"{row.detector_a} vs {row.detector_b}",
+                         "value": row.agreement,
+                         "count": f"{int(row.both + row.neither)}/{int(row.n)}",
+                         "95% CI": _ci_text(row.ci_low, row.ci_high),
+                         "threshold": "detector defaults"})
+    if curves is not None and len(curves):
+        top = curves[curves["level"] == curves["level"].max()]
+        for _, r in top.iterrows():
+            rows.append({"finding": f"FTA under {r.perturbation} level {r.level} "
+                                    f"({r.param:g}), {r.detector}",
+                         "value": r.value, "count": f"{int(r['count'])}/{int(r.n)}",
+                         "95% CI": _ci_text(r.ci_low, r.ci_high),
+                         "threshold": "detector default"})
+    return pd.DataFrame(rows)

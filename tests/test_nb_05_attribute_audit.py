@@ -1,0 +1,47 @@
+"""05_attribute_audit: gender error by race x gender with intervals and the worst/best ratio,
+error direction, age MAE and calibration are recorded."""
+
+import math
+
+import pytest
+from nbrun import run_notebook
+
+pytestmark = pytest.mark.slow
+
+
+def test_05_attribute_audit(tmp_path, data_root):
+    params = {"limit": 60, "datasets": ["fairface", "utkface", "cfd"], "min_count": 5}
+    run, values = run_notebook("05_attribute_audit", params, tmp_path, data_root)
+    assert values["n_images"] == {"fairface": 60, "utkface": 60, "cfd": 60}
+    acq = {r["dataset"]: r for r in values["acquisition"]}
+    for ds, r in acq.items():
+        assert r["evaluated"] + r["not_evaluated"] == r["images"] == 60
+        assert r["evaluated"] >= 45, f"{ds}: too few faces scored"
+    summary = {r["dataset"]: r for r in values["gender_error_summary"]}
+    assert set(summary) == {"fairface", "utkface", "cfd"}
+    for ds, r in summary.items():
+        assert r["n"] == acq[ds]["evaluated"] and 0 <= r["errors"] <= r["n"]
+        assert 0 <= r["ci_low"] <= r["error"] <= r["ci_high"] <= 1
+        assert r["error"] < 0.5, f"{ds}: a gender model should beat chance"
+        assert r["ratio"] is None or r["ratio"] >= 1  # None: inf / undefined in JSON
+        if r["worst_cell"] is not None:
+            assert r["worst_error"] >= r["best_error"]
+    # cells add up to the scored faces; every estimate inside its interval
+    for ds in summary:
+        cells = [c for c in values["gender_error_by_group"]
+                 if c["dataset"] == ds and c["race"] != "overall"]
+        assert sum(c["n"] for c in cells) == summary[ds]["n"]
+        assert sum(c["count"] for c in cells) == summary[ds]["errors"]
+        for c in cells:
+            assert c["ci_low"] <= c["value"] <= c["ci_high"]
+    # error direction: women labelled men + men labelled women = all errors
+    for r in values["error_direction"]:
+        if r["scope"] == "dataset":
+            assert r["female_as_male"] + r["male_as_female"] == summary[r["dataset"]]["errors"]
+    # age: UTKFace in years and FairFace bins; CFD has no ages
+    mae = values["age_mae_overall"]
+    assert set(mae) == {"fairface", "utkface"}
+    assert 0 < mae["utkface"] < 25 and 0 <= mae["fairface"] < 25
+    for r in values["calibration"]:
+        assert 0 <= r["ece"] <= 1 and not math.isnan(r["ece"])
+    assert any(f["finding"].startswith("worst/best ratio") for f in values["findings"])
