@@ -58,8 +58,9 @@ def align_face(image: np.ndarray, face: Face, size: int = 112, *, margin: float 
     if face.landmarks is None:
         crop = box_crop(image, face, size, margin=margin)
     else:
-        tform = SimilarityTransform()
-        if not tform.estimate(face.landmarks.astype(np.float64), template_points(size, margin)):
+        tform = SimilarityTransform.from_estimate(face.landmarks.astype(np.float64),
+                                                  template_points(size, margin))
+        if not tform:  # a FailedEstimation (degenerate landmarks) is falsy
             crop = box_crop(image, face, size, margin=margin)
         else:
             crop = cv2.warpAffine(image, tform.params[:2], (size, size),

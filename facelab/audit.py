@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,6 +206,9 @@ def export_html(notebook: str | Path, html_path: str | Path) -> Path:
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)
-    body, _ = HTMLExporter(embed_images=True).from_notebook_node(nb)
+    with warnings.catch_warnings():
+        # scrapbook's recorded values have no HTML form; they stay in the .ipynb
+        warnings.filterwarnings("ignore", message="Your element with mimetype")
+        body, _ = HTMLExporter(embed_images=True).from_notebook_node(nb)
     Path(html_path).write_text(body, encoding="utf-8")
     return Path(html_path)

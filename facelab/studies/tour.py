@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facelab.analyze import FaceAnalysis
+from facelab.analysis import FaceAnalysis
 from facelab.io import load_image
 
 __all__ = ["load_tour_image", "analysis_table", "TourSets", "celeba_tour_sets"]
