@@ -12,7 +12,7 @@ Synthetic, seeded, L2-normalised 128-d float32 galleries (no face data needed):
 For each gallery size: exact batched (100 queries per matrix product), exact single
 queries, and the approximate index (build time, per-query time in batches of 100, and
 recall@k against exact search). Writes ``benchmarks/results/search.md`` and the same table
-between the ``bench-search`` markers of ``docs/models_matching.md``.
+between the ``bench-search`` markers of ``docs/models.md``.
 
 Usage::
 
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from facelab.ann import FaissIndex, exact_search, recall_at_k, synthetic_embeddings  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "search.md"
-DOC = ROOT / "docs" / "models_matching.md"
+DOC = ROOT / "docs" / "models.md"
 MARK_BEGIN, MARK_END = "<!-- bench-search:begin -->", "<!-- bench-search:end -->"
 DIM = 128
 TEMPLATES_PER_ID = 4

@@ -15,7 +15,7 @@ Usage::
         [--impostors N] [--seed S] [--no-write]
 
 Writes the table between the ``<!-- eval-verification -->`` markers of
-``docs/models_matching.md`` (unless ``--no-write``) and prints it.
+``docs/models.md`` (unless ``--no-write``) and prints it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "models_matching.md"
+DOC = ROOT / "docs" / "models.md"
 MARK_BEGIN, MARK_END = "<!-- eval-verification:begin -->", "<!-- eval-verification:end -->"
 MODELS = ("sface", "dlib_resnet")
 

@@ -10,7 +10,7 @@ Scores follow facelab's similarity convention (higher = more alike):
 ``block_bytes`` of scores at a time and keeping a running top-k, so a 1M-vector gallery
 needs no (queries x gallery) matrix. :class:`FaissIndex` wraps faiss's HNSW
 (``IndexHNSWFlat``) and IVF (``IndexIVFFlat``) indexes for large galleries; see
-``docs/models_matching.md`` for which one ``index="auto"`` picks and the measured recall.
+``docs/models.md`` for which one ``index="auto"`` picks and the measured recall.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reproduce the figures in docs/models_expression_attributes.md.
+"""Reproduce the figures in docs/models.md.
 
 Usage (from the repo root, FACELAB_DATA set)::
 

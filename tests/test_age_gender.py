@@ -113,7 +113,7 @@ def test_fairface_gender_accuracy(model, yunet, data_root):
     for g, part in found.groupby("true"):
         print("  ", rate_estimate(int((part.pred == g).sum()), len(part), name=f"{g} accuracy"))
     assert no_face <= 0.02 * FAIRFACE_SAMPLE
-    assert acc.rate >= 0.80  # full val set: see docs/models_expression_attributes.md
+    assert acc.rate >= 0.80  # full val set: see docs/models.md
     assert set(found.pred) == {"female", "male"}
 
 

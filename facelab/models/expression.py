@@ -32,7 +32,7 @@ FER_TFLITE = "data/emotion_model_quantized.tflite"
 FER_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 #: Context added around the ArcFace-template alignment. FER2013's crops turned out tight
 #: (eye distance about 0.37 of the image width); margin 0 gave the best accuracy over
-#: re-aligned FER2013, CK+48, JAFFE and CFD (study in ``docs/models_expression_attributes.md``).
+#: re-aligned FER2013, CK+48, JAFFE and CFD (study in ``docs/models.md``).
 FER_MARGIN = 0.0
 INPUT_SIZE = 64
 
