@@ -18,6 +18,9 @@ __all__ = ["AuditSpec", "AUDITS", "notebooks_dir", "resolve_audits", "run_audit"
            "export_html"]
 
 KERNEL_NAME = "facelab"
+#: Audits that produce something others use run first when several are run together
+#: (06 trains the expression model that 04 compares with the fer model).
+RUN_FIRST: tuple[str, ...] = ("06_train_expression",)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,8 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
         "Expression label; dataset.",
         "FER2013 PrivateTest folder release and CK+48 (subject-disjoint splits).",
         ethical=(_APPEARANCE,),
-        headline_metrics=("val_accuracy", "history")),
+        headline_metrics=("val_accuracy", "test_accuracy", "test_fear_recall"),
+        suite_parameters={"limit": None, "epochs": 30, "compare_limit": 300}),
 ]}
 
 
@@ -154,6 +158,8 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     run_dir = Path(results_root or results_dir()) / (run_id or new_run_id(name))
     run_dir.mkdir(parents=True, exist_ok=True)
     params["output_dir"] = str(run_dir.resolve())
+    # the kernel runs inside notebooks/: give it absolute results and cache locations
+    os.environ.setdefault("FACELAB_RESULTS", str(Path(results_dir()).resolve()))
     out_nb = run_dir / notebook.name
     started = dt.datetime.now(dt.UTC)
     env_backend = os.environ.setdefault("MPLBACKEND", "agg")
@@ -186,7 +192,8 @@ def run_audits(names: Sequence[str] | None = None, *,
     """Run several audits; returns one status dict per notebook (never stops at the first
     failure when ``keep_going``)."""
     rows = []
-    for nb in resolve_audits(names):
+    notebooks = sorted(resolve_audits(names), key=lambda p: p.stem not in RUN_FIRST)
+    for nb in notebooks:
         start = dt.datetime.now(dt.UTC)
         try:
             run_dir = run_audit(nb, parameters=parameters, results_root=results_root)

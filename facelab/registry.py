@@ -53,8 +53,17 @@ class ModelSpec:
     default: bool = False
 
     def weight_paths(self) -> list[Path]:
-        """Absolute paths of the weight files inside the installed package."""
-        return [package_file(self.package, w) for w in self.weights if not w.startswith("<")]
+        """Absolute paths of the weight files: inside the installed package, or the file
+        itself for models trained by facelab (registered as ``"</absolute/path>"``)."""
+        paths = []
+        for w in self.weights:
+            if w.startswith("<") and w.endswith(">"):
+                inner = Path(w[1:-1])
+                if inner.is_absolute() and inner.is_file():
+                    paths.append(inner)
+            else:
+                paths.append(package_file(self.package, w))
+        return paths
 
     def as_row(self) -> dict:
         row = asdict(self)
