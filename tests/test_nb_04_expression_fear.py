@@ -7,7 +7,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_04_expression_fear(tmp_path, data_root):
-    params = {"limit": 60, "datasets": ["fer2013", "cfd"], "models": ["fer-mini-xception"]}
+    params = {"limit": 60, "datasets": ["fer2013", "cfd"], "models": ["fer-mini-xception"],
+              "robustness_limit": 10}
     run, values = run_notebook("04_expression_fear", params, tmp_path, data_root)
     acc = values["accuracy"]
     assert set(acc) == {"fer-mini-xception/fer2013", "fer-mini-xception/cfd"}
@@ -20,3 +21,8 @@ def test_04_expression_fear(tmp_path, data_root):
         if r["test_dataset"] != "overall":
             assert 0 <= r["value"] <= 1 and r["count"] <= r["n"]
     assert any("fear recall" in f["finding"] for f in values["findings"])
+    change = values["expression_change_at_level3"]
+    control = [r for r in values["expression_robustness"] if r["perturbation"] == "none"]
+    assert control and all(r["rate"] == 0.0 for r in control)  # the control never changes
+    assert set(change) >= {"blur", "jpeg", "occlude_mouth"}
+    assert all(0 <= v <= 1 for v in change.values())
