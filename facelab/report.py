@@ -117,6 +117,8 @@ class Recorder:
             return
         import scrapbook as sb
 
+        if isinstance(value, str):
+            encoder = "text"  # scrapbook's json encoder would try to parse a str as JSON
         try:
             sb.glue(name, value, encoder=encoder)
         except Exception:  # noqa: BLE001 - outside a kernel there is nothing to glue to

@@ -29,6 +29,7 @@ def _tiny_notebook(path):
         "rec.model('yunet', role='detector')\n"
         "rec.manifest('toy', pd.DataFrame({'path': ['a', 'b'], 'label': [1, 2]}))\n"
         "rec.metric('scaled', scale * 21)\n"
+        "rec.metric('label', 'a string')\n"
         "rec.table('tbl', pd.DataFrame({'group': ['x', 'y'], 'rate': [0.1, 0.2]}))\n"
         "fig, ax = plt.subplots()\n"
         "ax.plot([0, 1], [0, scale])\n"
@@ -63,6 +64,7 @@ def test_run_audit_writes_a_complete_run_folder(tiny_nb, tmp_path):
     assert prov["packages"]["numpy"] != "not installed"
     scraps = sb.read_notebook(str(run / "99_tiny.ipynb")).scraps
     assert scraps["scaled"].data == 63.0
+    assert scraps["label"].data == "a string"
 
 
 @pytest.mark.slow
