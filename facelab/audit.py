@@ -71,7 +71,8 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
                  "group; the operator chooses who bears the errors."),
         caveats=("FairFace and CFD have one image per person: only impostor (FMR) analysis "
                  "is possible there.",),
-        headline_metrics=("threshold", "fmr_by_group", "fnmr_overall")),
+        headline_metrics=("threshold", "fmr_by_group", "fnmr_overall"),
+        suite_parameters={"limit": None}),
     AuditSpec(
         "03_one_to_many_search", "1:N search: false matches at permissive and strict "
         "thresholds (the ACLU test, rebuilt)",
@@ -81,7 +82,8 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
         "Galleries and probes built from the shared data (see the notebook).",
         ethical=(_RESEARCH, "False matches in 1:N search can direct suspicion at innocent "
                  "people; human review is not a guarantee."),
-        headline_metrics=("operating_points", "fpir_by_gallery_size")),
+        headline_metrics=("operating_points", "fpir_by_gallery_size"),
+        suite_parameters={"limit": None, "n_probes": 2000}),
     AuditSpec(
         "04_expression_fear", "Expression classification, with fear singled out",
         "Measuring how accurately expression classifiers label posed and in-the-wild "

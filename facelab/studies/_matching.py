@@ -1,0 +1,246 @@
+"""Shared inputs of the matching studies (``02_verification_demographics`` and
+``03_one_to_many_search``): dataset manifests with a cap per dataset, group labels, and
+cached embeddings from :func:`facelab.extract`.
+
+Manifests returned here carry a unique string index ``"<dataset>:<file>"`` so rows of
+several datasets can be pooled and a features table lines up with its manifest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["DatasetNotes", "parse_dataset", "balanced_sample", "load_manifests",
+           "group_labels", "Embeddings", "extract_embeddings", "failure_table",
+           "UNLABELLED"]
+
+#: Group label of rows without demographic labels (e.g. CelebA).
+UNLABELLED = "unlabelled"
+
+
+@dataclass(frozen=True)
+class DatasetNotes:
+    """What :func:`load_manifests` found: one row per requested dataset."""
+
+    table: pd.DataFrame
+
+    @property
+    def missing(self) -> list[str]:
+        """Names of the requested datasets that were not found."""
+        return self.table.loc[~self.table["found"], "dataset"].tolist()
+
+    def sentences(self) -> list[str]:
+        """Plain sentences, one per dataset, for the notebook."""
+        return self.table["note"].tolist()
+
+
+def parse_dataset(spec: str) -> tuple[str, str | None]:
+    """``"fairface:val"`` -> ``("fairface", "val")``; ``"cfd"`` -> ``("cfd", None)``."""
+    name, _, split = spec.partition(":")
+    return name, (split or None)
+
+
+def balanced_sample(df: pd.DataFrame, limit: int | None, by: Sequence[str],
+                    seed: int = 0) -> pd.DataFrame:
+    """At most ``limit`` rows, spread as evenly as possible over the cells of ``by``.
+
+    Rows are shuffled with ``seed``; then cells contribute their first row, their second
+    row, ... in turn (round robin), so small cells are kept whole and large cells are cut.
+    Rows with a missing ``by`` value form their own cell. ``limit=None`` keeps every row.
+    The original row order is kept.
+    """
+    if limit is None or limit >= len(df):
+        return df
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0 or None; got {limit}")
+    rng = np.random.default_rng(seed)
+    shuffled = df.iloc[rng.permutation(len(df))]
+    cols = [c for c in by if c in shuffled.columns]
+    if cols:
+        keys = shuffled[cols].astype("string").fillna("<NA>").agg("|".join, axis=1)
+        rank = keys.groupby(keys, sort=False).cumcount().to_numpy()
+    else:
+        rank = np.zeros(len(shuffled), dtype=int)
+    order = np.lexsort((np.arange(len(shuffled)), rank))[:limit]
+    keep = shuffled.index[order]
+    return df.loc[df.index.isin(keep)]
+
+
+def group_labels(df: pd.DataFrame, by: Sequence[str]) -> pd.Series:
+    """One text label per row joining the ``by`` columns (``"Black female"``);
+    :data:`UNLABELLED` where any of them is missing."""
+    cols = list(by)
+    values = df[cols].astype("string")
+    out = values.fillna("").agg(" ".join, axis=1).str.strip()
+    out[values.isna().any(axis=1)] = UNLABELLED
+    return out.astype(str)
+
+
+def load_manifests(datasets: Sequence[str], *, limit: int | None = None, seed: int = 0,
+                   by: Sequence[str] = ("race", "gender"), root: str | os.PathLike | None = None,
+                   default_splits: dict[str, str] | None = None
+                   ) -> tuple[pd.DataFrame, DatasetNotes]:
+    """Load and pool datasets, at most ``limit`` images each, balanced over ``by``.
+
+    Parameters
+    ----------
+    datasets
+        Names, optionally with a split: ``"fairface:val"``, ``"cfd"``, ``"celeba"``.
+    limit
+        Cap on images per dataset (``None``: all). Datasets with identities but no
+        demographic labels (CelebA) are balanced over ``subject`` instead, which keeps
+        several images per identity.
+    by
+        Group columns used for balancing and for the ``group`` label column.
+    default_splits
+        Split used when a name has none (default ``{"fairface": "val"}``).
+
+    Returns
+    -------
+    manifest, notes
+        Pooled manifest with index ``"<dataset>:<file>"`` and extra columns ``source``
+        (the requested spec) and ``group``; notes say, per dataset, whether it was found,
+        how many images it holds and how many were used.
+    """
+    from facelab.config import DataRootError, data_root
+    from facelab.datasets import DatasetNotFoundError, load_dataset
+
+    splits = {"fairface": "val", **(default_splits or {})}
+    frames, rows = [], []
+    try:
+        base = data_root(root)
+    except DataRootError as exc:
+        base, root_error = None, str(exc)
+    else:
+        root_error = ""
+    for spec in datasets:
+        name, split = parse_dataset(spec)
+        split = split or splits.get(name)
+        label = f"{name}:{split}" if split else name
+        if base is None:
+            rows.append({"dataset": label, "found": False, "images": 0, "used": 0,
+                         "note": f"{label}: no data root ({root_error}); skipping its rows."})
+            continue
+        try:
+            df = load_dataset(name, root=base, split=split)
+        except (DatasetNotFoundError, FileNotFoundError, ValueError) as exc:
+            rows.append({"dataset": label, "found": False, "images": 0, "used": 0,
+                         "note": f"{label} not found under {base}: skipping its rows ({exc})."})
+            continue
+        labelled = df[list(by)].notna().all(axis=1).any() if set(by) <= set(df.columns) \
+            else False
+        balance = list(by) if labelled else ["subject"]
+        used = balanced_sample(df, limit, balance, seed)
+        used = used.copy()
+        used.index = pd.Index([f"{name}:{f}" for f in used["file"]], name="image")
+        used["source"] = label
+        used["group"] = group_labels(used, by) if labelled else UNLABELLED
+        frames.append(used)
+        rows.append({"dataset": label, "found": True, "images": len(df), "used": len(used),
+                     "note": f"{label}: {len(used):,} of {len(df):,} images used"
+                             + (f" (limit {limit}, balanced over {' x '.join(balance)})"
+                                if limit is not None and len(used) < len(df) else "")
+                             + "."})
+    manifest = pd.concat(frames) if frames else pd.DataFrame(
+        columns=["dataset", "file", "path", "subject", "source", "group"])
+    return manifest, DatasetNotes(pd.DataFrame(rows))
+
+
+@dataclass
+class Embeddings:
+    """Embeddings of a manifest's rows by one embedder.
+
+    Attributes
+    ----------
+    model : str
+        Embedder name.
+    features : DataFrame
+        The :func:`facelab.extract` features table (same index as the manifest).
+    matrix : ndarray
+        ``(n_rows, dim)`` float32; NaN rows where no face was acquired.
+    ok : ndarray
+        ``(n_rows,)`` bool: an embedding exists.
+    """
+
+    model: str
+    features: pd.DataFrame
+    matrix: np.ndarray
+    ok: np.ndarray
+
+    @property
+    def index(self) -> pd.Index:
+        return self.features.index
+
+    def positions(self, labels: Sequence) -> np.ndarray:
+        """Row positions of manifest index labels."""
+        return self.features.index.get_indexer(pd.Index(labels))
+
+    @property
+    def metric(self) -> str:
+        """``"cosine"`` or ``"euclidean"`` (the embedder's)."""
+        from facelab.match import get_embedder
+
+        return get_embedder(self.model).metric
+
+    def similarity(self, a: np.ndarray, b: np.ndarray, *, matrix: bool = False) -> np.ndarray:
+        """The embedder's similarity (higher = more alike) of matching rows of ``a`` and
+        ``b``, or (``matrix=True``) of every row of ``a`` with every row of ``b``.
+
+        Cosine (dot product of L2-normalised rows) or ``1 - Euclidean distance``, as in
+        :mod:`facelab.models._embedding`, but computed in float64 from the differences
+        (no ``|a|^2 + |b|^2 - 2ab`` shortcut) and rounded to float32, so the row-wise and
+        the matrix path give the *same* number for the same pair: a threshold placed on one
+        pair's score then counts that pair identically everywhere.
+        """
+        a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+        b = np.atleast_2d(np.asarray(b, dtype=np.float64))
+        if self.metric == "cosine":
+            a = a / np.linalg.norm(a, axis=1, keepdims=True)
+            b = b / np.linalg.norm(b, axis=1, keepdims=True)
+            out = a @ b.T if matrix else np.einsum("ij,ij->i", a, b)
+        elif matrix:
+            out = np.empty((len(a), len(b)))
+            step = max(1, (8 << 20) // max(1, len(b) * a.shape[1]))
+            for s in range(0, len(a), step):
+                d = a[s:s + step, None, :] - b[None, :, :]
+                out[s:s + step] = 1.0 - np.sqrt(np.einsum("ijk,ijk->ij", d, d))
+        else:
+            d = a - b
+            out = 1.0 - np.sqrt(np.einsum("ij,ij->i", d, d))
+        return out.astype(np.float32)
+
+
+def extract_embeddings(manifest: pd.DataFrame, model: str, *, detector: str = "yunet",
+                       progress: bool = True, batch_size: int = 32) -> Embeddings:
+    """Largest-face embeddings of every manifest row with :func:`facelab.extract` (cached
+    on disk, so a rerun only reads them back). Failures stay rows (``ok`` False)."""
+    from facelab.pipeline import extract, stack_embeddings
+
+    feats = extract(manifest, detector=detector, heads=("embedding",),
+                    models={"embedding": model}, progress=progress, batch_size=batch_size)
+    matrix = stack_embeddings(feats)
+    ok = (feats["status"] == "ok").to_numpy(dtype=bool) & np.isfinite(matrix).all(axis=1)
+    return Embeddings(model=model, features=feats, matrix=matrix, ok=ok)
+
+
+def failure_table(embeddings: dict[str, Embeddings], by: str = "source") -> pd.DataFrame:
+    """Failures to acquire (no face, unreadable image) per embedder and ``by`` value, with
+    a Wilson interval: these images take no part in any comparison."""
+    from facelab.metrics.intervals import binomial_ci
+
+    rows = []
+    for model, e in embeddings.items():
+        f = e.features.assign(failed=~e.ok)
+        for key, part in f.groupby(by, sort=True):
+            k, n = int(part["failed"].sum()), len(part)
+            low, high = binomial_ci(k, n)
+            reasons = part.loc[part["failed"], "reason"].astype(str).value_counts()
+            rows.append({"embedder": model, by: key, "images": n, "failed": k,
+                         "fta": k / n if n else np.nan, "ci_low": low, "ci_high": high,
+                         "reasons": "; ".join(f"{r} ({c})" for r, c in reasons.items())})
+    return pd.DataFrame(rows)
