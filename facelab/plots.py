@@ -125,7 +125,9 @@ def plot_det(
             else {"all": curves}
         )
     ax = _axes(ax, (6, 5))
-    palette = sns.color_palette(n_colors=max(1, len(curves)))
+    n_curves = max(1, len(curves))
+    # distinct colours for every curve: the default palette repeats after 10
+    palette = sns.color_palette("tab20" if n_curves > 10 else None, n_colors=n_curves)
     t = None if threshold is None else float(threshold)
     for color, (name, det) in zip(palette, curves.items(), strict=False):
         need = ["threshold", "fmr", "fnmr"]

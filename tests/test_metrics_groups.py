@@ -182,3 +182,21 @@ def test_demographic_differentials_seeded_and_errors():
     fixed = demographic_differentials(pairs, threshold=2.0)
     assert "given as 2" in fixed.threshold.how
     assert math.isnan(fixed.threshold.target_fmr)
+
+
+def test_differentials_without_genuine_pairs_report_fmr_and_missing_fnmr():
+    import numpy as np
+    import pandas as pd
+
+    from facelab.metrics.groups import demographic_differentials
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    ga = rng.choice(["x", "y"], n)
+    pairs = pd.DataFrame({"score": rng.normal(0, 1, n), "same": False, "group_a": ga,
+                          "group_b": ga})
+    res = demographic_differentials(pairs, target_fmr=1e-2)
+    assert res.fnmr is None
+    assert res.by_group["fnmr"].isna().all()
+    assert res.by_group["fmr"].between(0, 0.05).all()
+    assert res.threshold.achieved_fmr <= 1e-2

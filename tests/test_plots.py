@@ -98,3 +98,17 @@ def test_confusion_heatmap():
     assert len(ax.texts) == 9
     assert "0.5\n1" in [t.get_text() for t in ax.texts]
     assert ax.collections[0].get_array().max() == 1.0
+
+
+def test_det_curves_get_distinct_colours_beyond_ten_groups():
+    import numpy as np
+    from matplotlib.colors import to_hex
+
+    from facelab.metrics.biometric import det_curve
+    from facelab.plots import plot_det
+
+    rng = np.random.default_rng(0)
+    curves = {f"g{i}": det_curve(rng.normal(2, 1, 200), rng.normal(0, 1, 400)) for i in range(12)}
+    ax = plot_det(curves)
+    colours = {to_hex(line.get_color()) for line in ax.get_lines() if line.get_label() in curves}
+    assert len(colours) == 12

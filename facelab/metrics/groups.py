@@ -449,7 +449,8 @@ class Differentials:
         ``fmr_ci_high``, ``fmr_method``, ``fmr_ratio``, ``fmr_small_cell`` and the same
         for ``fnmr``. FMR uses same-group impostor pairs (both people in the group),
         FNMR genuine pairs of the group. Ratios are to the reference group's rate (or to
-        the rate over everyone when there is no reference group).
+        the rate over everyone when there is no reference group). Without genuine pairs
+        the FNMR columns are missing values and ``fnmr`` is None.
     cross : DataFrame
         Long form of the cross-group impostor FMR: ``group_a`` (probe), ``group_b``
         (candidate), ``fmr``, ``count``, ``n``, ``ci_low``, ``ci_high``.
@@ -461,7 +462,7 @@ class Differentials:
     cross: pd.DataFrame
     reference: str
     fmr: GroupedMetric
-    fnmr: GroupedMetric
+    fnmr: GroupedMetric | None
 
     @property
     def fmr_matrix(self) -> pd.DataFrame:
@@ -525,7 +526,6 @@ def demographic_differentials(
     df["same"] = _bool_column(df, "same")
     has_subj = "subject_a" in df.columns
     imp = df[~df["same"]]
-    gen = df[df["same"]]
     groups = sorted(pd.unique(pd.concat([df["group_a"], df["group_b"]])).tolist(), key=str)
     same_group_imp = imp[imp["group_a"] == imp["group_b"]]
     ref_label = "everyone" if reference_group is None else f"group {reference_group}"
@@ -567,13 +567,20 @@ def demographic_differentials(
     sg = df[~df["same"] & (df["group_a"] == df["group_b"])]
     fmr = rate_by_group(sg.rename(columns={"group_a": "group"}), event="false_match",
                         by="group", name="FMR", **opts)
-    fnmr = rate_by_group(df[df["same"]].rename(columns={"group_a": "group"}),
-                         event="false_nonmatch", by="group", name="FNMR", **opts)
+    # Without genuine pairs (one image per person, e.g. FairFace or CFD) FNMR is not
+    # measurable: it is reported as missing, and FMR is still computed.
+    fnmr = (rate_by_group(df[df["same"]].rename(columns={"group_a": "group"}),
+                          event="false_nonmatch", by="group", name="FNMR", **opts)
+            if df["same"].any() else None)
     overall_fmr = rate_by_group(df[~df["same"]].assign(group="everyone"),
                                 event="false_match", by="group", name="FMR", **opts)
 
-    def block(gm: GroupedMetric, prefix: str, ref_value: float) -> pd.DataFrame:
-        bg = gm.by_group.reindex(groups)
+    def block(gm: GroupedMetric | None, prefix: str, ref_value: float) -> pd.DataFrame:
+        if gm is None:
+            cols = ["value", "count", "n", "ci_low", "ci_high", "method", "small_cell"]
+            bg = pd.DataFrame(math.nan, index=pd.Index(groups), columns=cols)
+        else:
+            bg = gm.by_group.reindex(groups)
         out = pd.DataFrame(index=pd.Index(groups, name="group"))
         out[prefix] = bg["value"]
         out[f"{prefix}_count"] = bg["count"]
@@ -588,7 +595,7 @@ def demographic_differentials(
 
     if reference_group is None:
         ref_fmr = float(overall_fmr.overall["value"])
-        ref_fnmr = float(fnmr.overall["value"]) if len(gen) else math.nan
+        ref_fnmr = float(fnmr.overall["value"]) if fnmr is not None else math.nan
     else:
         if reference_group not in fmr.by_group.index:
             raise ValueError(
@@ -597,7 +604,7 @@ def demographic_differentials(
         ref_fmr = float(fmr.by_group.loc[reference_group, "value"])
         ref_fnmr = (
             float(fnmr.by_group.loc[reference_group, "value"])
-            if reference_group in fnmr.by_group.index
+            if fnmr is not None and reference_group in fnmr.by_group.index
             else math.nan
         )
     by_group = pd.concat([block(fmr, "fmr", ref_fmr), block(fnmr, "fnmr", ref_fnmr)], axis=1)
