@@ -12,6 +12,7 @@ always *higher = more alike*, and a pair is declared the same person when
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,7 +73,7 @@ def euclidean_similarity(a: np.ndarray, b: np.ndarray, *, matrix: bool = False) 
     return distance_to_similarity(np.linalg.norm(a - b, axis=-1))
 
 
-class BaseEmbedder:
+class BaseEmbedder(ABC):
     """Shared behaviour; subclasses set the class attributes and implement ``_crops`` and
     ``_embed_crops``."""
 
@@ -84,11 +85,13 @@ class BaseEmbedder:
     threshold_source: str = ""
 
     # -- to implement ---------------------------------------------------------------
+    @abstractmethod
     def _crops(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-        raise NotImplementedError
+        """Aligned crops of ``faces`` in the model's input format."""
 
+    @abstractmethod
     def _embed_crops(self, crops: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """``(n, dim)`` float32 embeddings of aligned crops."""
 
     # -- public ---------------------------------------------------------------------
     def align(self, image, faces: Sequence[Face]) -> np.ndarray:
