@@ -93,7 +93,8 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
         ethical=(_APPEARANCE, "Facial configurations are not reliable, specific signals of "
                  "emotion (Barrett et al. 2019); 'fear' detection must not be used to infer "
                  "a person's state or intent."),
-        headline_metrics=("accuracy", "fear_recall", "fear_false_assignment")),
+        headline_metrics=("accuracy", "fear_recall", "fear_false_assignment"),
+        suite_parameters={"limit": None, "robustness_limit": 120}),
     AuditSpec(
         "05_attribute_audit", "Gender and age estimation by race x gender (Gender Shades "
         "style)",
