@@ -102,8 +102,8 @@ def markdown(df: pd.DataFrame, seconds: float) -> str:
         f"(power-law spectrum, {TEMPLATES_PER_ID} templates per identity, mated probes), "
         "`uniform` = uniform on the sphere (no structure: the worst case for any approximate "
         "index). Times are wall-clock per query on this machine "
-        f"({platform.machine()}, 2 shared cores; other jobs were running, so absolute times "
-        "are noisy and the ratios measured in the same run are the robust numbers). Exact "
+        f"({platform.machine()}, 2 cores; absolute times vary with machine load, the ratios "
+        "measured in the same run are the robust numbers). Exact "
         "batched = 100 queries per float32 matrix product; single = one query at a time. "
         "Recall@k = share of the exact top-k returned by the index.",
         "",
