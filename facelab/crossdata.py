@@ -122,17 +122,14 @@ def cross_dataset_predictions(models: Mapping[str, object], datasets: Sequence[s
         ``failed_acquire``, ``excluded_label`` or ``excluded_training``, plus one
         ``p_<label>`` column per model label.
     """
-    from facelab.datasets import load_dataset
     from facelab.registry import create_model
+    from facelab.train.data import expression_manifest
 
     detector = create_model("yunet")
     frames = []
     for dataset in datasets:
-        manifest = load_dataset(dataset, root=root)
-        manifest = manifest[manifest["expression"].notna()]
-        if limit is not None and len(manifest) > limit:
-            manifest = manifest.sample(n=limit, random_state=seed)
-        manifest = manifest.sort_values("file")
+        # the same labelled, seeded sample the training code uses
+        manifest = expression_manifest([dataset], root=root, limit=limit, seed=seed)
         cache: dict[tuple[int, float], tuple[np.ndarray, pd.DataFrame]] = {}
         for name, model in models.items():
             key = (int(getattr(model, "input_size", 64)),

@@ -272,12 +272,6 @@ def cohen_kappa(pred_a: ArrayLike, pred_b: ArrayLike) -> float:
     return float(cohen_kappa_score(a, b))
 
 
-def _kappa(a: Any, b: Any) -> float:
-    from sklearn.metrics import cohen_kappa_score
-
-    return float(cohen_kappa_score(a, b))
-
-
 def agreement_by_group(
     data: pd.DataFrame,
     *,
@@ -294,7 +288,7 @@ def agreement_by_group(
     ``MetricFrame``), with a seeded bootstrap interval (over subjects when given)."""
     by_cols = [by] if isinstance(by, str) else list(by)
     return disaggregate(
-        data[a].to_numpy(), data[b].to_numpy(), metric=_kappa,
+        data[a].to_numpy(), data[b].to_numpy(), metric=cohen_kappa,
         sensitive_features=data[by_cols].reset_index(drop=True),
         subjects=None if subject is None else data[subject].to_numpy(),
         name="Cohen's kappa", min_count=min_count, n_boot=n_boot, confidence=confidence,
