@@ -9,6 +9,7 @@ several. A search scores a probe against every template and returns the best ``k
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from facelab.ann import FaissIndex, exact_search
 from facelab.io import describe_source
 from facelab.match import embed_images, get_embedder, resolve_threshold
 from facelab.models._embedding import l2_normalize
+from facelab.validation import Drops, check_embeddings
 
 __all__ = ["Gallery", "INDEX_KINDS", "APPROX_FROM", "SEARCH_RESULT_COLUMNS"]
 
@@ -121,7 +123,7 @@ class Gallery:
 
     # ------------------------------------------------------------------ enrol
     def enrol(self, items: Any, subject_ids: Sequence[Any] | Any, *,
-              progress: bool = False) -> pd.DataFrame:
+              progress: bool = False, errors: str = "raise") -> pd.DataFrame:
         """Add templates: images (largest face of each) or precomputed embeddings.
 
         Parameters
@@ -134,18 +136,35 @@ class Gallery:
             id for all. Stored as strings.
         progress
             Show a progress bar while embedding images.
+        errors
+            For precomputed embeddings: ``"raise"`` (default) stops with a
+            :class:`facelab.validation.InputError` naming the first row that has NaN or
+            infinite values or is all zeros; ``"drop"`` leaves such rows out, with the
+            reason in the returned table and a warning giving the count.
 
         Returns
         -------
         pandas.DataFrame
             One row per item: ``subject``, ``source``, ``enrolled`` and ``reason``. Items
             whose image fails or has no face are reported there and not enrolled.
+
+        Raises
+        ------
+        facelab.validation.InputError
+            A bad precomputed embedding with ``errors="raise"``.
         """
         emb = get_embedder(self.model)
         vecs = _as_embeddings(items, emb.dim)
         if vecs is not None:
             sources = [f"<embedding {len(self) + i}>" for i in range(len(vecs))]
-            reasons = ["" if np.isfinite(v).all() else "embedding has NaN/inf" for v in vecs]
+            drops = Drops("enrolled embeddings")
+            vecs, keep = check_embeddings(vecs, dim=emb.dim, name="enrolled embeddings",
+                                          errors=errors, drops=drops)
+            reasons = [""] * len(vecs)
+            for r in drops.rows:
+                reasons[int(r["where"].split()[-1])] = r["reason"]
+            if len(drops):
+                warnings.warn(drops.summary(), stacklevel=2)
         else:
             srcs = _as_sources(items)
             vecs, records = embed_images(srcs, model=emb, detector=self.detector,
@@ -211,6 +230,11 @@ class Gallery:
             and the reason in ``error`` (drop those rows before computing FPIR/FNIR and
             report them as failures to acquire). ``df.attrs["threshold_how"]`` says how the
             threshold was set.
+
+        Raises
+        ------
+        facelab.validation.InputError
+            A probe embedding with NaN or infinite values or all zeros (named by its row).
         """
         if k < 1:
             raise ValueError(f"k must be >= 1; got {k}")
@@ -220,7 +244,8 @@ class Gallery:
         vecs = _as_embeddings(probes, emb.dim)
         if vecs is not None:
             names: list[Any] = list(range(len(vecs)))
-            errors = ["" if np.isfinite(v).all() else "embedding has NaN/inf" for v in vecs]
+            vecs, _ = check_embeddings(vecs, dim=emb.dim, name="probe embeddings")
+            errors = [""] * len(vecs)
         else:
             srcs = _as_sources(probes)
             vecs, records = embed_images(srcs, model=emb, detector=self.detector)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from facelab.io import ImageError, describe_source, load_image
 from facelab.types import Face
+from facelab.validation import check_embedding
 
 __all__ = ["NoFaceError", "Verification", "verify", "resolve_threshold", "get_embedder",
            "get_detector", "embed_largest", "embed_images", "Gallery"]  # noqa: F822
@@ -253,6 +254,9 @@ def verify(a: Any, b: Any, *, model: Any = "sface", detector: Any = "yunet",
         When an image cannot be read.
     ValueError
         For inconsistent threshold arguments or embeddings of the wrong size.
+    facelab.validation.InputError
+        (a ``ValueError``) for an embedding with NaN or infinite values or all zeros: it
+        has no similarity, and a score of 0.0 would pass for a real comparison.
     """
     embedder = get_embedder(model)
     name = getattr(embedder, "name", str(model))
@@ -265,7 +269,8 @@ def verify(a: Any, b: Any, *, model: Any = "sface", detector: Any = "yunet",
             if v.shape != (embedder.dim,):
                 raise ValueError(ERR_BAD_EMBEDDING.format(what=what, shape=v.shape, model=name,
                                                           dim=embedder.dim))
-            vecs.append(v)
+            vecs.append(check_embedding(v, dim=embedder.dim, name=f"embedding {what}",
+                                        model=name))
             faces.append(None)
             names.append(f"<embedding {what}>")
         else:

@@ -14,6 +14,8 @@ from facelab.datasets.schema import Malformed, coarse_race, finalize
 #: UTKFace codes as documented by its authors.
 GENDERS = {0: "male", 1: "female"}
 RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}
+#: "The age is an integer from 0 to 116" (UTKFace's README, Zhang et al. 2017).
+AGE_RANGE = (0, 116)
 _NAME = re.compile(r"^(\d+)_(\d+)_(\d+)_(\d+)")
 _IMAGE = re.compile(r"\.(jpe?g|png)$", re.IGNORECASE)
 
@@ -44,7 +46,9 @@ def _looks_like(folder: Path) -> bool:
 )
 def load_utkface(root: Path, *, split=None, allow_outside_root: bool = False) -> pd.DataFrame:
     """UTKFace. Names without the four numeric fields (the release has a few with the
-    race missing) are reported as malformed. No identity labels."""
+    race missing), unknown gender or race codes and ages outside the documented 0-116
+    (:data:`AGE_RANGE`) are reported as malformed entries with their reason
+    (:func:`facelab.datasets.malformed`). No identity labels."""
     bad = Malformed("utkface")
     images = _images_dir(root)
     rows = []
@@ -59,6 +63,10 @@ def load_utkface(root: Path, *, split=None, allow_outside_root: bool = False) ->
         age, gender, race = (int(g) for g in m.groups()[:3])
         if gender not in GENDERS or race not in RACES:
             bad.add(rel, f"unknown gender code {gender} or race code {race}")
+            continue
+        if not AGE_RANGE[0] <= age <= AGE_RANGE[1]:
+            bad.add(rel, f"age {age} is outside the documented range {AGE_RANGE[0]}-"
+                         f"{AGE_RANGE[1]}")
             continue
         rows.append({"file": rel, "age": float(age), "gender": GENDERS[gender],
                      "race_original": RACES[race], "race_code": race})
