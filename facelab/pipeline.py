@@ -23,6 +23,8 @@ embedding      ``float32 (dim,)`` array (head ``"embedding"``; see :func:`stack_
 expr_<label>   expression probabilities, one column per model label, and ``expr_label``
                (the most probable label; head ``"expression"``)
 pred_<name>    attribute model outputs, e.g. ``pred_gender`` (head ``"attributes"``)
+skin_<name>    skin tone from the face's pixels (head ``"skin_tone"``, :mod:`facelab.skin`):
+               ``skin_tone`` (lighter/darker), ``skin_category``, ``skin_ita``, ...
 image_sha256   content hash of the image file
 
 ``df.attrs`` records the models (name, weights checksums, options), ``face_policy``,
@@ -50,10 +52,10 @@ __all__ = ["extract", "stack_embeddings", "HEADS", "FACE_POLICIES", "ENGINES",
 
 #: Head name -> registered model kind.
 HEADS: dict[str, str] = {"embedding": "embedder", "expression": "expression",
-                         "attributes": "attribute"}
+                         "attributes": "attribute", "skin_tone": "skin_tone"}
 FACE_POLICIES: tuple[str, ...] = ("largest", "single", "all")
 ENGINES: tuple[str, ...] = ("local", "processes", "dask")
-_PREFIX = {"expression": "expr_", "attributes": "pred_"}
+_PREFIX = {"expression": "expr_", "attributes": "pred_", "skin_tone": "skin_"}
 ModelChoice = str | tuple[str, dict] | None
 
 
@@ -318,7 +320,8 @@ def extract(
     heads
         Any of ``"embedding"`` (default model: the default embedder, ``sface``),
         ``"expression"`` (``fer-mini-xception``) and ``"attributes"`` (default attribute
-        model). Empty: detection only.
+        model) and ``"skin_tone"`` (``ita-v1``, :mod:`facelab.skin`). Empty: detection
+        only.
     models
         ``{head: name or (name, options)}`` overriding the default model of a head.
     batch_size

@@ -26,7 +26,7 @@ __all__ = [
     "model_spec", "package_file", "file_sha256",
 ]
 
-KINDS: tuple[str, ...] = ("detector", "embedder", "expression", "attribute")
+KINDS: tuple[str, ...] = ("detector", "embedder", "expression", "attribute", "skin_tone")
 
 ERR_UNKNOWN_MODEL = "unknown model {name!r}; known {kind}models: {known}"
 ERR_UNKNOWN_KIND = "unknown model kind {kind!r}; kinds are: {kinds}"

@@ -68,6 +68,10 @@ def test_model_runs_offline(name, no_network, astronaut, astronaut_faces):
             assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=1), 1, atol=1e-3)
         if spec.kind == "attribute":
             assert {"gender", "gender_confidence", "age", "age_low", "age_high"} <= set(out)
+    elif spec.kind == "skin_tone":
+        out = model.predict(astronaut, astronaut_faces)
+        assert len(out) == len(astronaut_faces) and (out["flag"] == "").all()
+        assert out["tone"].isin(["lighter", "darker"]).all() and (out["n_pixels"] > 0).all()
     elif spec.kind == "embedder":
         emb = model.embed(astronaut, astronaut_faces)
         assert emb.shape == (len(astronaut_faces), model.dim)
