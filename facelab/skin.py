@@ -71,7 +71,8 @@ from facelab.types import Face
 
 __all__ = ["ITA_BINS", "ITA_CATEGORIES", "LIGHTER_DARKER_CUT", "SKIN_TONES", "SKIN_REGIONS",
            "SKIN_COLUMNS", "ita_from_lab", "ita_category", "lighter_darker", "skin_mask",
-           "region_masks", "measure_skin_tone", "skin_tone_table"]
+           "region_masks", "measure_skin_tone", "skin_tone_table", "SKIN_GROUP_COLUMNS",
+           "SKIN_DETECTOR", "add_skin_tone"]
 
 #: ITA category names, lightest first (Chardon et al. 1991).
 ITA_CATEGORIES: tuple[str, ...] = ("very light", "light", "intermediate", "tan", "brown",
@@ -98,6 +99,12 @@ CR_RANGE: tuple[int, int] = (133, 173)
 CB_RANGE: tuple[int, int] = (77, 127)
 #: Pixels darker than this luma (near-black shadow, no usable colour) are not skin.
 MIN_LUMA = 20
+
+#: Columns a study can group by (``group_by: [skin_tone, gender]``), added to a manifest by
+#: :func:`add_skin_tone`.
+SKIN_GROUP_COLUMNS: tuple[str, ...] = ("skin_tone", "skin_category")
+#: Detector whose largest face :func:`add_skin_tone` measures by default.
+SKIN_DETECTOR = "yunet"
 
 #: Columns of :func:`measure_skin_tone` (the ``skin_tone`` head adds the prefix ``skin_``).
 SKIN_COLUMNS: tuple[str, ...] = ("tone", "category", "ita", "L", "a", "b", "n_pixels",
@@ -289,3 +296,47 @@ def skin_tone_table(image: np.ndarray, faces: Sequence[Face], **options) -> pd.D
     for col in ("n_pixels", "region_pixels"):
         df[col] = df[col].astype(np.int64)
     return df
+
+
+def add_skin_tone(manifest: pd.DataFrame, *, detector: str = SKIN_DETECTOR,
+                  progress: bool = False, batch_size: int = 32, **extract_options
+                  ) -> pd.DataFrame:
+    """The manifest with skin-tone grouping columns, measured on each image's largest face
+    by :func:`facelab.extract` (head ``"skin_tone"``, cached on disk).
+
+    Parameters
+    ----------
+    manifest
+        A manifest (``path`` column); its index and columns are kept.
+    detector
+        Detector whose largest face is measured (its detections are cached and shared
+        with any other study using the same detector).
+    progress, batch_size, extract_options
+        Passed to :func:`facelab.extract`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``skin_tone`` ("lighter"/"darker"), ``skin_category`` (Chardon),
+        ``skin_ita`` (degrees), ``skin_n_pixels`` and ``skin_flag``: ``""`` when measured,
+        else why not (no face detected, unreadable image, too few skin pixels, ...); the
+        grouping columns are ``<NA>`` there, so such rows fall out of any group
+        (:func:`facelab.studies._matching.group_labels` calls them "unlabelled").
+    """
+    from facelab.pipeline import extract
+
+    feats = extract(manifest, detector=detector, heads=("skin_tone",), face_policy="largest",
+                    progress=progress, batch_size=batch_size, **extract_options)
+    out = manifest.copy()
+    for col in ("skin_tone", "skin_category"):
+        out[col] = feats[col].astype("string") if col in feats else pd.NA
+        out[col] = out[col].astype("string")
+    out["skin_ita"] = pd.to_numeric(feats["skin_ita"], errors="coerce") if "skin_ita" in feats \
+        else np.nan
+    out["skin_n_pixels"] = (pd.to_numeric(feats["skin_n_pixels"], errors="coerce")
+                            .astype("Int64") if "skin_n_pixels" in feats else pd.NA)
+    flag = feats["skin_flag"].astype("string") if "skin_flag" in feats else \
+        pd.Series(pd.NA, index=feats.index, dtype="string")
+    reason = feats["reason"].astype("string")
+    out["skin_flag"] = flag.where(feats["status"] == "ok", reason).fillna(reason).fillna("")
+    return out

@@ -142,3 +142,18 @@ def test_skin_tone_head_through_extract_is_cached(data_root, tmp_path):
     assert again.attrs["from_cache"]["skin_tone"] == 4
     cols = [c for c in first.columns if c.startswith("skin_")]
     pd.testing.assert_frame_equal(first[cols], again[cols])
+
+
+def test_load_manifests_groups_by_measured_skin_tone(data_root):
+    from facelab.studies._matching import UNLABELLED, load_manifests
+
+    manifest, notes = load_manifests(["cfd"], limit=24, seed=0, root=data_root,
+                                     by=["skin_tone", "gender"])
+    assert len(manifest) == 24
+    measured = manifest["skin_tone"].notna()
+    expected = manifest["skin_tone"].astype(str) + " " + manifest["gender"].astype(str)
+    assert (manifest.loc[measured, "group"] == expected[measured]).all()
+    assert (manifest.loc[~measured, "group"] == UNLABELLED).all()
+    assert set(manifest.loc[measured, "group"]) <= {"lighter female", "lighter male",
+                                                    "darker female", "darker male"}
+    assert f"Skin tone measured on {int(measured.sum())} of 24 images" in notes.sentences()[0]

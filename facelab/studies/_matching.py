@@ -106,7 +106,21 @@ def load_manifests(datasets: Sequence[str], *, limit: int | None = None, seed: i
         Pooled manifest with index ``"<dataset>:<file>"`` and extra columns ``source``
         (the requested spec) and ``group``; notes say, per dataset, whether it was found,
         how many images it holds and how many were used.
+
+    Notes
+    -----
+    ``by`` may name the skin-tone columns of :data:`facelab.skin.SKIN_GROUP_COLUMNS`
+    (``["skin_tone", "gender"]``, as Gender Shades grouped faces). They are measured from
+    the pixels after sampling (balancing uses the other ``by`` columns) on the largest
+    YuNet face (:func:`facelab.skin.add_skin_tone`, cached); a face whose skin tone could
+    not be measured is ``unlabelled`` and counted in the notes.
     """
+    from facelab.skin import SKIN_GROUP_COLUMNS
+
+    skin_by = [c for c in by if c in SKIN_GROUP_COLUMNS]
+    if skin_by:
+        return _with_skin_groups(datasets, by=by, skin_by=skin_by, limit=limit, seed=seed,
+                                 root=root, default_splits=default_splits)
     from facelab.config import DataRootError, data_root
     from facelab.datasets import DatasetNotFoundError, load_dataset
 
@@ -149,6 +163,34 @@ def load_manifests(datasets: Sequence[str], *, limit: int | None = None, seed: i
     manifest = pd.concat(frames) if frames else pd.DataFrame(
         columns=["dataset", "file", "path", "subject", "source", "group"])
     return manifest, DatasetNotes(pd.DataFrame(rows))
+
+
+def _with_skin_groups(datasets: Sequence[str], *, by: Sequence[str], skin_by: list[str],
+                      **options) -> tuple[pd.DataFrame, DatasetNotes]:
+    """:func:`load_manifests` grouped by measured skin tone (and the other ``by`` columns)."""
+    from facelab.skin import add_skin_tone
+
+    demo = [c for c in by if c not in skin_by]
+    manifest, notes = load_manifests(datasets, by=demo, **options)
+    if not len(manifest):
+        return manifest, notes
+    manifest = add_skin_tone(manifest)
+    before = manifest["group"]
+    labels = group_labels(manifest, by)
+    manifest["group"] = labels.where(before != UNLABELLED, UNLABELLED) if demo else labels
+    table = notes.table.copy()
+    for i, row in table.iterrows():
+        part = manifest[manifest["source"] == row["dataset"]]
+        if not row["found"] or not len(part):
+            continue
+        unmeasured = part[part[skin_by].isna().any(axis=1)]
+        reasons = unmeasured["skin_flag"].str.replace(r":.*", "", regex=True).value_counts()
+        table.loc[i, "note"] = (
+            f"{row['note']} Skin tone measured on {len(part) - len(unmeasured):,} of "
+            f"{len(part):,} images" + ("; not measured (unlabelled): "
+                                       + "; ".join(f"{n} x {r}" for r, n in reasons.items())
+                                       if len(unmeasured) else "") + ".")
+    return manifest, DatasetNotes(table)
 
 
 @dataclass
