@@ -7,6 +7,7 @@ figures as PNG, ``provenance.json`` and ``model_card.md``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["AuditSpec", "AUDITS", "notebooks_dir", "resolve_audits", "run_audit", "run_audits",
-           "export_html"]
+           "export_html", "absolute_paths", "required_datasets"]
 
 KERNEL_NAME = "facelab"
 #: Audits that produce something others use run first when several are run together
@@ -116,6 +117,64 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
 ]}
 
 
+#: Parameter values taken as file paths: strings with these endings, or ``csv:<path>``.
+PATH_SUFFIXES: tuple[str, ...] = (".csv", ".yaml", ".yml", ".onnx")
+#: Keys of mapping values (dataset specs) that hold file paths.
+PATH_KEYS: tuple[str, ...] = ("csv", "manifest", "root", "card")
+
+
+def absolute_paths(value: Any, base: str | os.PathLike) -> Any:
+    """``value`` with relative file paths made absolute against ``base``.
+
+    Notebooks run inside ``notebooks/`` (papermill's working directory), so a CSV manifest
+    or model card named relative to where ``facelab audit`` was typed (or to the ``-f``
+    parameters file) must be made absolute first. Paths are strings ending in
+    :data:`PATH_SUFFIXES`, ``csv:<path>`` strings and the :data:`PATH_KEYS` of mappings
+    (``images_root`` and a card's ``onnx`` stay relative to their CSV / card), in lists
+    and mappings at any depth.
+    """
+    base = Path(base)
+    if isinstance(value, Mapping):
+        return {k: (_absolute(v, base) if k in PATH_KEYS and isinstance(v, str)
+                    else absolute_paths(v, base)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(absolute_paths(v, base) for v in value)
+    if isinstance(value, str):
+        head, sep, rest = value.partition(":")
+        if sep and head.lower() in ("csv", "manifest") and rest:
+            return f"{head}:{_absolute(rest, base)}"
+        if value.lower().endswith(PATH_SUFFIXES):
+            return _absolute(value, base)
+    return value
+
+
+def _absolute(path: str, base: Path) -> str:
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def required_datasets(parameters: Mapping[str, Any]) -> list[str]:
+    """Registered dataset names given in the dataset parameters of ``parameters`` (the
+    user's own): those must load, never skip quietly
+    (:data:`facelab.datasets.resolve.REQUIRED_ENV`)."""
+    from facelab.datasets.resolve import DATASET_PARAMETERS, DatasetSpecError, parse_dataset_spec
+
+    names = set()
+    for key in DATASET_PARAMETERS:
+        value = parameters.get(key)
+        specs = value if isinstance(value, list | tuple) else [value]
+        for spec in specs:
+            if spec is None:
+                continue
+            try:
+                req = parse_dataset_spec(spec, required=set())
+            except DatasetSpecError:
+                continue  # the notebook reports it, with the reason
+            if not req.is_csv:
+                names.add(req.adapter)
+    return sorted(names)
+
+
 def notebooks_dir() -> Path:
     """The repository's ``notebooks/`` folder (``$FACELAB_NOTEBOOKS`` overrides)."""
     value = os.environ.get("FACELAB_NOTEBOOKS")
@@ -157,7 +216,8 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     name = notebook.stem
     spec = AUDITS.get(name)
     params = dict(spec.suite_parameters) if spec else {}
-    params.update(parameters or {})
+    user = absolute_paths(dict(parameters or {}), Path.cwd())
+    params.update(user)
     run_dir = Path(results_root or results_dir()) / (run_id or new_run_id(name))
     run_dir.mkdir(parents=True, exist_ok=True)
     params["output_dir"] = str(run_dir.resolve())
@@ -166,6 +226,11 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     out_nb = run_dir / notebook.name
     started = dt.datetime.now(dt.UTC)
     env_backend = os.environ.setdefault("MPLBACKEND", "agg")
+    from facelab.datasets.resolve import REQUIRED_ENV
+
+    before = os.environ.get(REQUIRED_ENV)
+    # datasets the user named must load in the kernel (which inherits this environment)
+    os.environ[REQUIRED_ENV] = json.dumps(required_datasets(user))
     try:
         pm.execute_notebook(str(notebook), str(out_nb), parameters=params,
                             kernel_name=kernel_name, language="python", progress_bar=progress,
@@ -177,6 +242,10 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
         raise
     finally:
         del env_backend
+        if before is None:
+            os.environ.pop(REQUIRED_ENV, None)
+        else:
+            os.environ[REQUIRED_ENV] = before
     write_provenance(run_dir, notebook=name, parameters=params, started=started,
                      finished=dt.datetime.now(dt.UTC), status="ok")
     if html:

@@ -122,14 +122,16 @@ def cross_dataset_predictions(models: Mapping[str, object], datasets: Sequence[s
         ``failed_acquire``, ``excluded_label`` or ``excluded_training``, plus one
         ``p_<label>`` column per model label.
     """
+    from facelab.datasets.resolve import dataset_label
     from facelab.registry import create_model
     from facelab.train.data import expression_manifest
 
     detector = create_model("yunet")
     frames = []
-    for dataset in datasets:
+    for spec in datasets:
         # the same labelled, seeded sample the training code uses
-        manifest = expression_manifest([dataset], root=root, limit=limit, seed=seed)
+        manifest = expression_manifest([spec], root=root, limit=limit, seed=seed)
+        dataset = dataset_label(spec)
         cache: dict[tuple[int, float], tuple[np.ndarray, pd.DataFrame]] = {}
         for name, model in models.items():
             key = (int(getattr(model, "input_size", 64)),

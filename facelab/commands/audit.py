@@ -23,7 +23,10 @@ def parse_audit_args(args: list[str]) -> tuple[list[str], dict, Path | None, boo
         try:
             if arg in ("-p", "--parameter"):
                 key, value = next(it), next(it)
-                params[key] = yaml.safe_load(value)
+                try:
+                    params[key] = yaml.safe_load(value)
+                except yaml.YAMLError as exc:
+                    raise typer.BadParameter(f"-p {key}: not a YAML value ({exc})") from None
             elif arg in ("-f", "--parameters-file"):
                 files.append(Path(next(it)))
             elif arg == "--results":
@@ -36,9 +39,19 @@ def parse_audit_args(args: list[str]) -> tuple[list[str], dict, Path | None, boo
                 names.append(arg)
         except StopIteration:
             raise typer.BadParameter(f"{arg} needs a value. {USAGE}") from None
+    from facelab.audit import absolute_paths
+
     merged: dict = {}
     for f in files:
-        merged.update(yaml.safe_load(f.read_text()) or {})
+        try:
+            values = yaml.safe_load(f.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise typer.BadParameter(f"parameters file {f}: {exc}") from None
+        if not isinstance(values, dict):
+            raise typer.BadParameter(f"parameters file {f}: expected a mapping of parameter "
+                                     f"names to values, got {type(values).__name__}")
+        # relative paths in the file (CSV manifests, model cards) start from its folder
+        merged.update(absolute_paths(values, f.resolve().parent))
     merged.update(params)
     return names, merged, results, stop
 

@@ -81,7 +81,7 @@ def group_labels(df: pd.DataFrame, by: Sequence[str]) -> pd.Series:
     return out.astype(str)
 
 
-def load_manifests(datasets: Sequence[str], *, limit: int | None = None, seed: int = 0,
+def load_manifests(datasets: Sequence, *, limit: int | None = None, seed: int = 0,
                    by: Sequence[str] = ("race", "gender"), root: str | os.PathLike | None = None,
                    default_splits: dict[str, str] | None = None
                    ) -> tuple[pd.DataFrame, DatasetNotes]:
@@ -90,10 +90,12 @@ def load_manifests(datasets: Sequence[str], *, limit: int | None = None, seed: i
     Parameters
     ----------
     datasets
-        Names, optionally with a split: ``"fairface:val"``, ``"cfd"``, ``"celeba"``.
+        Dataset specs (:mod:`facelab.datasets.resolve`): registered names with an optional
+        split (``"fairface:val"``, ``"cfd"``, ``"celeba"``), CSV paths, or mappings for
+        your own CSV manifest (``{csv: faces.csv, columns: {person: subject}}``).
     limit
-        Cap on images per dataset (``None``: all). Datasets with identities but no
-        demographic labels (CelebA) are balanced over ``subject`` instead, which keeps
+        Cap on images per dataset (``None``: all). Datasets with identities are balanced
+        over ``subject`` when they have no demographic labels (CelebA), which keeps
         several images per identity.
     by
         Group columns used for balancing and for the ``group`` label column.
@@ -104,8 +106,14 @@ def load_manifests(datasets: Sequence[str], *, limit: int | None = None, seed: i
     -------
     manifest, notes
         Pooled manifest with index ``"<dataset>:<file>"`` and extra columns ``source``
-        (the requested spec) and ``group``; notes say, per dataset, whether it was found,
+        (the dataset's label) and ``group``; notes say, per dataset, whether it was found,
         how many images it holds and how many were used.
+
+    Raises
+    ------
+    facelab.datasets.resolve.DatasetSpecError
+        A dataset named explicitly (anything but a built-in dataset the suite looks for
+        by default) cannot be loaded.
 
     Notes
     -----
@@ -121,51 +129,34 @@ def load_manifests(datasets: Sequence[str], *, limit: int | None = None, seed: i
     if skin_by:
         return _with_skin_groups(datasets, by=by, skin_by=skin_by, limit=limit, seed=seed,
                                  root=root, default_splits=default_splits)
-    from facelab.config import DataRootError, data_root
-    from facelab.datasets import DatasetNotFoundError, load_dataset
+    from facelab.datasets.resolve import malformed_clause, resolve_datasets
 
     splits = {"fairface": "val", **(default_splits or {})}
-    frames, rows = [], []
-    try:
-        base = data_root(root)
-    except DataRootError as exc:
-        base, root_error = None, str(exc)
-    else:
-        root_error = ""
-    for spec in datasets:
-        name, split = parse_dataset(spec)
-        split = split or splits.get(name)
-        label = f"{name}:{split}" if split else name
-        if base is None:
-            rows.append({"dataset": label, "found": False, "images": 0, "used": 0,
-                         "note": f"{label}: no data root ({root_error}); skipping its rows."})
-            continue
-        try:
-            df = load_dataset(name, root=base, split=split)
-        except (DatasetNotFoundError, FileNotFoundError, ValueError) as exc:
-            rows.append({"dataset": label, "found": False, "images": 0, "used": 0,
-                         "note": f"{label} not found under {base}: skipping its rows ({exc})."})
-            continue
+    loaded, table = resolve_datasets(datasets, root=root, default_splits=splits)
+    frames, used_n = [], {}
+    for req, split, df in loaded:
+        label = req.label(split)
         labelled = df[list(by)].notna().all(axis=1).any() if set(by) <= set(df.columns) \
             else False
         balance = list(by) if labelled else ["subject"]
         used = balanced_sample(df, limit, balance, seed)
         used = used.copy()
-        used.index = pd.Index([f"{name}:{f}" for f in used["file"]], name="image")
+        used.index = pd.Index([f"{req.key}:{f}" for f in used["file"]], name="image")
         used["source"] = label
         used["group"] = group_labels(used, by) if labelled else UNLABELLED
         frames.append(used)
-        rows.append({"dataset": label, "found": True, "images": len(df), "used": len(used),
-                     "note": f"{label}: {len(used):,} of {len(df):,} images used"
-                             + (f" (limit {limit}, balanced over {' x '.join(balance)})"
-                                if limit is not None and len(used) < len(df) else "")
-                             + "."})
+        used_n[label] = len(used)
+        cut = (f" (limit {limit}, balanced over {' x '.join(balance)})"
+               if limit is not None and len(used) < len(df) else "")
+        table.loc[table["dataset"] == label, "note"] = (
+            f"{label}: {len(used):,} of {len(df):,} images used{cut}{malformed_clause(df)}.")
+    table.insert(3, "used", [used_n.get(d, 0) for d in table["dataset"]])
     manifest = pd.concat(frames) if frames else pd.DataFrame(
         columns=["dataset", "file", "path", "subject", "source", "group"])
-    return manifest, DatasetNotes(pd.DataFrame(rows))
+    return manifest, DatasetNotes(table)
 
 
-def _with_skin_groups(datasets: Sequence[str], *, by: Sequence[str], skin_by: list[str],
+def _with_skin_groups(datasets: Sequence, *, by: Sequence[str], skin_by: list[str],
                       **options) -> tuple[pd.DataFrame, DatasetNotes]:
     """:func:`load_manifests` grouped by measured skin tone (and the other ``by`` columns)."""
     from facelab.skin import add_skin_tone

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -83,34 +82,33 @@ def balanced_sample(manifest: pd.DataFrame, limit: int | None, *,
     return out
 
 
-def load_audit_datasets(datasets: Sequence[str] = AUDIT_DATASETS, *, limit: int | None = None,
+def load_audit_datasets(datasets: Sequence = AUDIT_DATASETS, *, limit: int | None = None,
                         seed: int = 0, root: Any = None, by: Sequence[str] = _GROUPS,
                         splits: Mapping[str, str] | None = None
                         ) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """Load the datasets that exist, each cut to a balanced sample of ``limit`` images.
+    """Load the datasets, each cut to a balanced sample of ``limit`` images.
 
-    Returns ``({name: manifest}, notes)``: ``notes`` holds one plain sentence per dataset
-    that is missing or could not be read (it is skipped, never an error), and per dataset
-    whose labels had malformed entries. FairFace uses its ``val`` split unless ``splits``
-    says otherwise.
+    ``datasets`` are dataset specs (:mod:`facelab.datasets.resolve`): registered names
+    (``"fairface"``, ``"cfd"``), CSV paths or ``{csv: ..., columns: {...}}`` mappings.
+    Returns ``({label: manifest}, notes)``: ``notes`` holds one plain sentence per built-in
+    dataset that is missing or could not be read (skipped), and per dataset whose labels
+    had malformed entries. FairFace uses its ``val`` split unless ``splits`` says otherwise.
+
+    Raises
+    ------
+    facelab.datasets.resolve.DatasetSpecError
+        A dataset named explicitly (a CSV, or a name the suite does not look for by
+        default) cannot be loaded.
     """
-    from facelab.config import data_root
-    from facelab.datasets import DatasetNotFoundError, load_dataset, malformed
+    from facelab.datasets import malformed
+    from facelab.datasets.resolve import resolve_datasets
 
     splits = {"fairface": "val", **dict(splits or {})}
+    loaded, table = resolve_datasets(datasets, root=root, default_splits=splits)
     out: dict[str, pd.DataFrame] = {}
-    notes: list[str] = []
-    for name in datasets:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                df = load_dataset(name, root, split=splits.get(name))
-        except DatasetNotFoundError:
-            notes.append(f"{name} not found under {data_root(root)}: skipping its rows.")
-            continue
-        except Exception as exc:  # a broken dataset must not stop the audit
-            notes.append(f"{name} could not be read ({type(exc).__name__}: {exc}): skipping.")
-            continue
+    notes = [n for n in table.loc[~table["found"], "note"]]
+    for req, split, df in loaded:
+        name = req.label(split if req.split else None)
         bad = malformed(df)
         if len(bad):
             notes.append(f"{name}: {len(bad)} malformed entries skipped "

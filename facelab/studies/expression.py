@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from facelab.datasets import load_dataset
 from facelab.metrics.classification import agreement_by_group, label_rate_by_group
 from facelab.metrics.groups import GroupedMetric
 from facelab.registry import create_model, list_models
@@ -23,26 +22,31 @@ def expression_models(names: Sequence[str] | None = None) -> dict[str, object]:
     return {name: create_model(name, kind="expression") for name in names}
 
 
-def available_datasets(wanted: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Split ``wanted`` into the datasets present under the data root and a sentence per
-    missing one."""
-    present, missing = [], []
-    for name in wanted:
-        try:
-            load_dataset(name)
-            present.append(name)
-        except (FileNotFoundError, LookupError, ValueError) as exc:
-            missing.append(f"{name}: not found ({exc}); its rows are skipped.")
-    return present, missing
+def available_datasets(wanted: Sequence) -> tuple[list, list[str]]:
+    """Split dataset specs (:mod:`facelab.datasets.resolve`) into those that load and a
+    sentence per built-in dataset that is missing (skipped).
+
+    Raises
+    ------
+    facelab.datasets.resolve.DatasetSpecError
+        A dataset named explicitly (a CSV, or a name the suite does not look for by
+        default) cannot be loaded.
+    """
+    from facelab.datasets.resolve import resolve_datasets
+
+    loaded, notes = resolve_datasets(list(wanted))
+    present = [req.spec for req, _, _ in loaded]
+    return present, list(notes.loc[~notes["found"], "note"])
 
 
-def with_demographics(predictions: pd.DataFrame, datasets: Sequence[str]) -> pd.DataFrame:
+def with_demographics(predictions: pd.DataFrame, datasets: Sequence) -> pd.DataFrame:
     """Add the manifests' ``race`` and ``gender`` labels to per-image predictions
-    (joined on dataset and file; datasets without those labels get NA)."""
-    parts = []
-    for name in datasets:
-        m = load_dataset(name)[["file", "race", "gender"]].assign(test_dataset=name)
-        parts.append(m)
+    (joined on dataset label and file; datasets without those labels get NA)."""
+    from facelab.datasets.resolve import resolve_datasets
+
+    loaded, _ = resolve_datasets(list(datasets), strict=True)
+    parts = [df[["file", "race", "gender"]].assign(test_dataset=req.label(split))
+             for req, split, df in loaded]
     labels = pd.concat(parts, ignore_index=True).drop_duplicates(["test_dataset", "file"])
     return predictions.merge(labels, on=["test_dataset", "file"], how="left")
 

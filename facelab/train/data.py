@@ -32,8 +32,9 @@ def expression_manifest(datasets: str | Sequence[str], *, root=None,
     Parameters
     ----------
     datasets
-        Dataset name(s) understood by :func:`facelab.load_dataset` (e.g. ``"fer2013"``,
-        ``"ckplus48"``), or a comma-separated string.
+        Dataset specs (:mod:`facelab.datasets.resolve`): registered names (e.g.
+        ``"fer2013"``, ``"ckplus48"``) or a comma-separated string of them, CSV paths, or
+        ``{csv: ..., columns: {...}}`` mappings with an expression column.
     root
         Data root (default ``$FACELAB_DATA``).
     limit
@@ -41,26 +42,34 @@ def expression_manifest(datasets: str | Sequence[str], *, root=None,
         meant for quick tests), or all when ``None``.
     seed
         Seed of the ``limit`` sample.
-    """
-    from facelab.datasets import load_dataset
 
-    names = _names(datasets)
-    frames = []
-    for name in names:
-        df = load_dataset(name, root=root)
+    Raises
+    ------
+    facelab.datasets.resolve.DatasetSpecError
+        A dataset cannot be loaded (every dataset named here must load).
+    """
+    from facelab.datasets.resolve import resolve_datasets
+
+    loaded, _ = resolve_datasets(_names(datasets), root=root, strict=True)
+    frames, names = [], []
+    for req, split, df in loaded:
         df = df[df["expression"].notna()]
         if limit is not None and len(df) > limit:
             df = df.sample(n=limit, random_state=seed)
         frames.append(df.sort_values("file"))
+        names.append(req.label(split))
     out = pd.concat(frames, ignore_index=True)
     out.attrs = {"datasets": names}
     return out
 
 
-def _names(datasets: str | Sequence[str]) -> list[str]:
+def _names(datasets) -> list:
     if isinstance(datasets, str):
         datasets = datasets.split(",")
-    return [d.strip() for d in datasets if d.strip()]
+    elif not isinstance(datasets, list | tuple):
+        datasets = [datasets]
+    return [d.strip() if isinstance(d, str) else d for d in datasets
+            if not isinstance(d, str) or d.strip()]
 
 
 def split_by_subject(manifest: pd.DataFrame, *, val_frac: float = 0.15,
