@@ -5,6 +5,25 @@ the style of timm's ``register_model`` and torchvision's ``get_model``. Every en
 what it outputs, its input size, the installed package and file its weights come from,
 and the weights' licence. Weights resolve from installed packages only
 (:func:`package_file`): nothing is ever downloaded.
+
+Registering a name twice is an error unless ``override=True`` (as torchvision's
+``models/_api.py`` ``register_model`` refuses a name already in ``BUILTIN_MODELS``).
+
+Third-party models
+------------------
+A pip-installed distribution adds models through the entry-point group
+:data:`ENTRY_POINT_GROUP` (``facelab.models``). Each entry point names a module (importing
+it runs its ``@register_model`` decorators) or a callable (called with no argument; it
+may call :func:`register_model` or :func:`facelab.models.onnx_card.register_card`)::
+
+    # pyproject.toml of the plugin
+    [project.entry-points."facelab.models"]
+    acme = "acme_faces.facelab_plugin"
+
+They load at discovery, after the built-in models, in every process that asks for a
+model (a papermill kernel included). A plugin that fails to load, or that reuses a
+registered name, is reported by :func:`plugins` and ``facelab info`` and skipped; it
+never breaks the built-in models.
 """
 
 from __future__ import annotations
@@ -23,8 +42,12 @@ import pandas as pd
 
 __all__ = [
     "KINDS", "ModelSpec", "ModelError", "register_model", "list_models", "create_model",
-    "model_spec", "package_file", "file_sha256",
+    "model_spec", "package_file", "file_sha256", "ENTRY_POINT_GROUP", "plugins",
+    "resolve_model",
 ]
+
+#: Entry-point group through which installed distributions register models.
+ENTRY_POINT_GROUP = "facelab.models"
 
 KINDS: tuple[str, ...] = ("detector", "embedder", "expression", "attribute", "skin_tone")
 
@@ -89,12 +112,21 @@ def register_model(
     licence: str,
     labels: tuple[str, ...] | list[str] | None = None,
     default: bool = False,
+    override: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering a model factory under ``name``.
 
     ``weights`` are paths relative to the installed ``package``'s folder; use a value in
-    angle brackets (e.g. ``"<built into dlib>"``) for weights compiled into a library.
-    Factories may also be registered at run time (e.g. models trained by the project).
+    angle brackets (e.g. ``"<built into dlib>"``) for weights compiled into a library, or
+    ``"</absolute/path>"`` for a weights file outside any package (checksummed in
+    provenance and cache keys). Factories may also be registered at run time (models
+    trained by the project, ONNX model cards).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is already registered and ``override`` is False (checked when the
+        decorator is applied), or ``kind`` is unknown.
     """
     if kind not in KINDS:
         raise ValueError(ERR_UNKNOWN_KIND.format(kind=kind, kinds=", ".join(KINDS)))
@@ -102,6 +134,11 @@ def register_model(
         weights = (weights,)
 
     def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
+        existing = _REGISTRY.get(name)
+        if existing is not None and not override:
+            raise ValueError(f"a model is already registered under the name {name!r} "
+                             f"({existing.kind}, package {existing.package}); pick another "
+                             "name or pass override=True to replace it")
         _REGISTRY[name] = ModelSpec(
             name=name, kind=kind, factory=factory, description=description, output=output,
             input_size=input_size, package=package, weights=tuple(weights),
@@ -112,8 +149,12 @@ def register_model(
     return decorate
 
 
+_PLUGINS: list[dict] = []
+
+
 def _discover() -> None:
-    """Import every module in :mod:`facelab.models` so their models register."""
+    """Import every module in :mod:`facelab.models` so their models register, then load
+    the :data:`ENTRY_POINT_GROUP` entry points of installed distributions."""
     global _DISCOVERED
     if _DISCOVERED:
         return
@@ -123,6 +164,56 @@ def _discover() -> None:
     for info in pkgutil.iter_modules(pkg.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{pkg.__name__}.{info.name}")
+    _load_plugins()
+
+
+def _load_plugins() -> None:
+    import importlib.metadata as md
+    import types
+    import warnings
+
+    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        before = set(_REGISTRY)
+        dist = getattr(ep, "dist", None)
+        row = {"entry_point": ep.name, "value": ep.value,
+               "distribution": f"{dist.name} {dist.version}" if dist else "",
+               "models": "", "error": ""}
+        try:
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, types.ModuleType):
+                obj()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break facelab
+            row["error"] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"facelab model plugin {ep.name!r} ({ep.value}) was not loaded: "
+                          f"{row['error']}", stacklevel=3)
+        row["models"] = ", ".join(sorted(set(_REGISTRY) - before))
+        _PLUGINS.append(row)
+
+
+def plugins() -> pd.DataFrame:
+    """Model plugins found through :data:`ENTRY_POINT_GROUP`: ``entry_point, value,
+    distribution, models`` (the names it registered) and ``error`` (empty when loaded)."""
+    _discover()
+    return pd.DataFrame(_PLUGINS, columns=["entry_point", "value", "distribution", "models",
+                                           "error"])
+
+
+def resolve_model(value: Any, kind: str | None = None) -> str:
+    """A registered model name for ``value``: a name is returned as is (after checking it
+    exists), a path to a model card (``.yaml``/``.yml``) is registered first
+    (:func:`facelab.models.onnx_card.register_card`; the same card twice is one model).
+
+    Raises
+    ------
+    ModelError
+        Unknown name, or a model of another ``kind``.
+    """
+    text = str(value)
+    if text.lower().endswith((".yaml", ".yml")):
+        from facelab.models.onnx_card import register_card
+
+        text = register_card(text)
+    return model_spec(text, kind).name
 
 
 def list_models(kind: str | None = None) -> pd.DataFrame:
@@ -137,8 +228,11 @@ def list_models(kind: str | None = None) -> pd.DataFrame:
 
 
 def model_spec(name: str, kind: str | None = None) -> ModelSpec:
-    """The :class:`ModelSpec` registered under ``name``; unknown names list the known ones."""
+    """The :class:`ModelSpec` registered under ``name``; unknown names list the known ones.
+    A path to a model card (``.yaml``) is registered first (:func:`resolve_model`)."""
     _discover()
+    if name not in _REGISTRY and str(name).lower().endswith((".yaml", ".yml")):
+        name = resolve_model(name)
     spec = _REGISTRY.get(name)
     if spec is None or (kind is not None and spec.kind != kind):
         known = sorted(s.name for s in _REGISTRY.values() if kind is None or s.kind == kind)

@@ -37,6 +37,15 @@ def info() -> None:
         typer.echo(f" {star}{row.kind:10s} {row.name:18s} {row.package}: {row.weights}")
         typer.echo(f"  {'':10s} {'':18s} licence: {row.licence}")
     typer.echo("  (* = default of its kind)")
+    from facelab.registry import ENTRY_POINT_GROUP, plugins
+
+    found = plugins()
+    typer.echo(f"\n== model plugins (entry points {ENTRY_POINT_GROUP!r})")
+    if found.empty:
+        typer.echo("  none installed")
+    for row in found.itertuples():
+        what = f"error: {row.error}" if row.error else f"models: {row.models or '(none)'}"
+        typer.echo(f"  {row.entry_point:18s} {row.distribution:24s} {what}")
     typer.echo("\n== data")
     try:
         root = data_root()

@@ -162,8 +162,11 @@ class TrainedExpression:
                             columns=list(self.labels))
 
 
-def register_trained(path: str | Path) -> str:
-    """Register one trained weights file under its metadata name; returns the name."""
+def register_trained(path: str | Path, *, override: bool = False) -> str:
+    """Register one trained weights file under its metadata name; returns the name.
+
+    ``override=True`` replaces a model already registered under that name (a retrained
+    model written to the same file)."""
     path = Path(path)
     meta = read_metadata(path)
     if meta.get("format") != FORMAT:
@@ -182,7 +185,7 @@ def register_trained(path: str | Path) -> str:
                    f"{meta.get('margin', DEFAULT_MARGIN)}",
         package="facelab", weights=f"<{path}>",
         licence="trained by facelab; inherits the training datasets' research-only terms",
-        labels=tuple(json.loads(meta["labels"])),
+        labels=tuple(json.loads(meta["labels"])), override=override,
     )(lambda _p=path, **options: TrainedExpression(_p, **options))
     return name
 
@@ -212,11 +215,13 @@ def register_trained_models(folder: str | Path | None = None) -> list[str]:
         try:
             stem = read_metadata(path).get("name", path.stem)
             existing = _REGISTRY.get(stem)
-            if existing is not None and not existing.weights[0].startswith("<"):
-                warnings.warn(f"{path}: name {stem!r} is taken by a built-in model; skipped",
-                              stacklevel=2)
+            if existing is not None and not (existing.package == "facelab"
+                                             and existing.weights[0].startswith("<")):
+                warnings.warn(f"{path}: name {stem!r} is taken by another model "
+                              f"({existing.package}); skipped", stacklevel=2)
                 continue
-            names.append(register_trained(path))
+            # a trained model found again (another folder) replaces the earlier entry
+            names.append(register_trained(path, override=existing is not None))
         except Exception as exc:  # noqa: BLE001 - a bad file must not break discovery
             warnings.warn(f"could not register trained model {path}: {exc}", stacklevel=2)
     return names

@@ -253,7 +253,9 @@ def extract_embeddings(manifest: pd.DataFrame, model: str, *, detector: str = "y
     """Largest-face embeddings of every manifest row with :func:`facelab.extract` (cached
     on disk, so a rerun only reads them back). Failures stay rows (``ok`` False)."""
     from facelab.pipeline import extract, stack_embeddings
+    from facelab.registry import resolve_model
 
+    model = resolve_model(model, "embedder")  # a model card path becomes its name
     feats = extract(manifest, detector=detector, heads=("embedding",),
                     models={"embedding": model}, progress=progress, batch_size=batch_size)
     matrix = stack_embeddings(feats)

