@@ -90,8 +90,10 @@ def resolve_models(detector: ModelChoice = "yunet", heads: Sequence[str] = ("emb
         name, opts = _choice(models.get(head), HEADS[head])
         out[head] = {"name": name, "kind": HEADS[head], "options": opts}
     for stage in out.values():
-        model_spec(stage["name"], stage["kind"])  # unknown names fail here, listing known ones
+        spec = model_spec(stage["name"], stage["kind"])  # unknown names fail here
         stage["weights"] = weights_checksums(stage["name"])
+        if spec.revision:
+            stage["revision"] = spec.revision
     return out
 
 
@@ -494,7 +496,10 @@ def _prepare(frame: pd.DataFrame, stages: dict, policy: str, store: FeatureCache
 
 
 def _ident(stage: dict) -> dict:
-    return {"model": stage["name"], "weights": stage["weights"], "options": stage["options"]}
+    ident = {"model": stage["name"], "weights": stage["weights"], "options": stage["options"]}
+    if stage.get("revision"):
+        ident["revision"] = stage["revision"]  # how the weights are run (registry)
+    return ident
 
 
 def _assemble(frame: pd.DataFrame, units, pre, stages: dict, policy: str) -> pd.DataFrame:

