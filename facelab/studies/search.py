@@ -302,17 +302,20 @@ def search_outcomes(run: SearchRun, thresholds: Mapping[str, ThresholdChoice], *
     non = res[~res["mated"]]
     mat = res[res["mated"]]
     mated_probes = pd.unique(mat["probe"])
+    # a search that returned no candidate (imported lists) has one row scored -inf
+    non_top = non.groupby("probe", sort=True)["score"].max().to_numpy(dtype=float)
+    mat_found = mat[np.isfinite(mat["score"].to_numpy(dtype=float))]
     rows = []
     for name, choice in thresholds.items():
         t = float(choice)
         row = {"operating_point": name, "threshold": t, "how": choice.how}
         if len(non):
-            f = fpir(non[["probe", "candidate_rank", "score", "is_mate"]], t)
+            f = fpir(non_top, t)
             row.update(non_mated_searches=f.n, false_matches=f.count, fpir=f.rate,
                        fpir_ci_low=f.ci_low, fpir_ci_high=f.ci_high,
                        false_candidates=int((non["score"] >= t).sum()))
         if len(mat):
-            g = fnir(mat[["probe", "candidate_rank", "score", "is_mate"]], t, rank=rank,
+            g = fnir(mat_found[["probe", "candidate_rank", "score", "is_mate"]], t, rank=rank,
                      probes=mated_probes)
             row.update(mated_searches=g.n, misses=g.count, fnir=g.rate, fnir_ci_low=g.ci_low,
                        fnir_ci_high=g.ci_high)
@@ -511,13 +514,16 @@ def plot_threshold_tradeoff(run: SearchRun, thresholds: Mapping[str, ThresholdCh
     res = run.results
     non, mat = res[~res["mated"]], res[res["mated"]]
     cols = ["probe", "candidate_rank", "score", "is_mate"]
-    lo, hi = float(res["score"].min()), float(res["score"].max())
+    finite = res["score"][np.isfinite(res["score"].to_numpy(dtype=float))]
+    lo, hi = float(finite.min()), float(finite.max())
     ts = np.linspace(lo, hi, 300)
     if len(non):
-        fp = fpir_curve(non[cols], thresholds=ts)
+        fp = fpir_curve(non.groupby("probe")["score"].max().to_numpy(dtype=float),
+                        thresholds=ts)
         ax.plot(fp["threshold"], fp["fpir"], color="C3", label="FPIR (non-mated searches)")
     if len(mat):
-        fn = fnir_curve(mat[cols], thresholds=ts, ranks=(1,), probes=pd.unique(mat["probe"]))
+        found = mat[np.isfinite(mat["score"].to_numpy(dtype=float))]
+        fn = fnir_curve(found[cols], thresholds=ts, ranks=(1,), probes=pd.unique(mat["probe"]))
         ax.plot(fn["threshold"], fn["fnir"], color="C0", label="FNIR, rank 1 (mated searches)")
     for name, c in thresholds.items():
         ax.axvline(float(c), color="0.3", ls="--", lw=0.8)
