@@ -190,5 +190,36 @@ def write_predictions(predictions: pd.DataFrame, path: str | os.PathLike) -> Pat
     cols = [c for c in predictions.columns if c not in ("where", "image_width", "image_height")]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    predictions[cols].to_csv(path, index=False, float_format="%r")
+    predictions[cols].to_csv(path, index=False, float_format=lambda v: repr(float(v)))
     return path
+
+
+def predictions_from_features(features: pd.DataFrame, image_ids) -> pd.DataFrame:
+    """facelab's own outputs (a :func:`facelab.extract` features table with heads
+    ``"attributes"`` and/or ``"expression"``) as a predictions table (one row per face,
+    ``face == -1`` where no face was found), with ``image_width``/``image_height`` for
+    the exporters that write boxes as ratios. ``image_ids`` names each row's image."""
+    rows = []
+    for image, r in zip(image_ids, features.to_dict(orient="records"), strict=True):
+        if r.get("status") != "ok" or r.get("box") is None:
+            rows.append({"image": str(image), "face": -1})
+            continue
+        x1, y1, x2, y2 = (float(v) for v in r["box"])
+        row = {"image": str(image), "face": int(r.get("face_index", 0) or 0),
+               "box_x1": x1, "box_y1": y1, "box_x2": x2, "box_y2": y2,
+               "detection_score": float(r["score"]),
+               "image_width": float(r["image_width"]), "image_height": float(r["image_height"])}
+        if isinstance(r.get("pred_gender"), str):
+            row.update(gender=r["pred_gender"], gender_confidence=r["pred_gender_confidence"],
+                       p_female=r["pred_p_female"])
+        for k in ("age", "age_low", "age_high"):
+            if f"pred_{k}" in r:
+                row[k] = r[f"pred_{k}"]
+        if isinstance(r.get("expr_label"), str):
+            row["expression"] = r["expr_label"]
+            for k, v in r.items():
+                if k.startswith("expr_") and k != "expr_label":
+                    row[f"p_{k[5:]}"] = v
+            row["expression_confidence"] = row.get(f"p_{r['expr_label']}", np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -373,3 +373,67 @@ def export_search_protocol(manifest: pd.DataFrame, folder) -> None:
     prb = manifest[manifest["role"] == "probe"]
     pd.DataFrame({"probe": prb.index, "path": prb["path"].astype(str)}).to_csv(
         folder / "probes.csv", index=False)
+
+
+# ----------------------------------------------------------------------------- attributes
+def attribute_predictions(imported, manifests: Mapping[str, pd.DataFrame], *,
+                          errors: str = "raise") -> pd.DataFrame:
+    """Imported per-image predictions in the shape of
+    :func:`facelab.studies.attributes.attribute_predictions` (one row per manifest image,
+    the largest face), so ``05_attribute_audit``'s functions (gender error by group, age
+    error, calibration) run on them.
+
+    Images the system found no face in get ``status="failed"`` and that reason; manifest
+    images absent from the file get ``status="failed"`` with reason "no prediction in the
+    imported file" (neither is evaluated; both are counted by
+    :func:`facelab.studies.attributes.acquisition_summary`). Predicted images that are in
+    no manifest raise an :class:`InputError` (or, with ``errors="drop"``, are counted in
+    ``attrs["drops"]``).
+    """
+    from facelab.studies.attributes import _PRED, _evaluated_mask
+
+    frames = []
+    for name, m in manifests.items():
+        part = m.copy()
+        part["_name"] = name
+        part.index = pd.Index([f"{name}:{f}" for f in part["file"]])
+        frames.append(part)
+    manifest = pd.concat(frames)
+    top = imported.largest_face()
+    resolve = IdResolver(manifest)
+    ids = resolve(top["image"])
+    drops = Drops(imported.source)
+    found = {i for i, r in zip(top["image"], ids, strict=True) if r is not None}
+    keep = check_known(top["image"].tolist(), found, source=imported.source, column="image",
+                       wheres=top["where"].astype(str).tolist(), errors=errors, drops=drops)
+    top = top[keep].assign(_row=[r for r, k in zip(ids, keep, strict=True) if k])
+    top = top.drop_duplicates("_row").set_index("_row")
+    keep_cols = [c for c in ("dataset", "file", "subject", "race", "race_original", "gender",
+                             "age", "age_bin") if c in manifest.columns]
+    out = manifest[keep_cols].copy()
+    out["dataset"] = manifest["_name"]
+    has = out.index.isin(top.index)
+    face = top["face"].reindex(out.index)
+    ok = has & (face.fillna(-1).to_numpy() >= 0)
+    out["status"] = np.where(ok, "ok", "failed")
+    out["reason"] = np.where(ok, pd.NA, np.where(has, "no face found by the system",
+                                                 "no prediction in the imported file"))
+    out["n_faces"] = np.where(has, 1, 0)
+    src = {"pred_gender": "gender", "pred_gender_confidence": "gender_confidence",
+           "pred_p_female": "p_female", "pred_age": "age", "pred_age_low": "age_low",
+           "pred_age_high": "age_high"}
+    for col in _PRED:
+        out[col] = top[src[col]].reindex(out.index).where(ok).to_numpy() if src[col] in top \
+            else np.nan
+    for col in ("pred_gender_confidence", "pred_p_female", "pred_age", "pred_age_low",
+                "pred_age_high"):
+        out[col] = pd.to_numeric(out[col], errors="coerce")
+    out["pred_gender"] = out["pred_gender"].astype("string").str.lower()
+    out = out.reset_index(drop=True)
+    mask = _evaluated_mask(out)
+    err = pd.array([pd.NA] * len(out), dtype="boolean")
+    err[mask] = (out.loc[mask, "pred_gender"] != out.loc[mask, "gender"]).to_numpy(bool)
+    out["gender_error"] = err
+    out.attrs = {"model": imported.system, "detector": imported.system,
+                 "drops": drops.rows}
+    return out
