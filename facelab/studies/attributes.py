@@ -48,7 +48,9 @@ def attribute_predictions(manifests: Mapping[str, pd.DataFrame], *,
     ``gender_error`` (bool; NA where the image was not evaluated).
     """
     from facelab.pipeline import extract
+    from facelab.registry import resolve_model
 
+    model = resolve_model(model, "attribute")  # a model card path becomes its name
     frames = []
     for name, manifest in manifests.items():
         feats = extract(manifest, detector=detector, heads=("attributes",),

@@ -1,0 +1,49 @@
+"""A new user's audit, end to end through ``facelab audit`` with no code written: their own
+CSV of photos (two per person, gender and ethnicity columns, in a folder outside the
+repository) and their own ONNX embedder described by a model card."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _own_data import lfw_people_csv
+from _own_model import TinyEmbedder, export, write_card
+
+
+@pytest.mark.slow
+def test_02_on_your_own_csv_and_model_card(data_root, tmp_path):
+    lfw = data_root / "lfw"
+    if not (lfw / "lfw_race.json").is_file():
+        pytest.skip("LFW with its label files is not under FACELAB_DATA")
+    user = tmp_path / "my_audit"  # the user's folder, outside the repository
+    lfw_people_csv(lfw, user / "faces.csv", people=100, per_person=2)
+    export(TinyEmbedder(seed=7), (1, 3, 64, 64), user / "acme.onnx")
+    write_card(user / "acme.yaml", name="acme-embedder", kind="embedder", onnx="acme.onnx",
+               input_size=64, colour="rgb", mean=127.5, std=128.0, crop="arcface",
+               similarity="cosine", threshold=0.5, threshold_source="ACME documentation")
+    spec = ("[{csv: faces.csv, name: myfaces, images_root: " + str(lfw / "lfw")
+            + ", columns: {photo: path, person: subject, sex: gender, ethnicity: race},"
+            " race_map: {white: White, black: Black, latino: Latino, east asian: Asian,"
+            " south asian: Indian}}]")
+    cli = Path(sys.executable).with_name("facelab")
+    run = subprocess.run(
+        [str(cli), "audit", "02_verification_demographics", "-p", "datasets", spec,
+         "-p", "embedders", "[sface, acme.yaml]", "-p", "limit", "200", "-p", "n_boot", "200",
+         "--results", str(user / "results"), "--stop-on-failure"],
+        cwd=user, capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    folder = next((user / "results").iterdir())
+    metrics = json.loads((folder / "metrics.json").read_text())
+    fmr = [r for r in metrics["fmr_by_group"] if r["source"] == "myfaces"]
+    assert {r["embedder"] for r in fmr} == {"sface", "acme-embedder"}
+    groups = {r["group"] for r in fmr if r["embedder"] == "sface"}
+    assert {"White male", "White female", "Black male"} <= groups
+    for r in fmr:
+        assert r["n"] > 0 and 0 <= r["fmr"] <= 1 and r["ci_low"] <= r["fmr"] <= r["ci_high"]
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["parameters"]["datasets"][0]["csv"] == str(user / "faces.csv")
+    assert "acme-embedder" in json.dumps(prov)
