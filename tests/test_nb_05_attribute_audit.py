@@ -10,7 +10,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_05_attribute_audit(tmp_path, data_root):
-    params = {"limit": 60, "datasets": ["fairface", "utkface", "cfd"], "min_count": 5}
+    params = {"limit": 60, "datasets": ["fairface", "utkface", "cfd"], "min_count": 5,
+              "stability_limit": 60, "brightness_faces": 8}
     run, values = run_notebook("05_attribute_audit", params, tmp_path, data_root)
     assert values["n_images"] == {"fairface": 60, "utkface": 60, "cfd": 60}
     acq = {r["dataset"]: r for r in values["acquisition"]}
@@ -45,3 +46,27 @@ def test_05_attribute_audit(tmp_path, data_root):
     for r in values["calibration"]:
         assert 0 <= r["ece"] <= 1 and not math.isnan(r["ece"])
     assert any(f["finding"].startswith("worst/best ratio") for f in values["findings"])
+    # skin type x gender (issue 15): faces not measured are counted, the rest fill the cells
+    cov = {r["dataset"]: r for r in values["skin_tone_coverage"]}
+    skin = {r["dataset"]: r for r in values["gender_error_summary_skin_type"]}
+    for ds, r in cov.items():
+        assert r["measured"] + r["not_measured"] == r["scored"] == summary[ds]["n"]
+        assert r["lighter"] + r["darker"] == r["measured"] == skin[ds]["n"]
+    assert cov["cfd"]["not_measured"] <= 3  # studio colour portraits
+    for ds in skin:
+        cells = [c for c in values["gender_error_by_skin_type"]
+                 if c["dataset"] == ds and c["skin_tone"] != "overall"]
+        assert {(c["skin_tone"], c["gender"]) for c in cells} <= {
+            (t, g) for t in ("lighter", "darker") for g in ("female", "male")}
+        assert sum(c["count"] for c in cells) == skin[ds]["errors"]
+    grouping = {(r["dataset"], r["grouping"]) for r in values["grouping_comparison"]}
+    assert ("cfd", "skin type x gender") in grouping and ("cfd", "race x gender") in grouping
+    # measured limits: stability per person, brightness, ITA category vs race labels
+    for r in values["skin_tone_stability"]:
+        assert r["people"] >= 2 and 0 <= r["one_class_ci_low"] <= r["one_class"] <= 1
+    bright = values["skin_tone_brightness"]
+    assert [r["brightness_factor"] for r in bright] == [0.5, 0.3, 0.15]
+    assert all(r["measured"] + r["not_measured"] == r["faces"] for r in bright)
+    assert bright[0]["delta_median"] < 0  # darker photo, lower ITA
+    races = {(r["dataset"], r["race"]) for r in values["ita_category_by_race"]}
+    assert ("cfd", "Black") in races and ("cfd", "White") in races

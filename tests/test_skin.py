@@ -157,3 +157,48 @@ def test_load_manifests_groups_by_measured_skin_tone(data_root):
     assert set(manifest.loc[measured, "group"]) <= {"lighter female", "lighter male",
                                                     "darker female", "darker male"}
     assert f"Skin tone measured on {int(measured.sum())} of 24 images" in notes.sentences()[0]
+
+
+def test_people_sample_keeps_whole_people_with_several_images():
+    from facelab.studies.skin_tone import people_sample
+
+    df = pd.DataFrame({"subject": list("aaabbcddde") + [None], "x": range(11)})
+    out = people_sample(df, limit=5, seed=0)
+    sizes = out["subject"].value_counts()
+    assert (sizes >= 2).all() and len(out) <= 5
+    assert (sizes == df["subject"].value_counts()[sizes.index]).all()  # whole people
+    assert set(people_sample(df, None)["subject"]) == {"a", "b", "d"}
+
+
+def test_stability_and_race_tables_count_what_they_say():
+    from facelab.studies.skin_tone import ita_by_race, stability_summary
+
+    images = pd.DataFrame({
+        "dataset": "x", "subject": list("aabbbcc"),
+        "skin_tone": ["lighter", "lighter", "lighter", "darker", None, "darker", None],
+        "skin_category": ["light", "light", "intermediate", "tan", None, "brown", None],
+        "skin_ita": [50.0, 45.0, 30.0, 20.0, np.nan, 0.0, np.nan],
+        "race": ["A", "A", "B", "B", "B", None, None]})
+    row = stability_summary(images).iloc[0]
+    # a: 2 images, one class; b: 2 measured images, two classes; c: 1 measured -> out
+    assert row["people"] == 2 and row["one_class_count"] == "1/2"
+    assert row["one_category_count"] == "1/2" and row["images_of_these_people"] == 4
+    assert row["ita_range_median"] == pytest.approx((5.0 + 10.0) / 2)
+    assert row["pairs"] == 2 and row["pair_agreement"] == 0.5  # a agrees, b does not
+    assert row["chance_agreement"] == pytest.approx((3 / 5) ** 2 + (2 / 5) ** 2)
+    tab = ita_by_race(images).set_index("race")
+    assert tab.loc["A", "light"] == 2 and tab.loc["A", "lighter"] == 2
+    assert tab.loc["B", "not measured"] == 1 and tab.loc["B", "images"] == 3
+    assert tab.loc["B", "lighter"] == 1 and tab.loc["B", "darker"] == 1
+
+
+def test_brightness_lowers_ita_on_real_faces(data_root):
+    from facelab.datasets import load_dataset
+    from facelab.studies.skin_tone import brightness_sensitivity, brightness_summary
+
+    cfd = load_dataset("cfd", root=data_root)
+    manifest = cfd[cfd["race"] == "White"].head(3)
+    shifts = brightness_sensitivity(manifest, n=None, factors=(0.9, 0.5))
+    assert len(shifts) == 6 and set(shifts["level"]) == {0, 1}  # 0.5 is the suite's level 1
+    summary = brightness_summary(shifts).set_index("brightness_factor")
+    assert summary.loc[0.5, "delta_median"] < summary.loc[0.9, "delta_median"] < 0

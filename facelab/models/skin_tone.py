@@ -3,7 +3,10 @@
 
 It has no weights: the estimate is computed from the face's pixels by
 :func:`facelab.skin.measure_skin_tone` (method and sources there). The version is part of
-the name (``ita-v1``) and so of every cache key: change the method, bump the name.
+the name (``ita-v2``) and so of every cache key: change the method or a default option,
+bump the name (v1 accepted faces whose regions were only 25% skin; v2 needs half, so a
+minority of brown hair, sunglasses or shadow passing the chroma filter cannot decide the
+tone while an over-red face fails it).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class ItaSkinTone:
 
     labels = SKIN_TONES
 
-    def __init__(self, min_pixels: int = 50, min_fraction: float = 0.25,
+    def __init__(self, min_pixels: int = 50, min_fraction: float = 0.5,
                  cut: float = LIGHTER_DARKER_CUT) -> None:
         self.options = {"min_pixels": int(min_pixels), "min_fraction": float(min_fraction),
                         "cut": float(cut)}
@@ -53,7 +56,7 @@ class ItaSkinTone:
 
 
 @register_model(
-    "ita-v1", kind="skin_tone", default=True,
+    "ita-v2", kind="skin_tone", default=True,
     description="Individual Typology Angle from CIE L*a*b* of cheek and forehead skin pixels "
                 "placed by the 5 landmarks (Chardon 1991 bins; Chai & Ngan 1999 skin filter)",
     output="ITA degrees, ITA category (very light .. dark), lighter/darker (cut 28 deg), "

@@ -25,7 +25,7 @@ from facelab.metrics.intervals import binomial_ci
 
 __all__ = [
     "ATTRIBUTE_MODEL", "attribute_predictions", "evaluable", "acquisition_summary",
-    "gender_error_by_group",
+    "gender_error_by_group", "skin_tone_coverage", "SKIN_COLUMNS", "grouping_comparison",
     "error_summary", "error_direction", "age_error_by_group", "gender_calibration",
     "plot_reliability", "attribute_findings",
 ]
@@ -33,27 +33,34 @@ __all__ = [
 #: The registered attribute model audited by default.
 ATTRIBUTE_MODEL = "age-gender"
 _GROUPS = ("race", "gender")
+#: Skin-tone columns carried into the prediction table (:mod:`facelab.skin`).
+SKIN_COLUMNS = ("skin_tone", "skin_category", "skin_ita", "skin_n_pixels", "skin_flag")
 _PRED = ("pred_gender", "pred_gender_confidence", "pred_p_female", "pred_age", "pred_age_low",
          "pred_age_high")
 
 
 def attribute_predictions(manifests: Mapping[str, pd.DataFrame], *,
                           model: str = ATTRIBUTE_MODEL, detector: str = "yunet",
-                          progress: bool = True, batch_size: int = 32) -> pd.DataFrame:
+                          progress: bool = True, batch_size: int = 32,
+                          skin_tone: bool = True) -> pd.DataFrame:
     """Run ``detector`` (largest face) and the attribute ``model`` over every manifest
     through :func:`facelab.extract` (cached), one row per image.
 
     Returns the manifests' label columns plus ``status``, ``reason``, ``n_faces`` and the
     model's outputs (:data:`_PRED` columns, NaN where no face was found), and
-    ``gender_error`` (bool; NA where the image was not evaluated).
+    ``gender_error`` (bool; NA where the image was not evaluated). With ``skin_tone``
+    the same pass also measures the face's skin tone (head ``"skin_tone"``,
+    :mod:`facelab.skin`) into :data:`SKIN_COLUMNS`, so errors can be grouped by skin type
+    as Gender Shades did (``by=("skin_tone", "gender")``).
     """
     from facelab.pipeline import extract
     from facelab.registry import resolve_model
 
     model = resolve_model(model, "attribute")  # a model card path becomes its name
+    heads = ("attributes", "skin_tone") if skin_tone else ("attributes",)
     frames = []
     for name, manifest in manifests.items():
-        feats = extract(manifest, detector=detector, heads=("attributes",),
+        feats = extract(manifest, detector=detector, heads=heads,
                         models={"attributes": model}, face_policy="largest",
                         progress=progress, batch_size=batch_size)
         keep = [c for c in ("dataset", "file", "subject", "race", "race_original", "gender",
@@ -62,13 +69,21 @@ def attribute_predictions(manifests: Mapping[str, pd.DataFrame], *,
         out["dataset"] = name
         for col in _PRED:
             out[col] = feats[col] if col in feats.columns else np.nan
+        if skin_tone:
+            for col in SKIN_COLUMNS:
+                out[col] = feats[col] if col in feats.columns else pd.NA
+            out["skin_flag"] = out["skin_flag"].astype("string").fillna(
+                feats["reason"].astype("string"))
         frames.append(out.reset_index(drop=True))
     if not frames:
         return pd.DataFrame(columns=["dataset", "race", "gender", "status", *_PRED])
     preds = pd.concat(frames, ignore_index=True)
     for col in ("pred_gender_confidence", "pred_p_female", "pred_age", "pred_age_low",
-                "pred_age_high"):
+                "pred_age_high", *(("skin_ita",) if skin_tone else ())):
         preds[col] = pd.to_numeric(preds[col], errors="coerce")
+    if skin_tone:
+        for col in ("skin_tone", "skin_category"):
+            preds[col] = preds[col].astype("string")
     preds["pred_gender"] = preds["pred_gender"].astype("string").str.lower()
     ok = _evaluated_mask(preds)
     err = pd.array([pd.NA] * len(preds), dtype="boolean")
@@ -110,14 +125,43 @@ def gender_error_by_group(preds: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
                           ) -> dict[str, GroupedMetric]:
     """Gender classification error rate per dataset and group cell (count, n, Wilson 95%
     CI, small-cell flag), as ``{dataset: GroupedMetric}`` (see
-    :func:`facelab.metrics.groups.rate_by_group`)."""
+    :func:`facelab.metrics.groups.rate_by_group`).
+
+    ``by`` may hold the skin-tone columns (``("skin_tone", "gender")``, Gender Shades'
+    grouping); faces whose tone was not measured are then left out of the cells and
+    counted by :func:`skin_tone_coverage`."""
+    from facelab.skin import SKIN_GROUP_COLUMNS
+
     out = {}
     ev = evaluable(preds)
+    skin_by = [c for c in by if c in SKIN_GROUP_COLUMNS]
+    if skin_by:
+        ev = ev.dropna(subset=skin_by)
     for ds, block in ev.groupby("dataset", sort=False):
         out[ds] = rate_by_group(block, event="gender_error", by=list(by),
                                 name="gender error", min_count=min_count,
                                 random_state=random_state)
     return out
+
+
+def skin_tone_coverage(preds: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset: faces scored for gender, how many had their skin tone measured (with
+    a Wilson 95% CI of the share not measured) and why the others were not (too few skin
+    pixels: greyscale photo, hair or a hand over the regions, tinted light)."""
+    rows = []
+    for ds, block in evaluable(preds).groupby("dataset", sort=False):
+        miss = block["skin_tone"].isna()
+        low, high = binomial_ci(int(miss.sum()), len(block))
+        reasons = (block.loc[miss, "skin_flag"].astype(str).str.replace(r":.*", "", regex=True)
+                   .value_counts())
+        rows.append({"dataset": ds, "scored": len(block), "measured": int((~miss).sum()),
+                     "not_measured": int(miss.sum()),
+                     "not_measured_rate": float(miss.mean()) if len(block) else math.nan,
+                     "ci_low": low, "ci_high": high,
+                     "lighter": int((block["skin_tone"] == "lighter").sum()),
+                     "darker": int((block["skin_tone"] == "darker").sum()),
+                     "reasons": "; ".join(f"{n} x {r}" for r, n in reasons.items())})
+    return pd.DataFrame(rows)
 
 
 def error_summary(metrics: Mapping[str, GroupedMetric]) -> pd.DataFrame:
@@ -143,6 +187,23 @@ def error_summary(metrics: Mapping[str, GroupedMetric]) -> pd.DataFrame:
             "small_cells_excluded": "; ".join(d["excluded_small_cells"]),
         })
     return pd.DataFrame(rows)
+
+
+def grouping_comparison(summaries: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """:func:`error_summary` tables of several groupings side by side, one row per dataset
+    and grouping (e.g. ``{"race x gender": ..., "skin type x gender": ...}``): faces
+    scored, overall error, worst and best cell with counts, worst/best ratio."""
+    cols = ["dataset", "n", "errors", "error", "ci_low", "ci_high", "worst_cell",
+            "worst_count", "worst_error", "best_cell", "best_count", "best_error", "ratio",
+            "cells_compared", "small_cells_excluded"]
+    frames = [s[cols].assign(grouping=g) for g, s in summaries.items() if len(s)]
+    if not frames:
+        return pd.DataFrame(columns=["dataset", "grouping", *cols[1:]])
+    out = pd.concat(frames, ignore_index=True)
+    order = {ds: i for i, ds in enumerate(out["dataset"].unique())}
+    out = out.sort_values(["dataset", "grouping"], key=lambda c: c.map(order)
+                          if c.name == "dataset" else c, kind="stable", ignore_index=True)
+    return out[["dataset", "grouping", *cols[1:]]]
 
 
 def _key(by_group: pd.DataFrame, label: str):
@@ -265,16 +326,28 @@ def plot_reliability(reliability: pd.DataFrame, summary: pd.DataFrame):
 
 def attribute_findings(summary: pd.DataFrame, direction: pd.DataFrame,
                        age: Mapping[str, GroupedMetric], calibration: pd.DataFrame | None,
-                       model: str) -> pd.DataFrame:
+                       model: str, skin_summary: pd.DataFrame | None = None) -> pd.DataFrame:
     """The notebook's findings table: per dataset the overall gender error, the worst and
-    best race x gender cells and their ratio, the direction of errors, the age MAE and the
-    calibration error; each with value, count and 95% CI."""
+    best race x gender cells and their ratio (and skin type x gender cells, when
+    ``skin_summary`` is given), the direction of errors, the age MAE and the calibration
+    error; each with value, count and 95% CI."""
     how = f"{model}'s own decision (P(female) >= 0.5 means female); not tuned here"
     rows = []
+    skin = {} if skin_summary is None else {r.dataset: r for r in skin_summary.itertuples()}
     for _, r in summary.iterrows():
         rows.append({"finding": f"gender error, {r.dataset} (all evaluated faces)",
                      "value": r.error, "count": f"{r.errors}/{r.n}",
                      "95% CI": f"{r.ci_low:.3f}-{r.ci_high:.3f}", "threshold": how})
+        s = skin.get(r.dataset)
+        if s is not None and isinstance(s.worst_cell, str):
+            for label, cell, err, count in (("worst", s.worst_cell, s.worst_error,
+                                             s.worst_count),
+                                            ("best", s.best_cell, s.best_error, s.best_count)):
+                rows.append({"finding": f"{label} skin type x gender cell {r.dataset}: {cell}",
+                             "value": err, "count": count, "95% CI": "", "threshold": how})
+            rows.append({"finding": f"worst/best ratio, skin type x gender, {r.dataset} "
+                                    f"({s.cells_compared} cells with n >= min_count)",
+                         "value": s.ratio, "count": "", "95% CI": "", "threshold": how})
         if isinstance(r.worst_cell, str):
             rows.append({"finding": f"worst cell {r.dataset}: {r.worst_cell}",
                          "value": r.worst_error, "count": r.worst_count, "95% CI": "",
