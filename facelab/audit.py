@@ -100,11 +100,18 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
         "05_attribute_audit", "Gender and age estimation by race x gender (Gender Shades "
         "style)",
         "Measuring gender-classification error and age error by intersectional group.",
-        "Race x gender (dataset labels); age.",
-        "FairFace val, UTKFace, CFD.",
+        "Race x gender (dataset labels); skin type x gender (ITA measured from the pixels, "
+        "lighter/darker); age.",
+        "FairFace val, UTKFace, CFD; CelebA and LFW for the skin-tone stability check.",
         ethical=(_APPEARANCE, _RESEARCH, "Binary gender labels exclude non-binary people."),
-        headline_metrics=("gender_error_overall", "worst_best_ratio", "age_mae_overall"),
-        suite_parameters={"limit": None, "min_count": 30}),
+        caveats=("Skin type is the ITA of one photo (facelab.skin): it moves with exposure "
+                 "and white balance and is unstable across one person's photos (measured in "
+                 "the notebook and docs/models.md); lighter/darker at 28 degrees only "
+                 "approximates Fitzpatrick I-III vs IV-VI.",),
+        headline_metrics=("gender_error_overall", "worst_best_ratio", "age_mae_overall",
+                          "worst_best_ratio_skin_type", "skin_tone_one_class"),
+        suite_parameters={"limit": None, "min_count": 30, "stability_limit": None,
+                          "brightness_faces": 300}),
     AuditSpec(
         "06_train_expression", "An expression model trained by facelab",
         "Training a small expression classifier from scratch for comparison with the fer "
