@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from facelab.datastatus import NEEDS_DATA
+
 __all__ = ["AuditSpec", "AUDITS", "notebooks_dir", "resolve_audits", "run_audit", "run_audits",
            "export_html", "absolute_paths", "required_datasets"]
 
@@ -238,17 +240,28 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     before = os.environ.get(REQUIRED_ENV)
     # datasets the user named must load in the kernel (which inherits this environment)
     os.environ[REQUIRED_ENV] = json.dumps(required_datasets(user))
+    # headless: progress bars print one final line each (facelab.progress)
+    env_progress = os.environ.setdefault("FACELAB_PROGRESS", "final")
     try:
         pm.execute_notebook(str(notebook), str(out_nb), parameters=params,
                             kernel_name=kernel_name, language="python", progress_bar=progress,
                             cwd=str(notebook.parent))
     except Exception as exc:
+        missing = _missing_data(exc)
         write_provenance(run_dir, notebook=name, parameters=params, started=started,
-                         finished=dt.datetime.now(dt.UTC), status="failed",
-                         error=f"{type(exc).__name__}: {exc}"[:2000])
-        raise
+                         finished=dt.datetime.now(dt.UTC),
+                         status=NEEDS_DATA if missing else "failed",
+                         error=None if missing else f"{type(exc).__name__}: {exc}"[:2000],
+                         missing_data=missing)
+        if missing:
+            _plain_stop_banner(out_nb, missing)
+        if html and out_nb.exists():  # a failed run gets its report too, error included
+            export_html(out_nb, run_dir / f"{name}.html")
+        if not missing:
+            raise
+        return run_dir
     finally:
-        del env_backend
+        del env_backend, env_progress
         if before is None:
             os.environ.pop(REQUIRED_ENV, None)
         else:
@@ -269,32 +282,77 @@ def run_audits(names: Sequence[str] | None = None, *,
                parameters: Mapping[str, Any] | None = None,
                results_root: str | Path | None = None, keep_going: bool = True) -> list[dict]:
     """Run several audits; returns one status dict per notebook (never stops at the first
-    failure when ``keep_going``)."""
+    failure when ``keep_going``), then rebuilds ``<results>/index.html``."""
     rows = []
     notebooks = sorted(resolve_audits(names), key=lambda p: p.stem not in RUN_FIRST)
     for nb in notebooks:
         start = dt.datetime.now(dt.UTC)
         try:
             run_dir = run_audit(nb, parameters=parameters, results_root=results_root)
-            rows.append({"audit": nb.stem, "status": "ok", "run_dir": str(run_dir),
+            rows.append({"audit": nb.stem, "status": _run_status(run_dir),
+                         "run_dir": str(run_dir),
                          "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds()})
         except Exception as exc:
             rows.append({"audit": nb.stem, "status": "failed", "error": str(exc)[:500],
                          "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds()})
             if not keep_going:
                 raise
+    from facelab.config import results_dir
+    from facelab.runs_index import write_index
+
+    write_index(results_root or results_dir())  # results/index.html lists every run
     return rows
 
 
+def _run_status(run_dir: Path) -> str:
+    """The status a run folder's provenance.json records ("ok", "needs data", ...)."""
+    import json
+
+    try:
+        return json.loads((Path(run_dir) / "provenance.json").read_text())["status"]
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+
+
+def _missing_data(exc: BaseException) -> str | None:
+    """The plain message of a notebook stopped by :class:`facelab.datastatus.MissingDataError`
+    (papermill re-raises it as ``PapermillExecutionError``), else ``None``."""
+    if getattr(exc, "ename", None) == "MissingDataError":
+        return str(getattr(exc, "evalue", "")) or "data missing"
+    return None
+
+
+def _plain_stop_banner(out_nb: Path, message: str) -> None:
+    """Replace papermill's red "An Exception was encountered" banner of a run that stopped
+    for missing data by the plain message."""
+    import nbformat
+
+    nb = nbformat.read(str(out_nb), as_version=4)
+    for cell in nb.cells:
+        if "papermill-error-cell-tag" in cell.metadata.get("tags", []) \
+                and cell.cell_type == "markdown":
+            cell.source = ("**This audit stopped: it needs data it could not find.**\n\n"
+                           + "\n".join(f"    {line}" for line in message.splitlines()))
+    nbformat.write(nb, str(out_nb))
+
+
 def export_html(notebook: str | Path, html_path: str | Path) -> Path:
-    """Export an executed notebook to a self-contained HTML page (figures embedded)."""
+    """Export an executed notebook to a self-contained HTML report: prose, tables, figures
+    and outputs, code cells hidden (the executed ``.ipynb`` beside it keeps the code)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)
+    note = nbformat.v4.new_markdown_cell(
+        f"*Report view: the code is hidden. `{Path(notebook).name}` beside this page is the "
+        "executed notebook with the code and every output.*")
+    first = nb.cells[0] if nb.cells else None
+    nb.cells.insert(1 if first is not None and first.cell_type == "markdown" else 0, note)
     with warnings.catch_warnings():
         # scrapbook's recorded values have no HTML form; they stay in the .ipynb
         warnings.filterwarnings("ignore", message="Your element with mimetype")
-        body, _ = HTMLExporter(embed_images=True).from_notebook_node(nb)
+        exporter = HTMLExporter(embed_images=True, exclude_input=True,
+                                exclude_input_prompt=True, exclude_output_prompt=True)
+        body, _ = exporter.from_notebook_node(nb)
     Path(html_path).write_text(body, encoding="utf-8")
     return Path(html_path)

@@ -61,10 +61,9 @@ def evaluation_crops(manifest: pd.DataFrame, *, size: int = 64, margin: float = 
     status : pandas.DataFrame
         ``acquired`` (bool) and ``reason`` per row, aligned with ``manifest``.
     """
-    from tqdm.auto import tqdm
-
     from facelab.align import align_face
     from facelab.io import load_image
+    from facelab.progress import tqdm
 
     crops = np.zeros((len(manifest), size, size), np.uint8)
     acquired, reasons = np.zeros(len(manifest), bool), [""] * len(manifest)

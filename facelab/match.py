@@ -101,7 +101,7 @@ def embed_images(sources: Sequence[Any], *, model: Any = "sface", detector: Any 
     rows = []
     items = list(sources)
     if progress:
-        from tqdm.auto import tqdm
+        from facelab.progress import tqdm
 
         items = tqdm(items, desc=f"embedding ({getattr(embedder, 'name', '')})")
     for i, src in enumerate(items):

@@ -367,7 +367,7 @@ def extract(
     units, pre = _prepare(frame, stages, face_policy, store, remote=engine != "local")
     computed = {s: 0 for s in stages}
     todo = [i for i, u in enumerate(units) if u is not None and u["need"]]
-    from tqdm.auto import tqdm
+    from facelab.progress import tqdm
 
     bar = tqdm(total=len(frame), disable=not progress, desc=f"facelab.extract [{engine}]",
                unit="img")

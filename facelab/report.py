@@ -210,9 +210,11 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def write_provenance(run_dir: str | Path, *, notebook: str, parameters: Mapping[str, Any],
                      started: dt.datetime, finished: dt.datetime, status: str,
-                     error: str | None = None) -> dict:
+                     error: str | None = None, missing_data: str | None = None) -> dict:
     """Write ``provenance.json``: parameters, git commit, package versions, model weight
-    checksums, manifest hashes, seed, start/end time and outcome."""
+    checksums, manifest hashes, seed, start/end time and outcome (``status`` "ok",
+    "failed" with ``error``, or "needs data" with ``missing_data``: what was missing and
+    how to get it)."""
     from facelab.commands.info import package_versions
 
     run_dir = Path(run_dir)
@@ -221,6 +223,7 @@ def write_provenance(run_dir: str | Path, *, notebook: str, parameters: Mapping[
         "notebook": notebook,
         "status": status,
         "error": error,
+        "missing_data": missing_data,
         "parameters": to_jsonable(dict(parameters)),
         "seed": parameters.get("seed"),
         "git_commit": git_commit(),

@@ -232,9 +232,8 @@ def robustness_records(manifest: pd.DataFrame, perturbations: Sequence[str] | No
     clean version cannot be loaded or has no face get one row with ``task="acquire"``
     and the reason (failure to acquire): they are excluded from every rate.
     """
-    from tqdm.auto import tqdm
-
     from facelab.io import load_image
+    from facelab.progress import tqdm
 
     unknown = set(tasks) - set(TASKS)
     if unknown:

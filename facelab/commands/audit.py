@@ -65,17 +65,26 @@ def audit(ctx: typer.Context) -> None:
     -p KEY VALUE sets a notebook parameter (YAML value); -f FILE reads parameters from YAML.
     """
     from facelab.audit import run_audits
+    from facelab.config import results_dir
+    from facelab.datastatus import NEEDS_DATA, status_lines
 
     names, parameters, results, stop = parse_audit_args(list(ctx.args))
+    for line in status_lines():  # which datasets are here and which audits they feed
+        typer.echo(line)
     rows = run_audits(names or None, parameters=parameters, results_root=results,
                       keep_going=not stop)
-    failed = 0
+    failed = needs = 0
     for row in rows:
         where = row.get("run_dir") or row.get("error")
-        typer.echo(f"{row['status']:7s} {row['audit']:32s} {row['seconds']:7.1f}s  {where}")
-        failed += row["status"] != "ok"
+        typer.echo(f"{row['status']:10s} {row['audit']:32s} {row['seconds']:7.1f}s  {where}")
+        failed += row["status"] not in ("ok", NEEDS_DATA)
+        needs += row["status"] == NEEDS_DATA
     if not rows:
         typer.echo("no audit notebooks found in notebooks/")
+    if needs:
+        typer.echo(f"{needs} audit(s) need data they could not find: each run folder's "
+                   "report says what is missing and how to get it (`facelab data status`).")
+    typer.echo(f"all runs: {(results or results_dir()) / 'index.html'}")
     raise typer.Exit(code=1 if failed else 0)
 
 

@@ -83,5 +83,50 @@ def check(root: Path | None = typer.Option(None, "--root", help="Data root (defa
                 typer.echo(f"    {n} x {reason} (e.g. {example})")
 
 
+@data_app.command("fetch")
+def fetch(name: str = typer.Argument(..., help="Dataset to download (lfw), or any other "
+                                     "dataset to learn where to request it."),
+          root: Path | None = typer.Option(None, "--root", help="Data root to download "
+                                           "into (default: $FACELAB_DATA; created if missing)."),
+          sources: Path | None = typer.Option(None, "--sources", help="Data sources file "
+                                              "(default: the one shipped in facelab)."),
+          progress: bool = typer.Option(True, "--progress/--no-progress",
+                                        help="Show a progress bar per file.")) -> None:
+    """Download a public dataset (LFW with pairs.txt and the public gender and race label
+    files) into the data root, checking every file's SHA-256; an interrupted download
+    resumes when the command is run again. Other datasets need a request or licence form:
+    the command says where and how."""
+    from facelab.fetch import FetchError, NotFetchableError, SourcesError, fetch_dataset
+
+    try:
+        target = fetch_dataset(name, root, sources=sources, progress=progress,
+                               say=typer.echo)
+    except NotFetchableError as exc:
+        typer.echo(str(exc))
+        raise typer.Exit(1) from exc
+    except (FetchError, SourcesError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    from facelab.datasets import load_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = load_dataset(name, root=target)
+    typer.echo(f"{name}: {len(df):,} images readable by facelab")
+    for line in summarise(df):
+        typer.echo(line)
+
+
+@data_app.command("status")
+def status(root: Path | None = typer.Option(None, "--root", help="Data root (default: "
+                                             "$FACELAB_DATA).")) -> None:
+    """Which datasets are under the data root, which audits each feeds, and how to get the
+    missing ones (the lines `facelab audit` prints first)."""
+    from facelab.datastatus import status_lines
+
+    for line in status_lines(root):
+        typer.echo(line)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")

@@ -106,7 +106,10 @@ class BlazeFaceDetector:
         self.model = model
         self.name = _NAMES[model]
         self.score_threshold = float(score_threshold)
-        self._net = fd.FaceDetection(model_type=kind, model_path=str(path))
+        from facelab.progress import native_stderr_filtered
+
+        with native_stderr_filtered():  # litert's "INFO: Created ... XNNPACK delegate"
+            self._net = fd.FaceDetection(model_type=kind, model_path=str(path))
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in one RGB uint8 image, highest score first."""

@@ -59,16 +59,33 @@ class TourSets:
 
 
 def celeba_tour_sets(*, seed: int = 0, gallery_size: int = 20,
-                     root: str | Path | None = None) -> TourSets:
-    """Two photos of one CelebA identity, one of another, and a one-photo-per-identity
-    gallery (``gallery_size`` identities, the probe's identity included, enrolled with a
-    photo other than the probe). Falls back to the astronaut photo when CelebA is absent."""
+                     root: str | Path | None = None,
+                     datasets: tuple[str, ...] | list[str] = ("celeba", "lfw")) -> TourSets:
+    """Two photos of one identity, one of another, and a one-photo-per-identity gallery
+    (``gallery_size`` identities, the probe's identity included, enrolled with a photo
+    other than the probe), from the first identity-labelled dataset of ``datasets`` found
+    (CelebA, else LFW). Without any, scikit-image's bundled photos stand in, and the note
+    says so."""
     from facelab.datasets import load_dataset
 
-    try:
-        celeba = load_dataset("celeba", root=root)
-    except (FileNotFoundError, LookupError, ValueError) as exc:
-        return _astronaut_sets(f"CelebA not available ({exc}); using the astronaut photo.")
+    celeba, source, tried = None, "", []
+    for name in datasets:
+        try:
+            frame = load_dataset(name, root=root)
+        except (FileNotFoundError, LookupError, ValueError) as exc:
+            tried.append(f"{name}: {exc}")
+            continue
+        if not (frame["subject"].value_counts() >= 3).any():
+            tried.append(f"{name}: no identity with 3 or more photos")
+            continue
+        celeba, source = frame, name
+        break
+    if celeba is None:
+        return _bundled_sets(
+            "No identity-labelled dataset found (" + "; ".join(tried) + "). The verification "
+            "and search steps use scikit-image's bundled photos instead: the astronaut photo "
+            "mirrored and resized as the same person, the cameraman photo as a different "
+            "person. For real pairs get CelebA or run `facelab data fetch lfw`.")
     rng = np.random.default_rng(seed)
     counts = celeba.groupby("subject").size()
     multi = counts[counts >= 3].index.to_numpy()
@@ -82,15 +99,18 @@ def celeba_tour_sets(*, seed: int = 0, gallery_size: int = 20,
     paths = [picks.iloc[2].path] + [g.path for g in gallery]
     subjects = [str(subject)] + [str(g.subject) for g in gallery]
     return TourSets(picks.iloc[0].path, picks.iloc[1].path, other, str(subject), paths,
-                    subjects, f"CelebA identity {subject}: {len(own)} photos; gallery of "
+                    subjects, f"{source} identity {subject}: {len(own)} photos; gallery of "
                               f"{len(paths)} identities (seed {seed}).")
 
 
-def _astronaut_sets(note: str) -> TourSets:
+def _bundled_sets(note: str) -> TourSets:
+    """Same person: the astronaut photo and a mirrored, resized copy (the same photo, so
+    this shows the mechanics, not accuracy); different person: the cameraman photo."""
     import cv2
     from skimage import data
 
     img = data.astronaut()
     variant = cv2.resize(img[:, ::-1], (400, 400))
-    other = data.coffee()  # no face: verification reports it clearly
-    return TourSets(img, variant, other, "astronaut", [variant], ["astronaut"], note)
+    other = np.repeat(data.camera()[:, :, None], 3, axis=2)  # grey, as RGB
+    return TourSets(img, variant, other, "astronaut", [img, other],
+                    ["astronaut", "cameraman"], note)

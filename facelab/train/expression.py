@@ -211,7 +211,7 @@ def train_on_manifest(manifest: pd.DataFrame, config: TrainConfig, *,
                       reuse: bool = False) -> TrainResult:
     """:func:`train_expression` on an already loaded manifest (``path``, ``expression``,
     ``dataset``, ``file``, ``subject`` columns)."""
-    from tqdm.auto import tqdm
+    from facelab.progress import tqdm
 
     if reuse and (done := previous_result(manifest, config, out_dir)) is not None:
         return done

@@ -1,0 +1,112 @@
+"""results/index.html: one page for all runs, rebuilt by every ``facelab audit``."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+from bs4 import BeautifulSoup
+
+from facelab.audit import run_audits
+from facelab.runs_index import collect_runs, run_findings, write_index
+
+
+def _notebook(path: Path, *, fail: bool = False, missing: bool = False) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "facelab", "display_name": "facelab",
+                                 "language": "python"}
+    params = nbformat.v4.new_code_cell("output_dir = None\nseed = 0\nscale = 2.0\nlimit = 10")
+    params.metadata["tags"] = ["parameters"]
+    body = ("import matplotlib.pyplot as plt\nimport pandas as pd\n"
+            "from facelab.report import Recorder\n"
+            "rec = Recorder(output_dir)\n"
+            "fig, ax = plt.subplots()\nax.plot([0, 1], [0, scale])\nrec.figure('line', fig)\n")
+    if missing:
+        body += ("from facelab.datastatus import require_data\n"
+                 "require_data({}, needs='images of faces', datasets=['cfd'], recorder=rec)\n")
+    if fail:
+        body += "raise RuntimeError('boom')\n"
+    body += ("rec.table('findings', pd.DataFrame([\n"
+             "    {'finding': 'FMR at the global threshold', 'value': 0.0123, 'count': 12,\n"
+             "     'n': 975, 'ci_low': 0.0071, 'ci_high': 0.0214},\n"
+             "    {'finding': 'gender error', 'value': 0.05, 'count': '5/100',\n"
+             "     '95% CI': '0.022-0.112'}]))\n")
+    nb.cells = [nbformat.v4.new_markdown_cell("# toy"), params, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, str(path))
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(nbs / "91_toy.ipynb")
+    _notebook(nbs / "92_broken.ipynb", fail=True)
+    _notebook(nbs / "93_nodata.ipynb", missing=True)
+    monkeypatch.setenv("FACELAB_NOTEBOOKS", str(nbs))
+    out = tmp_path / "results"
+    run_audits(["91"], parameters={"scale": 3.0}, results_root=out)
+    run_audits(["92", "93"], results_root=out)  # each call rebuilds the index
+    return out
+
+
+def test_findings_rows_are_normalised():
+    rows = run_findings({"findings": [
+        {"embedder": "sface", "finding": "FMR", "value": 0.01, "count": 3, "n": 300,
+         "ci_low": 0.003, "ci_high": 0.029},
+        {"finding": "FTA", "value": 0.1, "count": "4/40", "95% CI": "0.040-0.230"}]})
+    assert rows[0] == {"finding": "sface: FMR", "value": "0.01", "count": "3/300",
+                       "interval": "0.003–0.029", "how": ""}
+    assert rows[1]["count"] == "4/40" and rows[1]["interval"] == "0.040-0.230"
+
+
+@pytest.mark.slow
+def test_index_lists_every_run_with_status_parameters_and_findings(results):
+    index = results / "index.html"
+    assert index.is_file()
+    runs = collect_runs(results)
+    assert sorted(r["audit"] for r in runs) == ["91_toy", "92_broken", "93_nodata"]
+    by = {r["audit"]: r for r in runs}
+    assert by["91_toy"]["status"] == "ok" and by["91_toy"]["changed"] == {"scale": 3.0}
+    assert by["92_broken"]["status"] == "failed" and "boom" in by["92_broken"]["note"]
+    assert by["93_nodata"]["status"] == "needs data"
+    assert by["93_nodata"]["note"].startswith("This audit needs images of faces")
+    soup = BeautifulSoup(index.read_text(), "html.parser")
+    text = soup.get_text(" ")
+    assert "scale=3.0" in text and "limit=" not in text  # only non-default parameters
+    assert "0.0123" in text and "12/975" in text and "0.0071–0.0214" in text
+    assert "5/100" in text and "0.022-0.112" in text
+    links = [a["href"] for a in soup.find_all("a") if a["href"].endswith(".html")]
+    assert len(set(links)) == 3
+    for href in links:  # every run's report exists where the index points
+        assert (results / href).is_file(), href
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
+def test_index_renders_in_headless_chromium(results, tmp_path):
+    write_index(results)
+    page = (results / "index.html").read_text()
+    probe = page.replace("</body>", (
+        "<script>window.addEventListener('load', () => {"
+        "const imgs = [...document.images];"
+        "const ok = imgs.filter(i => i.complete && i.naturalWidth > 100).length;"
+        "const rows = document.querySelectorAll('body > table > tbody > tr').length;"
+        "document.body.setAttribute('data-rendered', ok + '/' + imgs.length + ' rows ' + rows);"
+        "});</script></body>"))
+    probe_path = results / "probe.html"  # beside index.html: same relative image paths
+    probe_path.write_text(probe)
+    out = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--allow-file-access-from-files", "--virtual-time-budget=10000", "--dump-dom",
+         probe_path.as_uri()], capture_output=True, text=True, timeout=120)
+    m = re.search(r'data-rendered="(\d+)/(\d+) rows (\d+)"', out.stdout)
+    assert m, out.stderr[-2000:]
+    ok, total, rows = map(int, m.groups())
+    assert (ok, total) == (3, 3), m.group(0)  # each run's first figure
+    assert rows == 4  # header + three runs
