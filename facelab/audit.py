@@ -68,13 +68,18 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
         "02_verification_demographics", "1:1 verification: demographic differentials",
         "Measuring false match and false non-match rates by group at one global threshold "
         "(NIST FRVT Part 3 style).",
-        "Groups from dataset labels; impostor pairs within and across groups.",
-        "CelebA identities (genuine and impostor pairs), CFD and FairFace (impostor pairs).",
+        "Groups from dataset labels; impostor pairs within and across groups; genuine pairs "
+        "by group where a dataset has identities and labels.",
+        "CelebA identities (genuine and impostor pairs), CFD and FairFace (impostor pairs), "
+        "LFW (genuine and impostor pairs by gender and by race).",
         ethical=(_RESEARCH, "A single global threshold yields different error rates per "
                  "group; the operator chooses who bears the errors."),
         caveats=("FairFace and CFD have one image per person: only impostor (FMR) analysis "
-                 "is possible there.",),
-        headline_metrics=("threshold", "fmr_by_group", "fnmr_overall"),
+                 "is possible there.",
+                 "LFW is news photos of public figures; its gender lists and MICA race "
+                 "labels are third-party annotations, and most race cells are small.",),
+        headline_metrics=("threshold", "fmr_by_group", "fnmr_overall",
+                          "fnmr_by_group_identity", "nist_comparison"),
         suite_parameters={"limit": None}),
     AuditSpec(
         "03_one_to_many_search", "1:N search: false matches at permissive and strict "

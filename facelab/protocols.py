@@ -85,15 +85,24 @@ def _all_pairs(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def genuine_pairs(manifest: pd.DataFrame, *, n: int | None = None, seed: int = 0,
-                  subject: str = "subject", group_cols: Sequence[str] = ()) -> pd.DataFrame:
+                  subject: str = "subject", group_cols: Sequence[str] = (),
+                  max_per_subject: int | None = None) -> pd.DataFrame:
     """Every pair of different images of the same subject (or ``n`` of them, sampled
-    without replacement with ``seed``). See :func:`make_pairs` for the columns."""
+    without replacement with ``seed``). See :func:`make_pairs` for the columns.
+
+    ``max_per_subject`` keeps at most that many pairs of each subject (a seeded sample),
+    so that people with very many images (530 of one person in LFW) do not dominate a
+    pair-weighted rate; applied before ``n``."""
     subj = subjects_of(manifest, subject)
     pos = pd.Series(np.arange(len(manifest)), index=manifest.index)
+    rng = np.random.default_rng(seed + 7)
     ia, ib = [], []
     for _, members in subj.groupby(subj, sort=True):
         if len(members) > 1:
             a, b = _all_pairs(pos.loc[members.index].to_numpy())
+            if max_per_subject is not None and len(a) > max_per_subject:
+                keep = np.sort(rng.choice(len(a), size=max_per_subject, replace=False))
+                a, b = a[keep], b[keep]
             ia.append(a)
             ib.append(b)
     ia = np.concatenate(ia) if ia else np.zeros(0, int)

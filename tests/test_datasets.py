@@ -306,3 +306,74 @@ def test_concat_of_manifests_keeps_working(tmp_path):
         a = load_dataset("utkface", tmp_path / "utk")
     both = pd.concat([a, a])
     assert len(both) == 2 and a["race"].tolist() == ["Black"]
+
+
+def test_lfw_gender_and_race_labels_written_files(tmp_path):
+    from facelab.datasets.lfw import label_report
+
+    root = tmp_path / "lfw"
+    people = {"Ann_A": 2, "Bob_B": 2, "Cid_C": 1, "Dee_D": 2, "Eve_E": 1}
+    for name, n in people.items():
+        for k in range(1, n + 1):
+            _img(root / "lfw" / name / f"{name}_{k:04d}.jpg")
+    (root / "male_names.txt").write_text(
+        "Bob_B_0001.jpg\nBob_B_0002.jpg\nCid_C_0001.jpg\nDee_D_0001.jpg\nGhost_0001.jpg\n"
+        "not a file name\n")
+    (root / "female_names.txt").write_text(
+        "Ann_A_0001.jpg\nAnn_A_0002.jpg\nCid_C_0001.jpg\nDee_D_0002.jpg\n")
+    (root / "lfw_race.json").write_text(
+        '{"Ann_A": "african", "Bob_B": "african,caucasian", "Cid_C": "eastasian",'
+        ' "Dee_D": "martian", "Nobody": "latino"}')
+    with pytest.warns(MalformedEntriesWarning):
+        df = load_dataset("lfw", root)
+    assert "not a file name" in malformed(df)["reason"].iloc[0]
+    g = df.set_index("file")["gender"]
+    assert g["lfw/Ann_A/Ann_A_0001.jpg"] == "female" and g["lfw/Bob_B/Bob_B_0002.jpg"] == "male"
+    assert pd.isna(g["lfw/Cid_C/Cid_C_0001.jpg"])  # in both lists
+    assert pd.isna(g["lfw/Eve_E/Eve_E_0001.jpg"])  # in neither
+    assert g.filter(like="Dee_D").isna().all()  # a person labelled both ways
+    orig = df.set_index("file")["gender_original"]
+    assert orig["lfw/Cid_C/Cid_C_0001.jpg"] == "both"
+    race = df.drop_duplicates("subject").set_index("subject")
+    assert race.loc["Ann_A", "race"] == "Black"
+    assert race.loc["Bob_B", "race"] == "Other"  # combination: explicit, counted
+    assert race.loc["Bob_B", "race_original"] == "african,caucasian"
+    assert race.loc["Cid_C", "race"] == "Asian"
+    assert pd.isna(race.loc["Dee_D", "race"]) and pd.isna(race.loc["Eve_E", "race"])
+    rep = label_report(df).set_index("case")["count"]
+    assert rep.filter(like="both gender lists").item() == 1
+    assert rep.filter(like="neither gender list").item() == 1
+    assert rep.filter(like="different genders").item() == 1
+    assert rep.filter(like="not on disk").item() == 1
+    assert rep.filter(like="joined by commas").item() == 1
+    assert rep.filter(like="outside the MICA").item() == 1
+    assert rep.filter(like="without images").item() == 1
+    assert rep.filter(like="without a race").item() == 1
+    # combinations can be left missing instead
+    with pytest.warns(MalformedEntriesWarning):
+        df2 = load_dataset("lfw", root, race_combined=None)
+    assert df2.loc[df2["subject"] == "Bob_B", "race"].isna().all()
+
+
+def test_lfw_labels_on_shared_data(data_root):
+    from facelab.datasets.lfw import label_report
+
+    df = load_dataset("lfw", data_root)
+    assert len(df) == 7701 and df["subject"].nunique() == 4281
+    counts = df["gender_original"].value_counts()
+    # README: 5,765 male and 1,934 female images; the 2 images in both lists lose theirs
+    assert counts["male"] + counts["both"] == 5765 and counts["female"] + counts["both"] == 1934
+    assert counts["both"] == 2
+    assert df["gender"].isna().sum() == 2 + 4  # both lists + neither list
+    person = df.drop_duplicates("subject")
+    assert person["race_original"].notna().sum() == 723
+    races = person["race_original"].value_counts()
+    assert (races["caucasian"], races["african"], races["latino"], races["eastasian"],
+            races["asianindian"]) == (565, 45, 16, 10, 7)
+    rep = label_report(df).set_index("case")["count"]
+    assert rep.filter(like="joined by commas").item() == person["race_original"].str.contains(
+        ",").sum()
+    n = df.groupby("subject").size()
+    g = df.groupby("subject")["gender"].first()
+    several = g[n >= 2].value_counts()
+    assert 1100 <= several["male"] <= 1200 and 380 <= several["female"] <= 440

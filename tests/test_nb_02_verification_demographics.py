@@ -8,6 +8,7 @@ from nbrun import run_notebook
 pytestmark = pytest.mark.slow
 
 PARAMS = {"limit": 90, "target_fmr": 0.01, "n_boot": 200, "n_impostor_unlabelled": 20_000}
+# LFW (identities and labels) is sampled as whole people: 90 images, FNMR by gender and race
 
 
 def _within_ci(df: pd.DataFrame, value: str, low: str = "ci_low", high: str = "ci_high"):
@@ -75,7 +76,30 @@ def test_02_verification_demographics(tmp_path, data_root):
     same_cross = pd.DataFrame(v["same_vs_cross_group"])
     assert set(same_cross["pairs"]) == {"same group", "different groups"}
 
+    # LFW: identities and labels, so FNMR by group next to FMR by group
+    fnmr_g = pd.DataFrame(v["fnmr_by_group_identity"])
+    fmr_g = pd.DataFrame(v["fmr_by_group_identity"])
+    _within_ci(fnmr_g, "fnmr")
+    _within_ci(fmr_g, "fmr")
+    counts = pd.DataFrame(v["identity_pair_counts"])
+    for m in models:
+        gender = fnmr_g[(fnmr_g["embedder"] == m) & (fnmr_g["grouping"] == "gender")
+                        & (fnmr_g["source"] == "lfw")].set_index("group")
+        assert {"female", "male", "all groups"} <= set(gender.index)
+        assert gender.loc["all groups", "n"] == gender.loc[["female", "male"], "n"].sum()
+        assert gender.loc["all groups", "count"] == gender.loc[["female", "male"], "count"].sum()
+        n_gen = counts[(counts["embedder"] == m) & (counts["grouping"] == "gender")
+                       & (counts["kind"] == "genuine")]["pairs"].sum()
+        assert gender.loc["all groups", "n"] == n_gen > 0
+        assert (gender["ratio_to"] == "male").all()
+        assert (gender["threshold"] == thr[m]["threshold"]).all()  # the one global threshold
+    comparison = pd.DataFrame(v["differential_comparison"])
+    assert set(comparison["larger"]) <= {"FMR", "FNMR", "equal", "undefined"}
+    assert len(v["nist_comparison"]) >= 1
+    assert (run / "figures" / "det_by_group_identity.png").exists()
+
     findings = pd.DataFrame(v["findings"])
+    assert findings["finding"].str.contains("gender · lfw: FNMR of female").any()
     assert set(findings["embedder"]) == models
     assert findings["finding"].str.contains("global threshold").any()
     assert findings["finding"].str.contains("FNMR on celeba").any()

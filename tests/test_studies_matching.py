@@ -278,3 +278,92 @@ def test_unresolvable_operating_point_is_skipped_with_a_warning():
     assert list(out) == ["permissive"] and out["permissive"].n_false_matches == 5
     with pytest.raises(ValueError, match="needs at least 10,000"):
         S.operating_thresholds(calib, {"strict": 1e-4}, "sface", skip_unresolvable=False)
+
+
+# ----------------------------------------------------------------------------- FNMR by group
+@pytest.fixture
+def identity_setup():
+    """A dataset with identities AND labels: 3 women and 4 men (4 images each), one
+    woman's last image labelled male (a mixed-label person), plus a one-image man."""
+    rng = np.random.default_rng(1)
+    rows = []
+    people = [(f"f{i}", "female") for i in range(3)] + [(f"m{i}", "male") for i in range(4)]
+    for subj, gender in people:
+        for k in range(4):
+            g = "male" if (subj == "f0" and k == 3) else gender
+            rows.append({"source": "idlab", "subject": subj, "gender": g, "race": "White",
+                         "file": f"{subj}_{k}"})
+    rows.append({"source": "idlab", "subject": "solo", "gender": "male", "race": pd.NA,
+                 "file": "solo_0"})
+    man = pd.DataFrame(rows)
+    man.index = pd.Index([f"idlab:{f}" for f in man["file"]])
+    man["group"] = group_labels(man, ["gender"])
+    centres = _unit(rng, len(people))
+    vec = _unit(rng, len(man))
+    for j, (subj, _) in enumerate(people):
+        sel = (man["subject"] == subj).to_numpy()
+        vec[sel] = centres[j] + (0.9 if subj.startswith("f") else 0.4) * vec[sel]
+    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+    return man, _embeddings(man.index, vec)
+
+
+def test_fnmr_by_group_counts_genuine_pairs_of_each_group(identity_setup):
+    man, emb = identity_setup
+    pairs = V.verification_pairs(man, by=["gender"])
+    gen = pairs[pairs["kind"] == V.GENUINE]
+    # f0 has 3 female + 1 male image: its 3 mixed pairs are left out and counted
+    assert pairs.attrs["genuine_mixed_groups"] == {"idlab": 3}
+    assert len(gen) == 7 * 6 - 3
+    assert (gen["group_a"] == gen["group_b"]).all()
+    scored, dropped = V.score_pairs(pairs, emb)
+    assert dropped == 0
+    t = float(np.median(scored.loc[scored["kind"] == V.GENUINE, "score"]))
+    tables = V.group_rates(scored, t, reference_group="male", n_boot=100)
+    fnmr = tables["fnmr"].set_index("group")
+    for g in ("female", "male"):
+        cell = gen[gen["group_a"] == g]
+        sc = scored[(scored["kind"] == V.GENUINE) & (scored["group_a"] == g)]
+        assert fnmr.loc[g, "n"] == len(cell) == len(sc)
+        assert fnmr.loc[g, "count"] == int((sc["score"] < t).sum())
+        assert fnmr.loc[g, "n_subjects"] == sc["subject_a"].nunique()
+        assert fnmr.loc[g, "ci_low"] <= fnmr.loc[g, "fnmr"] <= fnmr.loc[g, "ci_high"]
+    assert fnmr.loc["all groups", "n"] == len(gen)
+    assert fnmr.loc["female", "ratio"] == pytest.approx(fnmr.loc["female", "fnmr"]
+                                                        / fnmr.loc["male", "fnmr"])
+    assert (fnmr["ratio_to"] == "male").all()
+    # the FMR table of the same call is the fmr_by_group table
+    assert tables["fmr"].equals(V.fmr_by_group(scored, t, reference_group="male", n_boot=100))
+    # DET per group uses the group's own genuine pairs
+    det = V.det_by_group(scored, source="idlab")
+    assert set(det) == {"female", "male"}
+    for g, n in (("female", 15), ("male", 24)):
+        steps = det[g]["fnmr"].to_numpy() * n
+        assert np.allclose(steps, np.round(steps))  # FNMR in steps of 1 / that group's pairs
+
+
+def test_identity_group_rates_and_nist_comparison(identity_setup):
+    man, emb = identity_setup
+    t = 0.3
+    res = V.identity_group_rates(man, {"sface": emb}, {"sface": t},
+                                 groupings=[["gender"], ["race", "gender"]], n_boot=100,
+                                 min_count=5)
+    assert set(res.fnmr["grouping"]) == {"gender", "race x gender"}
+    g = res.fnmr[(res.fnmr["grouping"] == "gender") & (res.fnmr["group"] != "all groups")]
+    assert set(g["group"]) == {"female", "male"}
+    # the one-image man has no race: he is left out of race x gender, kept in gender
+    c = res.counts.set_index(["grouping", "kind"])["pairs"]
+    assert c[("gender", V.IMPOSTOR_WITHIN)] > c[("race x gender", V.IMPOSTOR_WITHIN)]
+    comp = V.differential_comparison(res.fmr, res.fnmr)
+    assert len(comp) == 2  # female and male compared in both groupings
+    assert set(comp["larger"]) <= {"FMR", "FNMR", "equal", "undefined"}
+    sentences = V.nist_comparison(comp)
+    assert len(sentences) == len(comp)
+    for r, text in zip(comp.itertuples(), sentences, strict=True):
+        if r.larger == "FMR":
+            assert "as NIST IR 8280 found" in text
+        elif r.larger == "FNMR":
+            assert "unlike NIST IR 8280" in text
+    findings = V.verification_findings(thresholds={"sface": threshold_at_fmr(
+        res.scored[("sface", "gender")].query("kind == @V.IMPOSTOR_WITHIN")["score"], 0.2)},
+        fmr_tables={}, fnmr_tables={}, identity=res)
+    assert findings["finding"].str.contains("gender · idlab: FNMR of female").any()

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["DatasetNotes", "parse_dataset", "balanced_sample", "load_manifests",
+__all__ = ["DatasetNotes", "parse_dataset", "balanced_sample", "subject_sample",
+           "load_manifests",
            "group_labels", "Embeddings", "extract_embeddings", "failure_table",
            "UNLABELLED"]
 
@@ -71,6 +72,52 @@ def balanced_sample(df: pd.DataFrame, limit: int | None, by: Sequence[str],
     return df.loc[df.index.isin(keep)]
 
 
+def subject_sample(df: pd.DataFrame, limit: int | None, by: Sequence[str] = (),
+                   seed: int = 0, subject: str = "subject") -> pd.DataFrame:
+    """Whole people, at most ``limit`` images, spread over the cells of ``by``.
+
+    For verification by group a sample must keep several images of each person (genuine
+    pairs). People with two or more images come first; they are shuffled with ``seed``
+    and taken in turn from each cell of ``by`` (a person's cell is the one of their first
+    image; a missing value is its own cell), a whole person at a time, while the person
+    still fits under ``limit``. People with one image fill what is left the same way.
+    Rows without a subject are left out. ``limit=None`` keeps every row. The original
+    row order is kept.
+    """
+    if limit is None or limit >= len(df):
+        return df
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0 or None; got {limit}")
+    rng = np.random.default_rng(seed)
+    people = df[subject].dropna().astype(str)
+    sizes = people.value_counts()
+    cols = [c for c in by if c in df.columns]
+    first = df.loc[people.index].groupby(people.to_numpy(), sort=True).head(1)
+    first_subj = people.loc[first.index].to_numpy()
+    cell = (first[cols].astype("string").fillna("<NA>").agg("|".join, axis=1).to_numpy()
+            if cols else np.full(len(first), ""))
+    cell_of = dict(zip(first_subj, cell, strict=True))
+    chosen: set[str] = set()
+    room = limit
+    for multi in (True, False):
+        pool = sorted(s for s in sizes.index if (sizes[s] > 1) == multi)
+        pool = [pool[i] for i in rng.permutation(len(pool))]
+        queues: dict[str, list[str]] = {}
+        for s in pool:
+            queues.setdefault(cell_of[s], []).append(s)
+        while room > 0 and any(queues.values()):
+            for key in sorted(queues):
+                q = queues[key]
+                while q and sizes[q[0]] > room:
+                    q.pop(0)
+                if q and room > 0:
+                    s = q.pop(0)
+                    chosen.add(s)
+                    room -= int(sizes[s])
+    keep = df[subject].astype("string").isin(chosen).fillna(False).to_numpy(bool)
+    return df.loc[keep]
+
+
 def group_labels(df: pd.DataFrame, by: Sequence[str]) -> pd.Series:
     """One text label per row joining the ``by`` columns (``"Black female"``);
     :data:`UNLABELLED` where any of them is missing."""
@@ -83,8 +130,8 @@ def group_labels(df: pd.DataFrame, by: Sequence[str]) -> pd.Series:
 
 def load_manifests(datasets: Sequence, *, limit: int | None = None, seed: int = 0,
                    by: Sequence[str] = ("race", "gender"), root: str | os.PathLike | None = None,
-                   default_splits: dict[str, str] | None = None
-                   ) -> tuple[pd.DataFrame, DatasetNotes]:
+                   default_splits: dict[str, str] | None = None,
+                   whole_subjects: bool = False) -> tuple[pd.DataFrame, DatasetNotes]:
     """Load and pool datasets, at most ``limit`` images each, balanced over ``by``.
 
     Parameters
@@ -101,6 +148,10 @@ def load_manifests(datasets: Sequence, *, limit: int | None = None, seed: int = 
         Group columns used for balancing and for the ``group`` label column.
     default_splits
         Split used when a name has none (default ``{"fairface": "val"}``).
+    whole_subjects
+        Under a ``limit``, sample whole people (:func:`subject_sample`, people with
+        several images first, spread over ``by``) from datasets with identities, so genuine
+        pairs survive the cap; for FNMR by group on datasets with identities and labels.
 
     Returns
     -------
@@ -128,7 +179,8 @@ def load_manifests(datasets: Sequence, *, limit: int | None = None, seed: int = 
     skin_by = [c for c in by if c in SKIN_GROUP_COLUMNS]
     if skin_by:
         return _with_skin_groups(datasets, by=by, skin_by=skin_by, limit=limit, seed=seed,
-                                 root=root, default_splits=default_splits)
+                                 root=root, default_splits=default_splits,
+                                 whole_subjects=whole_subjects)
     from facelab.datasets.resolve import malformed_clause, resolve_datasets
 
     splits = {"fairface": "val", **(default_splits or {})}
@@ -139,7 +191,11 @@ def load_manifests(datasets: Sequence, *, limit: int | None = None, seed: int = 
         labelled = df[list(by)].notna().all(axis=1).any() if set(by) <= set(df.columns) \
             else False
         balance = list(by) if labelled else ["subject"]
-        used = balanced_sample(df, limit, balance, seed)
+        if whole_subjects and df["subject"].notna().any():
+            used = subject_sample(df, limit, list(by), seed)
+            balance = ["people", *(list(by) if labelled else [])]
+        else:
+            used = balanced_sample(df, limit, balance, seed)
         used = used.copy()
         used.index = pd.Index([f"{req.key}:{f}" for f in used["file"]], name="image")
         used["source"] = label
@@ -149,7 +205,8 @@ def load_manifests(datasets: Sequence, *, limit: int | None = None, seed: int = 
         cut = (f" (limit {limit}, balanced over {' x '.join(balance)})"
                if limit is not None and len(used) < len(df) else "")
         table.loc[table["dataset"] == label, "note"] = (
-            f"{label}: {len(used):,} of {len(df):,} images used{cut}{malformed_clause(df)}.")
+            f"{label}: {len(used):,} of {len(df):,} images used{cut}{malformed_clause(df)}."
+            + _label_notes(df))
     table.insert(3, "used", [used_n.get(d, 0) for d in table["dataset"]])
     manifest = pd.concat(frames) if frames else pd.DataFrame(
         columns=["dataset", "file", "path", "subject", "source", "group"])
@@ -182,6 +239,15 @@ def _with_skin_groups(datasets: Sequence, *, by: Sequence[str], skin_by: list[st
                                        + "; ".join(f"{n} x {r}" for r, n in reasons.items())
                                        if len(unmeasured) else "") + ".")
     return manifest, DatasetNotes(table)
+
+
+def _label_notes(df: pd.DataFrame) -> str:
+    """The adapter's label report (``attrs["label_report"]``, e.g. LFW's), as one clause."""
+    cases = [r for r in df.attrs.get("label_report", []) if r.get("count")]
+    if not cases:
+        return ""
+    return " Labels left out or merged by the adapter (whole dataset): " + "; ".join(
+        f"{r['label']}: {r['count']:,} x {r['case']}" for r in cases) + "."
 
 
 @dataclass

@@ -2,13 +2,20 @@
 
 The data decide what can be measured:
 
-* **Genuine pairs** need identities: only CelebA has them here, and it has no demographic
-  labels. So FNMR is measured overall (CelebA, subject-bootstrap interval), never by group.
+* **Genuine pairs** need identities. A dataset with identities but no demographic labels
+  (CelebA) gives FNMR overall only (subject-bootstrap interval).
 * **Impostor pairs by group** need demographic labels: FairFace, CFD and UTKFace have them,
   with one image per person (FairFace and UTKFace have no identity labels: every file is
   treated as a different person). Impostors are paired **within** a group (same race and
   gender, as NIST pairs same-sex, same-region impostors) for the FMR by group, and across
   groups for the cross-group FMR matrix. Pairs never cross datasets.
+* **FNMR by group** needs both, in one dataset: any manifest with a ``subject`` column and
+  the group columns (LFW with its gender lists and race labels, or your own CSV). Its
+  genuine pairs (two images of one person, of one group) are scored at the same global
+  threshold (:func:`fnmr_by_group`), next to the FMR of its within-group impostors; both
+  come from :func:`facelab.metrics.groups.demographic_differentials`.
+  :func:`identity_group_rates` repeats this for several groupings (gender alone, race
+  alone) on datasets with identities.
 
 One global threshold is set with :func:`facelab.metrics.biometric.threshold_at_fmr` on the
 within-group impostor comparisons of a reference group (or of everyone), pooled over the
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -34,14 +41,16 @@ from facelab.metrics.biometric import (
     roc_auc,
     threshold_at_fmr,
 )
-from facelab.metrics.groups import rate_by_group
+from facelab.metrics.groups import demographic_differentials, rate_by_group
 from facelab.metrics.intervals import binomial_ci
 from facelab.studies._matching import UNLABELLED, Embeddings
 
 __all__ = [
     "GENUINE", "IMPOSTOR_WITHIN", "IMPOSTOR_UNLABELLED",
     "verification_pairs", "score_pairs", "global_threshold", "default_threshold",
-    "fmr_by_group", "fmr_by_attribute", "fnmr_overall", "det_by_group", "recolor_det",
+    "fmr_by_group", "fnmr_by_group", "group_rates", "fmr_by_attribute", "fnmr_overall",
+    "det_by_group", "recolor_det", "IdentityGroupRates", "identity_group_rates",
+    "differential_comparison", "nist_comparison",
     "cross_group_fmr", "fmr_matrix",
     "same_vs_cross_group", "score_summary", "separation_summary",
     "plot_score_distributions", "verification_findings",
@@ -58,7 +67,9 @@ _PAIR_COLUMNS = ["index_a", "index_b", "subject_a", "subject_b", "same", "source
 # ----------------------------------------------------------------------------- pairs
 def verification_pairs(manifest: pd.DataFrame, *, by: Sequence[str] = ("race", "gender"),
                        n_genuine: int | None = None, n_impostor_unlabelled: int | None = 200_000,
-                       max_impostors_within: int | None = None, seed: int = 0) -> pd.DataFrame:
+                       max_impostors_within: int | None = None,
+                       max_genuine_per_subject: int | None = None, seed: int = 0
+                       ) -> pd.DataFrame:
     """Genuine and impostor pairs for every dataset (``source``) of a pooled manifest.
 
     Parameters
@@ -77,6 +88,9 @@ def verification_pairs(manifest: pd.DataFrame, *, by: Sequence[str] = ("race", "
     max_impostors_within
         Cap on within-group impostor pairs per labelled dataset (``None``: all), sampled in
         proportion to each group's number of pairs.
+    max_genuine_per_subject
+        Cap on genuine pairs of one person in labelled datasets with identities (``None``:
+        all), so people with hundreds of images do not dominate FNMR by group.
     seed
         Seed of every sample.
 
@@ -86,10 +100,15 @@ def verification_pairs(manifest: pd.DataFrame, *, by: Sequence[str] = ("race", "
         ``index_a, index_b, subject_a, subject_b, same, source, kind, group_a, group_b``;
         ``kind`` is :data:`GENUINE`, :data:`IMPOSTOR_WITHIN` or :data:`IMPOSTOR_UNLABELLED`.
         A file without a subject id is its own subject (``subject = image id``).
+        A labelled dataset whose people have several images also gives genuine pairs
+        (``n_genuine`` of them; both images must carry the same group label: pairs of one
+        person under two labels are left out and counted in
+        ``attrs["genuine_mixed_groups"]``, ``{source: count}``).
     """
-    from facelab.protocols import impostor_pairs, make_pairs
+    from facelab.protocols import genuine_pairs, impostor_pairs, make_pairs
 
     frames = []
+    mixed: dict[str, int] = {}
     for source, part in manifest.groupby("source", sort=True):
         labelled = (part["group"] != UNLABELLED).any()
         if labelled:
@@ -97,6 +116,15 @@ def verification_pairs(manifest: pd.DataFrame, *, by: Sequence[str] = ("race", "
             pairs = impostor_pairs(part, n=max_impostors_within, seed=seed, within=list(by),
                                    missing="distinct")
             pairs["kind"] = IMPOSTOR_WITHIN
+            gen = genuine_pairs(part, n=n_genuine, seed=seed,
+                                max_per_subject=max_genuine_per_subject)
+            if len(gen):
+                grp = part["group"]
+                same_group = (grp.reindex(gen["index_a"]).to_numpy()
+                              == grp.reindex(gen["index_b"]).to_numpy())
+                mixed[str(source)] = int((~same_group).sum())
+                gen = gen[same_group].assign(kind=GENUINE)
+                pairs = pd.concat([gen, pairs], ignore_index=True)
         elif part["subject"].notna().any():
             pairs = make_pairs(part, n_genuine=n_genuine, n_impostor=n_impostor_unlabelled,
                                seed=seed)
@@ -108,6 +136,7 @@ def verification_pairs(manifest: pd.DataFrame, *, by: Sequence[str] = ("race", "
     if not frames:
         return pd.DataFrame(columns=_PAIR_COLUMNS)
     out = pd.concat(frames, ignore_index=True)
+    out.attrs = {}
     group = manifest["group"]
     out["group_a"] = group.reindex(out["index_a"]).to_numpy()
     out["group_b"] = group.reindex(out["index_b"]).to_numpy()
@@ -115,7 +144,9 @@ def verification_pairs(manifest: pd.DataFrame, *, by: Sequence[str] = ("race", "
         subj = out[f"subject_{side}"].astype("string")
         out[f"subject_{side}"] = subj.fillna(out[f"index_{side}"].astype("string")).astype(str)
     out["same"] = out["same"].astype(bool)
-    return out[_PAIR_COLUMNS]
+    out = out[_PAIR_COLUMNS]
+    out.attrs["genuine_mixed_groups"] = mixed
+    return out
 
 
 def score_pairs(pairs: pd.DataFrame, embeddings: Embeddings, *, chunk: int = 200_000
@@ -200,16 +231,74 @@ def _rate_rows(gm, *, source: str, rate: str) -> pd.DataFrame:
     return out
 
 
+def group_rates(scored: pd.DataFrame, threshold: float | ThresholdChoice, *,
+                reference_group: str | None = None, n_boot: int = 1000, seed: int = 0,
+                min_count: int = 30) -> dict[str, pd.DataFrame]:
+    """FMR **and** FNMR by group at one threshold, per labelled dataset.
+
+    For every dataset (``source``) with within-group impostor pairs,
+    :func:`facelab.metrics.groups.demographic_differentials` is run on its within-group
+    impostors and its genuine pairs of labelled people (if any) at the given threshold:
+    FMR per group from impostor pairs of two people of that group, FNMR per group from
+    genuine pairs of that group. Intervals are clustered on ``subject_a`` (a subject
+    bootstrap when a cell has at least 5 errors and 5 non-errors, else Clopper-Pearson on
+    the number of people). ``ratio`` is the group's rate over the reference group's rate
+    in the same dataset (over the dataset's rate of all groups when ``reference_group``
+    is None or absent from that dataset; missing when that rate is 0).
+
+    Returns
+    -------
+    dict
+        ``{"fmr": table, "fnmr": table}``; each table has the columns
+        ``source, group, <rate>, n, count, n_subjects, ci_low, ci_high, method,
+        small_cell, ratio, ratio_to, threshold`` and one ``"all groups"`` row per dataset.
+        The FNMR table only lists datasets with genuine pairs of labelled people.
+    """
+    t = float(threshold)
+    labelled = scored[scored["kind"].isin([IMPOSTOR_WITHIN, GENUINE])
+                      & (scored["group_a"] != UNLABELLED)]
+    out: dict[str, list[pd.DataFrame]] = {"fmr": [], "fnmr": []}
+    for i, (source, part) in enumerate(labelled.groupby("source", sort=True)):
+        within = part["kind"] == IMPOSTOR_WITHIN
+        if not within.any():
+            continue
+        groups = set(part.loc[within, "group_a"])
+        ref = reference_group if reference_group in groups else None
+        diff = demographic_differentials(
+            part[["score", "same", "group_a", "group_b", "subject_a"]], threshold=t,
+            reference_group=ref, min_count=min_count, n_boot=n_boot,
+            random_state=seed + 1000 * i)
+        for rate, gm in (("fmr", diff.fmr), ("fnmr", diff.fnmr)):
+            if gm is None:
+                continue
+            bg = gm.by_group.reset_index().rename(columns={"value": rate})
+            overall = gm.overall.to_dict()
+            overall["group"] = "all groups"
+            overall[rate] = overall.pop("value")
+            rows = pd.concat([bg, pd.DataFrame([overall])], ignore_index=True)
+            rows.insert(0, "source", str(source))
+            ref_label = ref if ref is not None else "all groups"
+            ref_value = float(rows.loc[rows["group"] == ref_label, rate].iloc[0]) \
+                if (rows["group"] == ref_label).any() else math.nan
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rows["ratio"] = rows[rate] / ref_value if ref_value > 0 else np.nan
+            rows["ratio_to"] = ref_label
+            out[rate].append(rows)
+    tables = {}
+    for rate, frames in out.items():
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            columns=["source", "group", rate, "n", "count", "n_subjects", "ci_low", "ci_high",
+                     "method", "small_cell", "ratio", "ratio_to"])
+        table["threshold"] = t
+        tables[rate] = table
+    return tables
+
+
 def fmr_by_group(scored: pd.DataFrame, threshold: float | ThresholdChoice, *,
                  reference_group: str | None = None, n_boot: int = 1000, seed: int = 0,
                  min_count: int = 30) -> pd.DataFrame:
-    """FMR of within-group impostor pairs per dataset and group at one threshold.
-
-    Intervals come from :func:`facelab.metrics.groups.rate_by_group` with ``subject_a`` as
-    the cluster: a subject bootstrap when a cell has at least 5 false matches and
-    non-matches, else Clopper-Pearson on the number of people. ``ratio`` is the group's
-    FMR over the reference group's FMR in the same dataset (over the dataset's FMR of all
-    groups when ``reference_group`` is None or absent from that dataset).
+    """FMR of within-group impostor pairs per dataset and group at one threshold (the
+    ``"fmr"`` table of :func:`group_rates`).
 
     Returns
     -------
@@ -217,25 +306,25 @@ def fmr_by_group(scored: pd.DataFrame, threshold: float | ThresholdChoice, *,
         ``source, group, fmr, n, count, n_subjects, ci_low, ci_high, method, small_cell,
         ratio, ratio_to, threshold``; one ``"all groups"`` row per dataset.
     """
-    t = float(threshold)
-    within = scored[scored["kind"] == IMPOSTOR_WITHIN].assign(
-        false_match=lambda d: d["score"] >= t, group=lambda d: d["group_a"])
-    frames = []
-    for i, (source, part) in enumerate(within.groupby("source", sort=True)):
-        gm = rate_by_group(part, event="false_match", by="group", subject="subject_a",
-                           name="FMR", min_count=min_count, n_boot=n_boot,
-                           random_state=seed + 1000 * i)
-        rows = _rate_rows(gm, source=str(source), rate="fmr")
-        groups = rows["group"].tolist()
-        ref = reference_group if reference_group in groups else "all groups"
-        ref_value = float(rows.loc[rows["group"] == ref, "fmr"].iloc[0])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rows["ratio"] = rows["fmr"] / ref_value if ref_value > 0 else np.nan
-        rows["ratio_to"] = ref
-        frames.append(rows)
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    out["threshold"] = t
-    return out
+    return group_rates(scored, threshold, reference_group=reference_group, n_boot=n_boot,
+                       seed=seed, min_count=min_count)["fmr"]
+
+
+def fnmr_by_group(scored: pd.DataFrame, threshold: float | ThresholdChoice, *,
+                  reference_group: str | None = None, n_boot: int = 1000, seed: int = 0,
+                  min_count: int = 30) -> pd.DataFrame:
+    """FNMR of the genuine pairs of labelled people per dataset and group at one threshold
+    (the ``"fnmr"`` table of :func:`group_rates`): only datasets with identities **and**
+    group labels have rows.
+
+    Returns
+    -------
+    DataFrame
+        ``source, group, fnmr, n, count, n_subjects, ci_low, ci_high, method, small_cell,
+        ratio, ratio_to, threshold``; one ``"all groups"`` row per dataset.
+    """
+    return group_rates(scored, threshold, reference_group=reference_group, n_boot=n_boot,
+                       seed=seed, min_count=min_count)["fnmr"]
 
 
 def fmr_by_attribute(scored: pd.DataFrame, threshold: float | ThresholdChoice,
@@ -301,6 +390,221 @@ def fnmr_overall(scored: pd.DataFrame, threshold: float | ThresholdChoice, *,
     return out
 
 
+@dataclass
+class IdentityGroupRates:
+    """FMR and FNMR by group on datasets with identities and labels, for several
+    groupings (:func:`identity_group_rates`).
+
+    Attributes
+    ----------
+    fmr, fnmr : DataFrame
+        :func:`group_rates` tables with extra columns ``embedder`` and ``grouping``
+        (e.g. ``"gender"``, ``"race"``, ``"race x gender"``).
+    scored : dict
+        ``{(embedder, grouping): scored pairs}`` (for DET curves per group).
+    counts : DataFrame
+        ``embedder, grouping, source, kind, pairs`` plus ``dropped`` (pairs with an image
+        that had no face) and ``mixed_groups`` (genuine pairs of one person under two
+        labels, left out).
+    """
+
+    fmr: pd.DataFrame
+    fnmr: pd.DataFrame
+    scored: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+    counts: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def grouping_name(by: Sequence[str]) -> str:
+    """``["race", "gender"]`` -> ``"race x gender"``."""
+    return " x ".join(by)
+
+
+def identity_group_rates(manifest: pd.DataFrame, embeddings: Mapping[str, Embeddings],
+                         thresholds: Mapping[str, float | ThresholdChoice], *,
+                         groupings: Sequence[Sequence[str]] = (("gender",), ("race",)),
+                         reference_groups: Mapping[str, str] | None = None,
+                         n_genuine: int | None = None,
+                         max_impostors_within: int | None = None,
+                         max_genuine_per_subject: int | None = None, n_boot: int = 1000,
+                         seed: int = 0, min_count: int = 30) -> IdentityGroupRates:
+    """FMR and FNMR by group, one grouping at a time, on every dataset of ``manifest``
+    that has identities (people with two or more images) and the grouping's labels.
+
+    For each grouping the ``group`` label is rebuilt from its columns
+    (:func:`facelab.studies._matching.group_labels`; rows missing one are left out), pairs
+    are built by :func:`verification_pairs` (genuine pairs of one group, within-group
+    impostor pairs of different people), scored with each embedder and passed to
+    :func:`group_rates` at that embedder's one global threshold. Nothing here is specific
+    to a dataset: any manifest with ``subject`` and the group columns works.
+
+    Parameters
+    ----------
+    manifest
+        From :func:`facelab.studies._matching.load_manifests` (``source``, ``subject``,
+        the grouping columns; unique index).
+    embeddings
+        ``{embedder: Embeddings}`` of the manifest's rows.
+    thresholds
+        ``{embedder: threshold}``: the global thresholds (set elsewhere, e.g. by
+        :func:`global_threshold`); not re-set here.
+    groupings
+        Lists of columns; each defines one set of groups.
+    reference_groups
+        ``{grouping name: group}`` whose rates the ratios are taken to (default: the
+        rate of all groups of the dataset).
+    n_genuine, max_impostors_within, max_genuine_per_subject
+        Caps per dataset (or per person; ``None``: all pairs), seeded; see
+        :func:`verification_pairs`.
+    """
+    from facelab.studies._matching import group_labels
+
+    ids = manifest[manifest["subject"].notna()] if "subject" in manifest else manifest.iloc[:0]
+    fmr_frames, fnmr_frames, count_rows = [], [], []
+    scored_all: dict[tuple[str, str], pd.DataFrame] = {}
+    for by in groupings:
+        by = list(by)
+        name = grouping_name(by)
+        if not set(by) <= set(ids.columns):
+            continue
+        m = ids.assign(group=group_labels(ids, by))
+        m = m[m["group"] != UNLABELLED]
+        repeated = m["subject"].astype(str).duplicated(keep=False)
+        with_people = m.loc[repeated, "source"].unique()
+        m = m[m["source"].isin(with_people)]
+        if m.empty:
+            continue
+        pairs = verification_pairs(m, by=by, n_genuine=n_genuine,
+                                   max_impostors_within=max_impostors_within,
+                                   max_genuine_per_subject=max_genuine_per_subject, seed=seed)
+        mixed = pairs.attrs.get("genuine_mixed_groups", {})
+        ref = (reference_groups or {}).get(name)
+        for model, emb in embeddings.items():
+            scored, _ = score_pairs(pairs, emb)
+            ok = emb.ok[emb.positions(pairs["index_a"])] & emb.ok[emb.positions(
+                pairs["index_b"])]
+            scored_all[(model, name)] = scored
+            tables = group_rates(scored, thresholds[model], reference_group=ref,
+                                 n_boot=n_boot, seed=seed, min_count=min_count)
+            fmr_frames.append(tables["fmr"].assign(embedder=model, grouping=name))
+            fnmr_frames.append(tables["fnmr"].assign(embedder=model, grouping=name))
+            for (source, kind), part in pairs.assign(ok=ok).groupby(["source", "kind"]):
+                count_rows.append({"embedder": model, "grouping": name, "source": source,
+                                   "kind": kind, "pairs": int(part["ok"].sum()),
+                                   "dropped": int((~part["ok"]).sum()),
+                                   "mixed_groups": mixed.get(source, 0)
+                                   if kind == GENUINE else 0})
+
+    def cat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        if not frames:
+            return pd.DataFrame()
+        out = pd.concat(frames, ignore_index=True)
+        return out[["embedder", "grouping", *[c for c in out.columns
+                                               if c not in ("embedder", "grouping")]]]
+
+    return IdentityGroupRates(fmr=cat(fmr_frames), fnmr=cat(fnmr_frames), scored=scored_all,
+                              counts=pd.DataFrame(count_rows))
+
+
+def _spread(table: pd.DataFrame, rate: str) -> dict | None:
+    """Highest and lowest compared group (not small, value defined) and their ratio."""
+    groups = table[(table["group"] != "all groups") & ~table["small_cell"].astype(bool)
+                   & table[rate].notna()]
+    if len(groups) < 2:
+        return None
+    hi = groups.loc[groups[rate].idxmax()]
+    lo = groups.loc[groups[rate].idxmin()]
+    ratio = hi[rate] / lo[rate] if lo[rate] > 0 else math.inf
+    return {"high_group": hi["group"], "high": hi[rate], "high_count": hi["count"],
+            "high_n": hi["n"], "low_group": lo["group"], "low": lo[rate],
+            "low_count": lo["count"], "low_n": lo["n"], "ratio": ratio,
+            "groups": len(groups),
+            "small_cells": int((table["small_cell"].astype(bool)
+                                & (table["group"] != "all groups")).sum())}
+
+
+def differential_comparison(fmr: pd.DataFrame, fnmr: pd.DataFrame) -> pd.DataFrame:
+    """FNMR differential next to FMR differential, NIST IR 8280 style: for each embedder,
+    grouping and dataset with both, the max / min group rate of FMR and of FNMR (cells
+    with at least ``min_count`` pairs only), the groups at each end, and which
+    differential is larger.
+
+    ``fmr`` and ``fnmr`` are :func:`group_rates` tables (optionally with ``embedder`` and
+    ``grouping`` columns, as from :func:`identity_group_rates`).
+
+    Returns
+    -------
+    DataFrame
+        ``embedder, grouping, source, fmr_ratio, fmr_high_group, fmr_low_group,
+        fnmr_ratio, fnmr_high_group, fnmr_low_group, groups_compared, small_cells,
+        larger``; ``larger`` is ``"FMR"``, ``"FNMR"``, ``"equal"`` or ``"undefined"``
+        (a group with no error makes a ratio infinite: then the ratio is not compared).
+    """
+    keys = [c for c in ("embedder", "grouping") if c in fmr.columns]
+    columns = [*keys, "source", "fmr_ratio", "fmr_high_group", "fmr_high", "fmr_low_group",
+               "fmr_low", "fnmr_ratio", "fnmr_high_group", "fnmr_high", "fnmr_low_group",
+               "fnmr_low", "groups_compared", "small_cells", "larger"]
+    rows: list[dict] = []
+    if fmr.empty or fnmr.empty:
+        return pd.DataFrame(rows, columns=columns)
+    for key, fm in fmr.groupby([*keys, "source"], sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        sel = np.ones(len(fnmr), bool)
+        for col, val in zip([*keys, "source"], key, strict=True):
+            sel &= (fnmr[col] == val).to_numpy()
+        fn = fnmr[sel]
+        if fn.empty:
+            continue
+        a, b = _spread(fm, "fmr"), _spread(fn, "fnmr")
+        if a is None or b is None:
+            continue
+        if math.isinf(a["ratio"]) or math.isinf(b["ratio"]):
+            larger = "undefined"
+        elif math.isclose(a["ratio"], b["ratio"]):
+            larger = "equal"
+        else:
+            larger = "FMR" if a["ratio"] > b["ratio"] else "FNMR"
+        rows.append({**dict(zip([*keys, "source"], key, strict=True)),
+                     "fmr_ratio": a["ratio"], "fmr_high_group": a["high_group"],
+                     "fmr_high": a["high"], "fmr_low_group": a["low_group"], "fmr_low": a["low"],
+                     "fnmr_ratio": b["ratio"], "fnmr_high_group": b["high_group"],
+                     "fnmr_high": b["high"], "fnmr_low_group": b["low_group"],
+                     "fnmr_low": b["low"], "groups_compared": min(a["groups"], b["groups"]),
+                     "small_cells": max(a["small_cells"], b["small_cells"]),
+                     "larger": larger})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def nist_comparison(comparison: pd.DataFrame) -> list[str]:
+    """Sentences comparing each FNMR differential with its FMR differential against NIST
+    IR 8280's finding (false-negative differentials much smaller than false-positive
+    ones), written from the numbers of :func:`differential_comparison`, whichever way they
+    fall."""
+    out = []
+    for r in comparison.itertuples(index=False):
+        who = " · ".join(str(v) for v in (getattr(r, "embedder", None),
+                                          getattr(r, "grouping", None), r.source) if v)
+        fm = (f"FMR {r.fmr_high_group} / {r.fmr_low_group} = "
+              + ("inf (a group had no false match)" if math.isinf(r.fmr_ratio)
+                 else f"{r.fmr_ratio:.2f}"))
+        fn = (f"FNMR {r.fnmr_high_group} / {r.fnmr_low_group} = "
+              + ("inf (a group had no false non-match)" if math.isinf(r.fnmr_ratio)
+                 else f"{r.fnmr_ratio:.2f}"))
+        if r.larger == "FMR":
+            verdict = ("the false-negative differential is smaller than the false-positive "
+                       "one, as NIST IR 8280 found")
+        elif r.larger == "FNMR":
+            verdict = ("the false-negative differential is larger than the false-positive "
+                       "one, unlike NIST IR 8280's finding")
+        elif r.larger == "equal":
+            verdict = "the two differentials are equal"
+        else:
+            verdict = ("a ratio is infinite, so the two differentials cannot be compared "
+                       "(too few errors in a group at this threshold)")
+        out.append(f"{who}: {fm}, {fn}: {verdict} ({r.groups_compared} groups of >= 30 "
+                   f"pairs compared; ratios are as firm as their intervals).")
+    return out
+
+
 def separation_summary(scored: pd.DataFrame) -> pd.DataFrame:
     """EER and AUC of genuine against impostor pairs of each identity-labelled dataset."""
     rows = []
@@ -316,17 +620,30 @@ def separation_summary(scored: pd.DataFrame) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- curves
 def det_by_group(scored: pd.DataFrame, *, source: str) -> dict[str, pd.DataFrame]:
-    """DET curves of one labelled dataset's groups: FMR from each group's within-group
-    impostors, FNMR from **all** genuine pairs (the identity-labelled, demographically
-    unlabelled set). The FNMR axis is therefore shared by every group; the curves differ
-    only in how fast each group's impostors cross the threshold."""
+    """DET curves of one labelled dataset's groups, FMR from each group's within-group
+    impostors.
+
+    When the dataset has genuine pairs of labelled people (identities and labels), each
+    group's FNMR comes from **that group's own** genuine pairs (groups without any get no
+    curve). Otherwise every group shares the FNMR of **all** genuine pairs of the scored
+    frame (an identity-labelled, demographically unlabelled set such as CelebA): the
+    curves then differ only in how fast each group's impostors cross the threshold.
+    """
+    part = scored[scored["source"] == source]
+    within = part[part["kind"] == IMPOSTOR_WITHIN]
+    own = part[(part["kind"] == GENUINE) & (part["group_a"] != UNLABELLED)]
+    out = {}
+    if len(own):
+        for group, imp in within.groupby("group_a", sort=True):
+            gen = own.loc[own["group_a"] == group, "score"].to_numpy()
+            if gen.size:
+                out[str(group)] = det_curve(gen, imp["score"].to_numpy())
+        return out
     gen = scored.loc[scored["kind"] == GENUINE, "score"].to_numpy()
     if gen.size == 0:
         return {}
-    within = scored[(scored["kind"] == IMPOSTOR_WITHIN) & (scored["source"] == source)]
-    out = {}
-    for group, part in within.groupby("group_a", sort=True):
-        out[str(group)] = det_curve(gen, part["score"].to_numpy())
+    for group, imp in within.groupby("group_a", sort=True):
+        out[str(group)] = det_curve(gen, imp["score"].to_numpy())
     return out
 
 
@@ -465,10 +782,19 @@ def verification_findings(*, thresholds: Mapping[str, ThresholdChoice],
                           fnmr_tables: Mapping[str, pd.DataFrame],
                           same_cross: Mapping[tuple[str, str], pd.DataFrame] | None = None,
                           default_fmr_tables: Mapping[str, pd.DataFrame] | None = None,
-                          attribute_tables: Mapping[str, pd.DataFrame] | None = None
+                          attribute_tables: Mapping[str, pd.DataFrame] | None = None,
+                          fnmr_group_tables: Mapping[str, pd.DataFrame] | None = None,
+                          identity: IdentityGroupRates | None = None,
+                          label_errors: Mapping[str, int] | None = None
                           ) -> pd.DataFrame:
     """The findings table: one row per finding and embedder with value, count, n, 95% CI
-    and how the threshold was set."""
+    and how the threshold was set.
+
+    ``fnmr_group_tables`` (:func:`fnmr_by_group`, per embedder) and ``identity``
+    (:func:`identity_group_rates`) add the FNMR by group, and the FNMR differential next
+    to the FMR differential of the same dataset and grouping. ``label_errors`` adds
+    counts of suspected label errors (``{what: count}``).
+    """
     rows = []
 
     def add(model, finding, value, count=None, n=None, low=None, high=None, how=""):
@@ -526,6 +852,45 @@ def verification_findings(*, thresholds: Mapping[str, ThresholdChoice],
                 hi = part.loc[part["fmr"].idxmax()]
                 add(model, f"{source}: {col} FMR ratio {hi[col]} / other", hi["ratio_to_lowest"],
                     how=thresholds[model].how)
+    def differentials(model, grouping, fmr_t, fnmr_t, how):
+        prefix = f"{grouping} · " if grouping else ""
+        for source, part in fnmr_t.groupby("source", sort=True):
+            allg = part[part["group"] == "all groups"].iloc[0]
+            add(model, f"{prefix}{source}: FNMR of all genuine pairs of labelled people",
+                allg["fnmr"], allg["count"], allg["n"], allg["ci_low"], allg["ci_high"], how)
+            for g in part[part["group"] != "all groups"].itertuples(index=False):
+                small = " (small cell)" if g.small_cell else ""
+                add(model, f"{prefix}{source}: FNMR of {g.group}{small}", g.fnmr, g.count,
+                    g.n, g.ci_low, g.ci_high, how)
+        comp = differential_comparison(fmr_t, fnmr_t)
+        for r in comp.itertuples(index=False):
+            add(model, f"{prefix}{r.source}: max / min group FMR ({r.fmr_high_group} / "
+                f"{r.fmr_low_group})", r.fmr_ratio, how=how)
+            add(model, f"{prefix}{r.source}: max / min group FNMR ({r.fnmr_high_group} / "
+                f"{r.fnmr_low_group}); larger differential: {r.larger}", r.fnmr_ratio,
+                how=how)
+
+    for model, table in (fnmr_group_tables or {}).items():
+        if len(table) and model in fmr_tables:
+            differentials(model, "", fmr_tables[model], table, thresholds[model].how)
+    if identity is not None and len(identity.fnmr):
+        for (model, grouping), fn in identity.fnmr.groupby(["embedder", "grouping"],
+                                                           sort=False):
+            fm = identity.fmr[(identity.fmr["embedder"] == model)
+                              & (identity.fmr["grouping"] == grouping)]
+            for source, part in fm.groupby("source", sort=True):
+                allg = part[part["group"] == "all groups"].iloc[0]
+                add(model, f"{grouping} · {source}: FMR of all within-group impostors",
+                    allg["fmr"], allg["count"], allg["n"], allg["ci_low"], allg["ci_high"],
+                    thresholds[model].how)
+                for g in part[part["group"] != "all groups"].itertuples(index=False):
+                    small = " (small cell)" if g.small_cell else ""
+                    add(model, f"{grouping} · {source}: FMR of {g.group}{small}", g.fmr,
+                        g.count, g.n, g.ci_low, g.ci_high, thresholds[model].how)
+            differentials(model, grouping, fm.drop(columns=["embedder", "grouping"]),
+                          fn.drop(columns=["embedder", "grouping"]), thresholds[model].how)
+    for what, count in (label_errors or {}).items():
+        add("all", f"label errors: {what}", count, count)
     for (model, source), table in (same_cross or {}).items():
         same = table.iloc[0]
         diff = table.iloc[1]
