@@ -90,10 +90,15 @@ def resolve_models(detector: ModelChoice = "yunet", heads: Sequence[str] = ("emb
         name, opts = _choice(models.get(head), HEADS[head])
         out[head] = {"name": name, "kind": HEADS[head], "options": opts}
     for stage in out.values():
-        spec = model_spec(stage["name"], stage["kind"])  # unknown names fail here
+        # unknown names fail here; a model card path (.yaml) becomes the card's name
+        spec = model_spec(stage["name"], stage["kind"])
+        stage["name"] = spec.name
         stage["weights"] = weights_checksums(stage["name"])
         if spec.revision:
             stage["revision"] = spec.revision
+        card = getattr(spec.factory, "card_path", None)
+        if card:  # worker processes register the card again (not part of the cache key)
+            stage["card"] = str(card)
     return out
 
 
@@ -107,6 +112,10 @@ def _model(stage: dict) -> Any:
     from facelab.registry import create_model
 
     key = json.dumps([stage["name"], stage["options"]], sort_keys=True, default=str)
+    if key not in _MODELS and stage.get("card"):
+        from facelab.models.onnx_card import register_card
+
+        register_card(stage["card"])  # no-op when this process knows it already
     if key not in _MODELS:
         _MODELS[key] = create_model(stage["name"], **stage["options"])
     return _MODELS[key]

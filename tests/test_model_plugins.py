@@ -204,6 +204,7 @@ def _env(plugin_dir):
     return env
 
 
+@pytest.mark.slow
 def test_installed_plugin_appears_in_list_models_and_info(plugin_dir):
     code = ("import facelab, json; from facelab.registry import plugins;"
             "m = facelab.list_models('embedder');"
@@ -265,3 +266,19 @@ def test_load_card_defaults(tmp_path):
                                 input_size=[64, 64], threshold=0.2))
     assert card.colour == "rgb" and card.layout == "nchw"
     assert card.crop == "arcface" and card.onnx == (tmp_path / "tiny.onnx").resolve()
+
+
+@pytest.mark.slow
+def test_card_model_runs_in_worker_processes(tmp_path, isolated_registry):
+    """Spawned workers do not inherit the registry: the card travels with the stage."""
+    from facelab.pipeline import extract, stack_embeddings
+
+    export(TinyEmbedder(seed=2), (1, 3, 64, 64), tmp_path / "w.onnx")
+    card = write_card(tmp_path / "w.yaml", name="worker-embedder", kind="embedder",
+                      onnx="w.onnx", input_size=64, threshold=0.3)
+    images = _astronaut(tmp_path)
+    local = extract(images, models={"embedding": str(card)}, cache=False, progress=False)
+    pooled = extract(images, models={"embedding": str(card)}, cache=False, progress=False,
+                     engine="processes", workers=1)
+    assert (pooled["status"] == "ok").all()
+    np.testing.assert_allclose(stack_embeddings(pooled), stack_embeddings(local), atol=1e-6)

@@ -405,6 +405,14 @@ def _digest(card: ModelCard) -> str:
     return h.hexdigest()
 
 
+def _factory(card: ModelCard):
+    def create() -> Any:
+        return create_from_card(card)
+
+    create.card_path = card.path  # lets worker processes register the card themselves
+    return create
+
+
 def register_card(path: str | Path | ModelCard, *, override: bool = False) -> str:
     """Register the model a card describes under its ``name``; returns the name.
 
@@ -443,6 +451,6 @@ def register_card(path: str | Path | ModelCard, *, override: bool = False) -> st
                       else "box crop") + (f", margin {card.margin:g}" if card.margin else ""),
         package="model card", weights=(f"<{card.onnx}>", f"<{card.path}>"),
         licence=card.licence, labels=card.labels or None, override=override,
-    )(lambda _c=card: create_from_card(_c))
+    )(_factory(card))
     _CARDS[card.name] = digest
     return card.name

@@ -74,6 +74,7 @@ def search_sets(*, gallery_datasets: Sequence[str] = ("fairface:val", "utkface",
         ``mate_id`` (mated probes: the identity they should find), ``group`` and the
         dataset columns. Index: unique image ids.
     """
+    from facelab.datasets.resolve import parse_dataset_spec
     from facelab.protocols import gallery_probe_split
 
     gallery, notes = load_manifests(gallery_datasets, limit=limit, seed=seed, by=by, root=root)
@@ -101,7 +102,7 @@ def search_sets(*, gallery_datasets: Sequence[str] = ("fairface:val", "utkface",
             g, p = gallery_probe_split(mated, nonmated_fraction=0.0, gallery_per_subject=1,
                                        probes_per_subject=mated_probes_per_subject, seed=seed,
                                        distractors=False)
-            name = mated_dataset.partition(":")[0]
+            name = parse_dataset_spec(mated_dataset).key
             g = g.assign(mated=False, gallery_id=[f"{name}:{s}" for s in g["subject"]],
                          mate_id=pd.NA)
             p = p.assign(gallery_id=pd.NA, mate_id=[f"{name}:{s}" for s in p["subject"]])
