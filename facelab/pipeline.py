@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from facelab.cache import FeatureCache, digest_array, digest_bytes, make_key
+from facelab.cache import ColumnarCache, FeatureCache, digest_array, digest_bytes, make_key
 from facelab.io import ImageError, load_image
 from facelab.types import Face
 
@@ -55,6 +55,8 @@ HEADS: dict[str, str] = {"embedding": "embedder", "expression": "expression",
                          "attributes": "attribute", "skin_tone": "skin_tone"}
 FACE_POLICIES: tuple[str, ...] = ("largest", "single", "all")
 ENGINES: tuple[str, ...] = ("local", "processes", "dask")
+#: ``extract`` merges the cache's Parquet segments once there are more than this many.
+COMPACT_AFTER = 64
 _PREFIX = {"expression": "expr_", "attributes": "pred_", "skin_tone": "skin_"}
 ModelChoice = str | tuple[str, dict] | None
 
@@ -312,7 +314,7 @@ def extract(
     heads: Sequence[str] = ("embedding",),
     models: dict[str, ModelChoice] | None = None,
     batch_size: int = 32,
-    cache: bool | str | os.PathLike | FeatureCache = True,
+    cache: bool | str | os.PathLike | FeatureCache | ColumnarCache = True,
     engine: str = "local",
     workers: int | None = None,
     scheduler: Any = None,
@@ -338,8 +340,10 @@ def extract(
     batch_size
         Images per batch (one ``detect_batch`` / ``embed_batch`` / ``predict_crops`` call).
     cache
-        ``True``: ``facelab.config.cache_dir()/features``; a folder or a
-        :class:`~facelab.cache.FeatureCache`; ``False``: no cache.
+        ``True``: a :class:`~facelab.cache.ColumnarCache` (Parquet segments, which also
+        reads older npz entries) in ``facelab.config.cache_dir()/features``; a folder for
+        one; a :class:`~facelab.cache.ColumnarCache` or :class:`~facelab.cache.FeatureCache`
+        (one npz file per entry); ``False``: no cache.
     engine
         ``"local"`` (this process), ``"processes"`` (a ``ProcessPoolExecutor`` of
         ``workers`` processes, one model instance each) or ``"dask"``
@@ -370,8 +374,8 @@ def extract(
     frame = _as_manifest(manifest)
     stages = resolve_models(detector, heads, models, detector_options)
     config = {"stages": stages, "policy": face_policy}
-    store = (cache if isinstance(cache, FeatureCache) else FeatureCache(None if cache is True
-             else cache)) if cache is not False else None
+    store = (cache if isinstance(cache, FeatureCache | ColumnarCache) else
+             ColumnarCache(None if cache is True else cache)) if cache is not False else None
 
     units, pre = _prepare(frame, stages, face_policy, store, remote=engine != "local")
     computed = {s: 0 for s in stages}
@@ -391,6 +395,8 @@ def extract(
                 computed[stage] += 1
                 if store is not None and stage not in transient:
                     store.put(units[i]["keys"][stage], rec)
+        if isinstance(store, ColumnarCache):
+            store.flush()  # one segment per batch: a kill loses at most the batch in flight
         bar.update(len(batch))
 
     def payload(batch: list[int]) -> list[dict]:
@@ -410,6 +416,9 @@ def extract(
     else:
         _run_dask(config, batches, payload, finish, scheduler)
     bar.close()
+    if isinstance(store, ColumnarCache) and len(store.segments()) > COMPACT_AFTER:
+        store.compact(wait=False)  # merge the per-batch segments (skipped if another
+        # process is compacting)
     out = _assemble(frame, units, pre, stages, face_policy)
     out.attrs = {
         "models": {s: {k: v for k, v in st.items()} for s, st in stages.items()},
@@ -485,13 +494,22 @@ def _prepare(frame: pd.DataFrame, stages: dict, policy: str, store: FeatureCache
         keys = {"detect": make_key(stage="detect", image=digest, **_ident(stages["detect"]))}
         for h in heads:
             keys[h] = make_key(stage=h, det=keys["detect"], policy=policy, **_ident(stages[h]))
-        got: dict[str, Any] = {"_sha": digest}
-        if store is not None:
-            for s, k in keys.items():
-                rec = store.get(k)
-                if rec is not None:
-                    got[s] = rec
-                    got[f"_cached_{s}"] = True
+        units.append({"source": source, "keys": keys})
+        pre.append({"_sha": digest})
+    wanted = [k for u in units if u is not None for k in u["keys"].values()]
+    if store is None:
+        found = {}
+    elif hasattr(store, "get_many"):  # ColumnarCache: one read per segment
+        found = store.get_many(wanted)
+    else:
+        found = {k: rec for k in wanted if (rec := store.get(k)) is not None}
+    for unit, got in zip(units, pre, strict=True):
+        if unit is None:
+            continue
+        for s, k in unit["keys"].items():
+            if k in found:
+                got[s] = found[k]
+                got[f"_cached_{s}"] = True
         det = got.get("detect")
         if det is None:
             need = ["detect", *[h for h in heads if h not in got]]
@@ -499,8 +517,7 @@ def _prepare(frame: pd.DataFrame, stages: dict, policy: str, store: FeatureCache
             need = []
         else:
             need = [h for h in heads if h not in got]
-        units.append({"source": source, "need": need, "det": det, "keys": keys})
-        pre.append(got)
+        unit.update(need=need, det=det)
     return units, pre
 
 

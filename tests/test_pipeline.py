@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from facelab.cache import FeatureCache
+from facelab.cache import ColumnarCache, FeatureCache
 from facelab.pipeline import extract, stack_embeddings
 
 
@@ -84,11 +84,20 @@ def test_rerun_is_served_from_cache_and_corrupt_entries_recomputed(mixed, tmp_ca
     pd.testing.assert_frame_equal(first.drop(columns=["box", "landmarks", "embedding"]),
                                   again.drop(columns=["box", "landmarks", "embedding"]))
     np.testing.assert_array_equal(stack_embeddings(first), stack_embeddings(again))
-    # corrupt one entry: it is detected, removed and recomputed
-    cache = FeatureCache(tmp_cache / "features")
+    # the columnar cache (default): a corrupt segment is detected, removed and recomputed
+    col = ColumnarCache(tmp_cache / "features")
+    (seg,) = col.segments()
+    seg.write_bytes(seg.read_bytes()[:50])
+    fourth = extract(mixed, heads=("embedding",), progress=False)
+    assert fourth.attrs["corrupt_entries"] == 1
+    assert fourth.attrs["computed"] == {"detect": 4, "embedding": 2}
+    np.testing.assert_array_equal(stack_embeddings(first), stack_embeddings(fourth))
+    # the npz layout: one corrupt entry is detected, removed and recomputed
+    extract(mixed, heads=("embedding",), progress=False, cache=FeatureCache(tmp_cache / "npz"))
+    cache = FeatureCache(tmp_cache / "npz")
     victim = cache.path(cache.keys()[0])
     victim.write_bytes(victim.read_bytes()[:50])
-    third = extract(mixed, heads=("embedding",), progress=False)
+    third = extract(mixed, heads=("embedding",), progress=False, cache=cache)
     assert third.attrs["corrupt_entries"] == 1
     assert sum(third.attrs["computed"].values()) == 1
     np.testing.assert_array_equal(stack_embeddings(first), stack_embeddings(third))
@@ -163,7 +172,7 @@ def test_resume_after_sigkill(tmp_path, astronaut, monkeypatch):
     script.write_text(RESUME_SCRIPT)
     env = {**os.environ, "FACELAB_CACHE": str(cache_dir)}
     proc = subprocess.Popen([sys.executable, str(script), *paths], env=env)
-    cache = FeatureCache(cache_dir / "features")
+    cache = ColumnarCache(cache_dir / "features")
     deadline = time.time() + 120
     while len(cache.keys()) < 8 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
