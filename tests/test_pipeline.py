@@ -233,3 +233,28 @@ def test_process_and_dask_engines_match_local(mixed, astronaut, tmp_path, monkey
     _same(local, dask_out)
     _same(local, by_address)
     assert by_address.attrs["computed"] == {"detect": 0, "embedding": 0}
+
+
+def test_decode_columns_gives_the_row_values_of_decode_frame():
+    """The warm-read path skips pandas but yields the very values (and types) of before."""
+    from facelab.pipeline import _decode_columns, _decode_frame, _encode_frame
+
+    frames = [pd.DataFrame({"a": np.float32([0.1, 0.2]), "b": np.float32([0.3, 0.4])}),
+              pd.DataFrame({"age": np.array([30, 41]), "p": np.float32([0.5, 0.9])}),
+              pd.DataFrame({"g": ["Male", None], "p": np.float32([0.5, 0.9]), "n": [1, 2]}),
+              pd.DataFrame({"flag": [True, False], "x": [1.5, 2.5]}),
+              pd.DataFrame({"flag": [True, False]})]
+
+    def scalar(v):
+        return v.item() if isinstance(v, np.generic) else v
+
+    for frame in frames:
+        rec = _encode_frame(frame, [])
+        df, cols = _decode_frame(rec), _decode_columns(rec)
+        for k in range(len(frame)):
+            a = {c: scalar(v) for c, v in df.iloc[k].items()}
+            b = {c: scalar(v[k]) for c, v in cols}
+            assert list(a) == list(b)
+            for c in a:
+                assert type(a[c]) is type(b[c]), (c, a, b)
+                assert a[c] == b[c] or (a[c] != a[c] and b[c] != b[c])  # NaN == NaN here
