@@ -437,3 +437,52 @@ def attribute_predictions(imported, manifests: Mapping[str, pd.DataFrame], *,
     out.attrs = {"model": imported.system, "detector": imported.system,
                  "drops": drops.rows}
     return out
+
+
+# ----------------------------------------------------------------------------- notebooks
+class ImportedRun:
+    """What the audit notebooks need from an imported file: the system's ``name`` (it
+    takes the place of an embedder), the import (``imported``), and either the scored
+    pairs (``scored``, 02) or the :class:`~facelab.studies.search.SearchRun` (``run``,
+    03), plus every drop with its reason (``drops``)."""
+
+    def __init__(self, imported, *, scored=None, run=None, drops: Drops | None = None):
+        self.imported = imported
+        self.name = f"{imported.system} (imported)"
+        self.scored = scored
+        self.run = run
+        self.drops = drops if drops is not None else imported.drops
+
+    def summary(self) -> str:
+        """The import's summary and the drops, for the notebook."""
+        text = self.imported.summary()
+        extra = len(self.drops) - len(self.imported.drops)
+        if extra > 0:
+            text += f" Lining ids up with the manifest: {self.drops.summary()}"
+        return text
+
+
+def _errors(spec) -> str:
+    return spec.get("errors", "raise") if isinstance(spec, Mapping) else "raise"
+
+
+def load_verification(spec, manifest: pd.DataFrame) -> ImportedRun:
+    """``-p scores SPEC`` of ``02_verification_demographics``: read the file with
+    :func:`facelab.external.load_scores` and line it up with the manifest
+    (:func:`scored_pairs`; the spec's ``errors`` applies to both)."""
+    from facelab.external import load_scores
+
+    imported = load_scores(spec)
+    scored, drops = scored_pairs(imported, manifest, errors=_errors(spec))
+    return ImportedRun(imported, scored=scored, drops=drops)
+
+
+def load_search(spec, manifest: pd.DataFrame) -> ImportedRun:
+    """``-p candidates SPEC`` of ``03_one_to_many_search``: read the candidate lists with
+    :func:`facelab.external.load_candidates` and line them up with the audit's gallery and
+    probes (:func:`search_run`)."""
+    from facelab.external import load_candidates
+
+    imported = load_candidates(spec)
+    run = search_run(imported, manifest, errors=_errors(spec))
+    return ImportedRun(imported, run=run, drops=run.drops)

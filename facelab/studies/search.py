@@ -423,6 +423,12 @@ def fpir_by_gallery_size(run: SearchRun, thresholds: Mapping[str, ThresholdChoic
     variability). ``predicted`` is ``1 - (1 - FMR)^N`` with the 1:1 FMR the threshold
     achieved on the calibration pairs: what independent comparisons would give.
     """
+    if run.scores is None:  # imported candidate lists: only the returned candidates known
+        warnings.warn("FPIR by gallery size needs every probe-gallery score; imported "
+                      "candidate lists hold only the returned candidates: skipped",
+                      stacklevel=2)
+        return pd.DataFrame(columns=["operating_point", "threshold", "gallery_size", "fpir",
+                                     "ci_low", "ci_high", "n_searches", "predicted"])
     res = run.results
     mated = set(res.loc[res["mated"], "probe"])
     rows_mask = np.array([p not in mated for p in run.probe_ids])
