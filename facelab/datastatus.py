@@ -267,6 +267,8 @@ def status_lines(root: str | os.PathLike | None = None) -> list[str]:
     problem = data_root_problem(root)
     status = dataset_status(root)
     lines = [f"data: {problem}" if problem else f"data root: {data_root(root)}"]
+    target = root if root is not None else os.environ.get("FACELAB_DATA")
+    where = f" --root {Path(target).expanduser().resolve()}" if target else " --root DIR"
     found = status[status["found"]]
     missing = status[~status["found"]]
     if len(found):
@@ -286,7 +288,9 @@ def status_lines(root: str | os.PathLike | None = None) -> list[str]:
         order = missing.assign(uses=uses).sort_values("fetchable", ascending=False,
                                                       kind="stable")
         for r in order.itertuples():
-            how = ("downloads it" if r.fetchable else "says where to request it")
-            lines.append(f"    {r.dataset:<{width}}  {r.uses:<{wide}}  "
-                         f"`facelab data fetch {r.dataset}` {how}")
+            how = (f"`facelab data fetch {r.dataset}{where}` downloads it" if r.fetchable
+                   else f"`facelab data fetch {r.dataset}` says where to request it")
+            lines.append(f"    {r.dataset:<{width}}  {r.uses:<{wide}}  {how}")
+        if not target:
+            lines.append("  (then point FACELAB_DATA at DIR so the audits find it)")
     return lines

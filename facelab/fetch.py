@@ -369,6 +369,9 @@ def fetch_dataset(name: str, root: str | os.PathLike | None = None, *,
     for f in src.files:
         if f not in wanted:
             say(f"{f.name}: {target} already has it; kept as it is")
+    if not wanted:  # a folder the user filled by hand: nothing to add, nothing written
+        say(f"{name}: {target} already holds every file; nothing downloaded")
+        return target
     downloads = base / DOWNLOADS_DIR / name
     downloads.mkdir(parents=True, exist_ok=True)
     got = {f.name: _download(f, downloads, progress=progress, timeout=timeout, say=say)

@@ -81,7 +81,8 @@ def test_status_lines_say_what_is_missing_and_how_to_get_it(tmp_path, data_root)
     text = "\n".join(lines)
     assert "does not exist" in lines[0]
     assert "00_tour runs on scikit-image's bundled photos" in text
-    assert "`facelab data fetch lfw` downloads it" in text
+    assert f"`facelab data fetch lfw --root {(tmp_path / 'nothing-here').resolve()}` " \
+           "downloads it" in text
     assert "`facelab data fetch cfd` says where to request it" in text
     found = "\n".join(status_lines(data_root))
     assert "fairface (01/02/03/05)" in found and "lfw" in found

@@ -107,3 +107,39 @@ def test_an_audit_report_is_clean(tmp_path, data_root):
     html = (run / f"{stem}.html").read_text()
     assert report_problems(html) == []
     assert "data:image/png;base64," in html  # the figures are in the report
+
+
+def test_progress_mode_outside_a_kernel(monkeypatch):
+    from facelab.progress import progress_mode, tqdm
+
+    monkeypatch.delenv("FACELAB_PROGRESS", raising=False)
+    assert progress_mode() == "final"  # pytest captures stderr: not a terminal
+    monkeypatch.setenv("FACELAB_PROGRESS", "off")
+    assert progress_mode() == "off"
+    assert list(tqdm(range(3))) == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_progress_is_one_live_widget_in_jupyterlab(tmp_path, monkeypatch):
+    """A kernel started by JupyterLab (jupyter_server sets JPY_SESSION_NAME) gets one
+    ipywidgets bar per loop and no text lines."""
+    import papermill as pm
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "facelab", "display_name": "facelab",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(
+        "from facelab.progress import progress_mode, tqdm\n"
+        "print(progress_mode())\n"
+        "for _ in tqdm(range(2000), desc='loop', mininterval=0):\n    pass")]
+    src, out = tmp_path / "w.ipynb", tmp_path / "w-out.ipynb"
+    nbformat.write(nb, str(src))
+    monkeypatch.setenv("JPY_SESSION_NAME", str(src))
+    monkeypatch.delenv("FACELAB_PROGRESS", raising=False)
+    pm.execute_notebook(str(src), str(out), kernel_name="facelab", progress_bar=False)
+    outputs = nbformat.read(str(out), as_version=4).cells[0].outputs
+    widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json"
+               in o.get("data", {})]
+    streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert len(widgets) == 1
+    assert streams == "widget\n"
