@@ -21,6 +21,9 @@ __all__ = ["AuditSpec", "AUDITS", "notebooks_dir", "resolve_audits", "run_audit"
            "export_html", "absolute_paths", "required_datasets"]
 
 KERNEL_NAME = "facelab"
+#: The kernel's own log at ERROR: ipykernel 7 warns "Kernel is running over TCP without
+#: encryption" at every start (a local kernel on 127.0.0.1: nothing for the reader).
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 #: Audits that produce something others use run first when several are run together
 #: (06 trains the expression model that 04 compares with the fer model).
 RUN_FIRST: tuple[str, ...] = ("06_train_expression",)
@@ -245,12 +248,17 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     before = os.environ.get(REQUIRED_ENV)
     # datasets the user named must load in the kernel (which inherits this environment)
     os.environ[REQUIRED_ENV] = json.dumps(required_datasets(user))
-    # headless: progress bars print one final line each (facelab.progress)
-    env_progress = os.environ.setdefault("FACELAB_PROGRESS", "final")
+    from facelab.progress import progress_mode
+
+    # papermill's cell bar only on a terminal; in the kernel (headless) every progress bar
+    # prints one final line (facelab.progress)
+    progress = progress and progress_mode() in ("bar", "widget")
+    progress_before = os.environ.get("FACELAB_PROGRESS")
+    os.environ.setdefault("FACELAB_PROGRESS", "final")
     try:
         pm.execute_notebook(str(notebook), str(out_nb), parameters=params,
                             kernel_name=kernel_name, language="python", progress_bar=progress,
-                            cwd=str(notebook.parent))
+                            cwd=str(notebook.parent), extra_arguments=KERNEL_ARGUMENTS)
     except Exception as exc:
         missing = _missing_data(exc)
         write_provenance(run_dir, notebook=name, parameters=params, started=started,
@@ -266,7 +274,9 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
             raise
         return run_dir
     finally:
-        del env_backend, env_progress
+        del env_backend
+        if progress_before is None:
+            os.environ.pop("FACELAB_PROGRESS", None)
         if before is None:
             os.environ.pop(REQUIRED_ENV, None)
         else:

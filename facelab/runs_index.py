@@ -99,6 +99,24 @@ def run_findings(metrics: Mapping[str, Any]) -> list[dict[str, str]]:
     return out
 
 
+def _headline_metrics(notebook: str, metrics: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Without a findings table: the audit's headline metrics (``AuditSpec``), with the
+    ``<name>_ci`` interval when the run recorded one."""
+    from facelab.audit import AUDITS
+
+    spec = AUDITS.get(notebook)
+    rows = []
+    for key in spec.headline_metrics if spec else ():
+        if key not in metrics or isinstance(metrics[key], Mapping | list):
+            continue
+        ci = metrics.get(f"{key}_ci")
+        interval = (f"{_fmt(ci[0])}–{_fmt(ci[1])}" if isinstance(ci, list) and len(ci) == 2
+                    else "")
+        rows.append({"finding": key.replace("_", " "), "value": _fmt(metrics[key]),
+                     "count": "", "interval": interval, "how": ""})
+    return rows
+
+
 def collect_runs(results_root: str | os.PathLike) -> list[dict[str, Any]]:
     """Every run folder under ``results_root`` (those with ``provenance.json``), newest
     first, as dicts ready for the index."""
@@ -119,7 +137,7 @@ def collect_runs(results_root: str | os.PathLike) -> list[dict[str, Any]]:
             "status": prov.get("status") or "unknown",
             "note": prov.get("missing_data") or prov.get("error") or "",
             "changed": _changed(prov.get("parameters") or {}, defaults_cache[notebook]),
-            "findings": run_findings(metrics),
+            "findings": run_findings(metrics) or _headline_metrics(notebook, metrics),
             "report": f"{run.name}/{html_files[0].name}" if html_files else None,
             "figure": f"{run.name}/figures/{figures[0]}" if figures else None,
             "wall_seconds": prov.get("wall_seconds"),
