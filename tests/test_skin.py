@@ -202,3 +202,23 @@ def test_brightness_lowers_ita_on_real_faces(data_root):
     assert len(shifts) == 6 and set(shifts["level"]) == {0, 1}  # 0.5 is the suite's level 1
     summary = brightness_summary(shifts).set_index("brightness_factor")
     assert summary.loc[0.5, "delta_median"] < summary.loc[0.9, "delta_median"] < 0
+
+
+@pytest.mark.slow
+def test_fmr_and_fnmr_by_skin_tone_on_lfw(data_root):
+    """02's identity groupings take ["skin_tone"] like any other column (LFW, SFace)."""
+    from facelab.studies import verification as V
+    from facelab.studies._matching import extract_embeddings, load_manifests
+
+    manifest, _ = load_manifests(["lfw"], limit=80, seed=0, root=data_root,
+                                 by=["gender", "skin_tone"], whole_subjects=True)
+    assert manifest["skin_tone"].notna().mean() > 0.9
+    emb = {"sface": extract_embeddings(manifest, "sface", progress=False)}
+    rates = V.identity_group_rates(manifest, emb, {"sface": 0.363},
+                                   groupings=[["skin_tone"]], n_boot=100, seed=0)
+    fnmr = rates.fnmr.set_index("group")
+    assert set(fnmr.index) <= {"lighter", "darker", "all groups"} and len(fnmr) >= 2
+    cells = fnmr.drop(index="all groups")
+    assert cells["n"].sum() == fnmr.loc["all groups", "n"]
+    assert ((cells["ci_low"] <= cells["fnmr"]) & (cells["fnmr"] <= cells["ci_high"])).all()
+    assert set(rates.fmr["group"]) <= {"lighter", "darker", "all groups"}
