@@ -54,7 +54,7 @@ def test_parse_forms():
     # built-in datasets the suite looks for skip quietly; others and explicit ones do not
     assert parse_dataset_spec("cfd", required=set()).optional
     assert not parse_dataset_spec("cfd", required={"cfd"}).optional
-    assert not parse_dataset_spec("lfw", required=set()).optional
+    assert not parse_dataset_spec("rafdb", required=set()).optional
     assert not parse_dataset_spec("cfd", strict=True, required=set()).optional
 
 

@@ -36,7 +36,7 @@ def test_02_on_your_own_csv_and_model_card(data_root, tmp_path):
          "--results", str(user / "results"), "--stop-on-failure"],
         cwd=user, capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    folder = next((user / "results").iterdir())
+    folder = next(p for p in (user / "results").iterdir() if p.is_dir())
     metrics = json.loads((folder / "metrics.json").read_text())
     fmr = [r for r in metrics["fmr_by_group"] if r["source"] == "myfaces"]
     assert {r["embedder"] for r in fmr} == {"sface", "acme-embedder"}
@@ -44,6 +44,30 @@ def test_02_on_your_own_csv_and_model_card(data_root, tmp_path):
     assert {"White male", "White female", "Black male"} <= groups
     for r in fmr:
         assert r["n"] > 0 and 0 <= r["fmr"] <= 1 and r["ci_low"] <= r["fmr"] <= r["ci_high"]
+    # two photos per person and group labels: FNMR by group at the same global threshold
+    fnmr = [r for r in metrics["fnmr_by_group"] if r["source"] == "myfaces"]
+    assert {r["embedder"] for r in fnmr} == {"sface", "acme-embedder"}
+    sface = {r["group"]: r for r in fnmr if r["embedder"] == "sface"}
+    assert sface["White male"]["n"] == 28 and sface["White female"]["n"] == 28
+    assert sface["Black male"]["n"] == 17
+    for r in fnmr:
+        assert 0 <= r["fnmr"] <= 1 and r["ci_low"] <= r["fnmr"] <= r["ci_high"]
     prov = json.loads((folder / "provenance.json").read_text())
     assert prov["parameters"]["datasets"][0]["csv"] == str(user / "faces.csv")
     assert "acme-embedder" in json.dumps(prov)
+
+
+@pytest.mark.slow
+def test_a_named_csv_that_cannot_load_stops_the_audit(tmp_path):
+    cli = Path(sys.executable).with_name("facelab")
+    run = subprocess.run(
+        [str(cli), "audit", "02_verification_demographics", "-p", "datasets",
+         "[no_such_folder/my.csv]", "-p", "embedders", "[sface]", "-p", "limit", "5",
+         "--results", str(tmp_path / "results")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 1
+    folder = next(p for p in (tmp_path / "results").iterdir() if p.is_dir())
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["status"] == "failed"
+    assert "DatasetSpecError" in prov["error"] and "does not exist" in prov["error"]
+    assert str(tmp_path / "no_such_folder" / "my.csv") in prov["error"]

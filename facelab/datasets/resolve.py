@@ -43,14 +43,15 @@ __all__ = ["DatasetRequest", "DatasetSpecError", "SUITE_DATASETS", "REQUIRED_ENV
 #: Built-in datasets the audits look for by default (``make audit``): skipped with a note
 #: when they are not under the data root. Anything else named must load.
 SUITE_DATASETS: frozenset[str] = frozenset(
-    {"fairface", "utkface", "cfd", "celeba", "fer2013", "ckplus48", "jaffe"})
+    {"fairface", "utkface", "cfd", "celeba", "lfw", "fer2013", "ckplus48", "jaffe"})
 #: Environment variable (JSON list of registered dataset names) naming datasets the user
 #: asked for explicitly: those never skip quietly. Set by :func:`facelab.audit.run_audit`.
 REQUIRED_ENV = "FACELAB_REQUIRED_DATASETS"
 #: Notebook parameters that hold dataset specs (one spec or a list of them).
 DATASET_PARAMETERS: tuple[str, ...] = (
-    "datasets", "genuine_dataset", "gallery_datasets", "probe_datasets", "mated_dataset",
-    "degradation_dataset", "group_datasets", "compare_datasets", "data")
+    "datasets", "genuine_dataset", "identity_datasets", "gallery_datasets", "probe_datasets",
+    "mated_dataset", "degradation_dataset", "group_datasets", "stability_datasets",
+    "brightness_dataset", "compare_datasets", "data")
 
 _CSV_KEYS = ("csv", "manifest")
 _CSV_OPTIONS = ("columns", "images_root", "name", "split", "race_map", "expression_map",
@@ -66,6 +67,11 @@ class DatasetSpecError(ValueError):
     def __init__(self, message: str, reason: str | None = None):
         super().__init__(message)
         self.reason = reason or message
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython (the audit notebooks) shows these lines instead of a traceback
+        return ["DatasetSpecError: a dataset named for this audit cannot be used.", "",
+                *str(self).splitlines()]
 
 
 @dataclass(frozen=True)
@@ -256,6 +262,8 @@ def load_request(request: DatasetRequest, *, root: str | os.PathLike | None = No
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if request.is_csv:
+                if not Path(request.root).is_file():
+                    raise FileNotFoundError(f"CSV manifest {request.root} does not exist")
                 options = dict(request.options)
                 df = load_dataset("csv", request.root, split=split, dataset=request.key,
                                   **options)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -67,7 +66,8 @@ def stability_by_person(datasets: Sequence[str] = ("celeba", "lfw"), *,
     Parameters
     ----------
     datasets
-        Identity-labelled datasets (a ``subject`` column).
+        Identity-labelled dataset specs (:mod:`facelab.datasets.resolve`: names, CSV paths
+        or ``{csv: ...}`` mappings with a ``subject`` column).
     limit
         At most this many images per dataset, whole people (:func:`people_sample`).
     detector
@@ -77,21 +77,22 @@ def stability_by_person(datasets: Sequence[str] = ("celeba", "lfw"), *,
     -------
     images, notes
         One row per image: the manifest's columns plus the skin columns of
-        :func:`facelab.skin.add_skin_tone`; and one sentence per dataset that is missing.
+        :func:`facelab.skin.add_skin_tone`; and one sentence per built-in dataset that is
+        missing (skipped).
+
+    Raises
+    ------
+    facelab.datasets.resolve.DatasetSpecError
+        A dataset named explicitly cannot be loaded.
     """
-    from facelab.config import data_root
-    from facelab.datasets import DatasetNotFoundError, load_dataset
+    from facelab.datasets.resolve import resolve_datasets
     from facelab.skin import add_skin_tone
 
-    frames, notes = [], []
-    for name in datasets:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                df = load_dataset(name, root)
-        except DatasetNotFoundError:
-            notes.append(f"{name} not found under {data_root(root)}: skipping it.")
-            continue
+    loaded, table = resolve_datasets(datasets, root=root)
+    notes = list(table.loc[~table["found"], "note"])
+    frames = []
+    for req, split, df in loaded:
+        name = req.label(split)
         sample = people_sample(df, limit, seed)
         frames.append(add_skin_tone(sample, detector=detector, progress=progress)
                       .assign(dataset=name))

@@ -66,15 +66,13 @@ def celeba_tour_sets(*, seed: int = 0, gallery_size: int = 20,
     other than the probe), from the first identity-labelled dataset of ``datasets`` found
     (CelebA, else LFW). Without any, scikit-image's bundled photos stand in, and the note
     says so."""
-    from facelab.datasets import load_dataset
+    from facelab.datasets.resolve import resolve_datasets
 
-    celeba, source, tried = None, "", []
-    for name in datasets:
-        try:
-            frame = load_dataset(name, root=root)
-        except (FileNotFoundError, LookupError, ValueError) as exc:
-            tried.append(f"{name}: {exc}")
-            continue
+    celeba, source = None, ""
+    loaded, table = resolve_datasets(datasets, root=root)  # a named CSV must load
+    tried = list(table.loc[~table["found"], "note"])
+    for req, split, frame in loaded:
+        name = req.label(split)
         if not (frame["subject"].value_counts() >= 3).any():
             tried.append(f"{name}: no identity with 3 or more photos")
             continue
