@@ -307,7 +307,13 @@ class Gallery:
     @classmethod
     def load(cls, path: str | os.PathLike, *, index: str = "auto", detector: Any = "yunet",
              index_options: dict | None = None) -> Gallery:
-        """Read a gallery written by :meth:`save` (``np.load(..., allow_pickle=False)``)."""
+        """Read a gallery written by :meth:`save` (``np.load(..., allow_pickle=False)``).
+
+        Raises
+        ------
+        facelab.validation.InputError
+            A stored template with NaN or infinite values or all zeros (named by row).
+        """
         with np.load(Path(path), allow_pickle=False) as data:
             version = int(data["format_version"])
             if version != FORMAT_VERSION:
@@ -318,6 +324,7 @@ class Gallery:
             if emb.shape[1] != gallery.embedder.dim:
                 raise ValueError(f"{path}: {emb.shape[1]}-d templates do not fit model "
                                  f"{gallery.model_name!r}")
+            check_embeddings(emb, dim=gallery.embedder.dim, name=f"{path}: templates")
             gallery.embeddings_ = np.ascontiguousarray(emb)
             gallery.subjects_ = data["subjects"].astype(str)
             gallery.sources_ = data["sources"].astype(str)

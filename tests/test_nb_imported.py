@@ -86,3 +86,30 @@ def test_03_on_imported_rekognition_at_80_and_99(tmp_path, data_root):
         ops["service default 80 (ACLU test)"]["false_matches"]
     assert v["fpir_by_gallery_size_table"] == [] or len(v["fpir_by_gallery_size_table"]) == 0
     assert (run / "figures" / "threshold_tradeoff.png").exists()
+
+
+def test_05_on_imported_rekognition_detect_faces(tmp_path, data_root):
+    from facelab.external.predictions import predictions_from_features
+    from facelab.pipeline import extract
+    from facelab.studies import attributes as A
+    from facelab.studies.detection import load_audit_datasets
+
+    params = {"limit": 60, "datasets": ["fairface", "cfd"], "min_count": 5,
+              "stability_limit": 60, "brightness_faces": 8}
+    manifests, _ = load_audit_datasets(params["datasets"], limit=60, seed=0)
+    frames = []
+    for name, m in manifests.items():
+        feats = extract(m, heads=("attributes", "expression"), face_policy="largest",
+                        progress=False)
+        frames.append(predictions_from_features(feats, [f"{name}/{f}" for f in m["file"]]))
+    folder = X.write_detect_faces(pd.concat(frames, ignore_index=True), tmp_path / "rk")
+    spec = {"path": str(folder), "format": "rekognition"}
+    run, v = run_notebook("05_attribute_audit", {**params, "predictions": spec}, tmp_path,
+                          data_root)
+    native = A.error_summary(A.gender_error_by_group(
+        A.attribute_predictions(manifests, progress=False), min_count=5))
+    got = pd.DataFrame(v["gender_error_summary"]).set_index("dataset")
+    want = native.set_index("dataset")
+    assert (got.loc[want.index, "errors"] == want["errors"]).all()
+    assert (got.loc[want.index, "n"] == want["n"]).all()
+    assert (run / "figures" / "gender_error_by_group.png").exists()

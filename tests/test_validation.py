@@ -93,3 +93,15 @@ def test_helpers_name_where_or_count_drops():
     assert keep.all()
     with pytest.raises(InputError, match="shape"):
         check_embeddings(np.ones((2, 5)), dim=4)
+
+
+def test_gallery_load_refuses_bad_stored_templates(tmp_path):
+    g = Gallery("sface", index="exact")
+    g.enrol(np.stack([_unit(1), _unit(2)]), ["a", "b"])
+    path = g.save(tmp_path / "g.npz")
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["embeddings"][1] = np.nan
+    np.savez(path, **arrays)
+    with pytest.raises(InputError, match=r"g.npz: templates, row 1: embedding contains"):
+        Gallery.load(path)

@@ -111,9 +111,11 @@ def scored_pairs(imported: ImportedScores, manifest: pd.DataFrame, *, errors: st
     keep = np.ones(len(t), dtype=bool)
     for name, ok, ids in (("probe", known_a, t["probe"]),
                           ("reference", known_b, t["reference"])):
+        rows = np.flatnonzero(keep)  # a row already dropped is not counted twice
         found = {i for i, k in zip(ids, ok, strict=True) if k}
-        keep &= check_known(ids.tolist(), found, source=src, column=name, wheres=wheres,
-                            errors=errors, drops=drops)
+        keep[rows] &= check_known(ids.iloc[rows].tolist(), found, source=src, column=name,
+                                  wheres=[wheres[i] for i in rows], errors=errors,
+                                  drops=drops)
     keep &= known_a & known_b
     t = t[keep].reset_index(drop=True)
     a = [x for x, k in zip(a, keep, strict=True) if k]
@@ -377,7 +379,8 @@ def export_search_protocol(manifest: pd.DataFrame, folder) -> None:
 
 # ----------------------------------------------------------------------------- attributes
 def attribute_predictions(imported, manifests: Mapping[str, pd.DataFrame], *,
-                          errors: str = "raise") -> pd.DataFrame:
+                          errors: str = "raise", skin_from: pd.DataFrame | None = None
+                          ) -> pd.DataFrame:
     """Imported per-image predictions in the shape of
     :func:`facelab.studies.attributes.attribute_predictions` (one row per manifest image,
     the largest face), so ``05_attribute_audit``'s functions (gender error by group, age
@@ -388,7 +391,10 @@ def attribute_predictions(imported, manifests: Mapping[str, pd.DataFrame], *,
     imported file" (neither is evaluated; both are counted by
     :func:`facelab.studies.attributes.acquisition_summary`). Predicted images that are in
     no manifest raise an :class:`InputError` (or, with ``errors="drop"``, are counted in
-    ``attrs["drops"]``).
+    ``attrs["drops"]``). ``skin_from``: facelab's own prediction table for the same
+    manifests (:func:`facelab.studies.attributes.attribute_predictions`), whose skin-tone
+    columns (facelab's measurement of the face, not the audited system's) are copied by
+    dataset and file so errors can be grouped by skin type too.
     """
     from facelab.studies.attributes import _PRED, _evaluated_mask
 
@@ -434,6 +440,15 @@ def attribute_predictions(imported, manifests: Mapping[str, pd.DataFrame], *,
     err = pd.array([pd.NA] * len(out), dtype="boolean")
     err[mask] = (out.loc[mask, "pred_gender"] != out.loc[mask, "gender"]).to_numpy(bool)
     out["gender_error"] = err
+    if skin_from is not None:
+        from facelab.studies.attributes import SKIN_COLUMNS
+
+        cols = [c for c in SKIN_COLUMNS if c in skin_from.columns]
+        skin = skin_from.drop_duplicates(["dataset", "file"]).set_index(
+            ["dataset", "file"])[cols]
+        key = pd.MultiIndex.from_arrays([out["dataset"], out["file"]])
+        for c in cols:
+            out[c] = skin[c].reindex(key).to_numpy()
     out.attrs = {"model": imported.system, "detector": imported.system,
                  "drops": drops.rows}
     return out
