@@ -98,8 +98,13 @@ def test_02_verification_demographics(tmp_path, data_root):
     assert len(v["nist_comparison"]) >= 1
     assert (run / "figures" / "det_by_group_identity.png").exists()
 
+    le = v["label_error_counts"]
+    assert set(le) == models
+    for c in le.values():
+        assert c["excluded"] == c["certain"]  # default policy: exclude certain, keep likely
     findings = pd.DataFrame(v["findings"])
     assert findings["finding"].str.contains("gender · lfw: FNMR of female").any()
+    assert findings["finding"].str.contains("label errors: images byte-identical").any()
     assert set(findings["embedder"]) == models
     assert findings["finding"].str.contains("global threshold").any()
     assert findings["finding"].str.contains("FNMR on celeba").any()

@@ -34,13 +34,62 @@ def summarise(df) -> list[str]:
     return lines
 
 
+def label_error_lines(df, name: str, *, likely: str | None = None, level: float | None = None,
+                      show: int = 10) -> list[str]:
+    """Lines listing a manifest's label errors (:mod:`facelab.label_errors`)."""
+    from facelab import label_errors as L
+
+    ident = L.identical_images(df)
+    cert = ident[ident["kind"] == "certain"]
+    who = "identities" if df["subject"].notna().any() else "files (each file is a person)"
+    lines = [f"  label errors, certain (byte-identical files under different {who}): "
+             f"{cert['sha256'].nunique():,} groups, {len(cert):,} images"]
+    for _, group in list(cert.groupby("sha256", sort=False))[:show]:
+        items = [f"{f}" + (f" [{s}]" if isinstance(s, str) else "")
+                 for f, s in zip(group["file"], group["subject"], strict=True)]
+        lines.append("    " + " == ".join(items))
+    dup = ident[ident["kind"] == "same identity"]
+    if len(dup):
+        lines.append(f"  duplicate files of one identity (not errors; genuine pairs of score "
+                     f"1): {dup['sha256'].nunique():,} groups, e.g. "
+                     + " == ".join(dup.groupby("sha256").head(2)["file"].head(2)))
+    if likely:
+        from facelab.studies._matching import extract_embeddings
+
+        lvl = L.near_duplicate_level(likely, level)
+        man = df.copy()
+        man.index = man["file"].to_numpy()
+        emb = extract_embeddings(man, likely, progress=False)
+        found = L.likely_errors(man, emb, lvl)
+        lines.append(f"  label errors, likely ({likely} similarity >= {lvl:g} between "
+                     f"different {who}; {int((~emb.ok).sum())} images without a face not "
+                     f"compared): {len(found):,} pairs")
+        for r in found.head(show).itertuples(index=False):
+            subj = (f" [{r.subject_a} / {r.subject_b}]"
+                    if isinstance(r.subject_a, str) else "")
+            lines.append(f"    {r.score:.3f}  {r.file_a} ~ {r.file_b}{subj}")
+    return lines
+
+
 @data_app.command("check")
 def check(root: Path | None = typer.Option(None, "--root", help="Data root (default: "
                                             "$FACELAB_DATA)."),
           dataset: str | None = typer.Option(None, "--dataset", "-d",
-                                             help="Check only this dataset.")) -> None:
-    """List the supported datasets found under the data root, with counts per label and
-    the entries that could not be read."""
+                                             help="Check only this dataset."),
+          likely: str | None = typer.Option(None, "--likely", help="Also list likely label "
+                                            "errors: pairs of different identities whose "
+                                            "similarity under this embedder (e.g. sface) "
+                                            "reaches the near-duplicate level (runs the "
+                                            "cached pipeline on every image)."),
+          level: float | None = typer.Option(None, "--level", help="Near-duplicate level "
+                                             "for --likely (default: the embedder's, "
+                                             "facelab.label_errors.NEAR_DUPLICATE)."),
+          show: int = typer.Option(10, "--show", help="Label errors listed per dataset.")
+          ) -> None:
+    """List the supported datasets found under the data root, with counts per label, the
+    entries that could not be read, how ambiguous labels were handled, and label errors:
+    byte-identical files under different identities (certain) and, with --likely, pairs of
+    different identities scoring like near-duplicates (likely, for review)."""
     from facelab.config import DataRootError, data_root
     from facelab.datasets import MalformedEntriesWarning, dataset_spec, find_datasets
     from facelab.datasets import malformed as malformed_of
@@ -81,6 +130,12 @@ def check(root: Path | None = typer.Option(None, "--root", help="Data root (defa
             for reason, n in bad["reason"].value_counts().items():
                 example = bad.loc[bad["reason"] == reason, "entry"].iloc[0]
                 typer.echo(f"    {n} x {reason} (e.g. {example})")
+        for r in df.attrs.get("label_report", []):
+            if r["count"]:
+                typer.echo(f"  {r['label']} labels: {r['count']:,} x {r['case']} "
+                           f"(e.g. {r['example']})")
+        for line in label_error_lines(df, row.dataset, likely=likely, level=level, show=show):
+            typer.echo(line)
 
 
 @data_app.command("fetch")

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,7 +51,7 @@ __all__ = [
     "verification_pairs", "score_pairs", "global_threshold", "default_threshold",
     "fmr_by_group", "fnmr_by_group", "group_rates", "fmr_by_attribute", "fnmr_overall",
     "det_by_group", "recolor_det", "IdentityGroupRates", "identity_group_rates",
-    "differential_comparison", "nist_comparison",
+    "differential_comparison", "nist_comparison", "screen_label_errors",
     "cross_group_fmr", "fmr_matrix",
     "same_vs_cross_group", "score_summary", "separation_summary",
     "plot_score_distributions", "verification_findings",
@@ -166,6 +167,40 @@ def score_pairs(pairs: pd.DataFrame, embeddings: Embeddings, *, chunk: int = 200
     out = pairs.loc[keep].reset_index(drop=True)
     out["score"] = scores
     return out, int((~keep).sum())
+
+
+# ----------------------------------------------------------------------------- label errors
+def screen_label_errors(manifest: pd.DataFrame, embeddings: Embeddings, scored: pd.DataFrame,
+                        *, policy: str = "exclude certain", level: float | None = None
+                        ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """Find label errors among scored pairs and apply a policy
+    (:mod:`facelab.label_errors`).
+
+    Certain errors: images whose file is byte-identical (``image_sha256`` of the features)
+    to an image of another identity (a file without a subject is its own person); every
+    pair involving one is flagged ``"certain"``. Likely errors: impostor pairs scoring at
+    or above the embedder's near-duplicate ``level``.
+
+    Returns
+    -------
+    kept, listed, counts
+        The pairs the policy keeps; every flagged pair (with ``label_error``, files and
+        subjects); counts ``certain_images``, ``certain``, ``likely``, ``excluded``
+        (pairs) and ``level``.
+    """
+    from facelab import label_errors as L
+
+    hashes = embeddings.features["image_sha256"].reindex(manifest.index)
+    ident = L.identical_images(manifest, hashes)
+    certain = L.certain_error_images(ident)
+    lvl = L.near_duplicate_level(embeddings.model, level)
+    flagged = L.flag_pairs(scored, certain, lvl)
+    kept, counts = L.apply_policy(flagged, policy)
+    listed = flagged[flagged["label_error"] != ""].copy()
+    for side in ("a", "b"):
+        listed[f"file_{side}"] = manifest["file"].reindex(listed[f"index_{side}"]).to_numpy()
+    counts = {"certain_images": len(certain), **counts, "level": lvl}
+    return kept.drop(columns=["label_error"]), listed, counts
 
 
 # ----------------------------------------------------------------------------- thresholds
@@ -403,15 +438,20 @@ class IdentityGroupRates:
     scored : dict
         ``{(embedder, grouping): scored pairs}`` (for DET curves per group).
     counts : DataFrame
-        ``embedder, grouping, source, kind, pairs`` plus ``dropped`` (pairs with an image
-        that had no face) and ``mixed_groups`` (genuine pairs of one person under two
+        ``embedder, grouping, source, kind, pairs`` (scored and kept) plus ``dropped``
+        (pairs with an image that had no face), ``label_errors_excluded`` and
+        ``mixed_groups`` (genuine pairs of one person under two
         labels, left out).
+    label_errors, label_error_counts : DataFrame
+        Flagged pairs and counts per embedder and grouping (:func:`screen_label_errors`).
     """
 
     fmr: pd.DataFrame
     fnmr: pd.DataFrame
     scored: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
     counts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    label_errors: pd.DataFrame = field(default_factory=pd.DataFrame)
+    label_error_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def grouping_name(by: Sequence[str]) -> str:
@@ -426,7 +466,10 @@ def identity_group_rates(manifest: pd.DataFrame, embeddings: Mapping[str, Embedd
                          n_genuine: int | None = None,
                          max_impostors_within: int | None = None,
                          max_genuine_per_subject: int | None = None, n_boot: int = 1000,
-                         seed: int = 0, min_count: int = 30) -> IdentityGroupRates:
+                         seed: int = 0, min_count: int = 30,
+                         label_error_policy: str = "exclude certain",
+                         near_duplicate: Mapping[str, float] | None = None
+                         ) -> IdentityGroupRates:
     """FMR and FNMR by group, one grouping at a time, on every dataset of ``manifest``
     that has identities (people with two or more images) and the grouping's labels.
 
@@ -455,11 +498,17 @@ def identity_group_rates(manifest: pd.DataFrame, embeddings: Mapping[str, Embedd
     n_genuine, max_impostors_within, max_genuine_per_subject
         Caps per dataset (or per person; ``None``: all pairs), seeded; see
         :func:`verification_pairs`.
+    label_error_policy, near_duplicate
+        Label errors are screened with :func:`screen_label_errors` (policy, and
+        ``{embedder: level}`` overriding the default near-duplicate levels); flagged pairs
+        are in ``label_errors``.
     """
     from facelab.studies._matching import group_labels
 
     ids = manifest[manifest["subject"].notna()] if "subject" in manifest else manifest.iloc[:0]
     fmr_frames, fnmr_frames, count_rows = [], [], []
+    error_frames: list[pd.DataFrame] = []
+    error_rows: list[dict] = []
     scored_all: dict[tuple[str, str], pd.DataFrame] = {}
     for by in groupings:
         by = list(by)
@@ -480,6 +529,11 @@ def identity_group_rates(manifest: pd.DataFrame, embeddings: Mapping[str, Embedd
         ref = (reference_groups or {}).get(name)
         for model, emb in embeddings.items():
             scored, _ = score_pairs(pairs, emb)
+            scored, listed, lcounts = screen_label_errors(
+                m, emb, scored, policy=label_error_policy,
+                level=(near_duplicate or {}).get(model))
+            error_frames.append(listed.assign(embedder=model, grouping=name))
+            error_rows.append({"embedder": model, "grouping": name, **lcounts})
             ok = emb.ok[emb.positions(pairs["index_a"])] & emb.ok[emb.positions(
                 pairs["index_b"])]
             scored_all[(model, name)] = scored
@@ -487,10 +541,13 @@ def identity_group_rates(manifest: pd.DataFrame, embeddings: Mapping[str, Embedd
                                  n_boot=n_boot, seed=seed, min_count=min_count)
             fmr_frames.append(tables["fmr"].assign(embedder=model, grouping=name))
             fnmr_frames.append(tables["fnmr"].assign(embedder=model, grouping=name))
+            kept = scored.groupby(["source", "kind"]).size()
             for (source, kind), part in pairs.assign(ok=ok).groupby(["source", "kind"]):
+                n_kept = int(kept.get((source, kind), 0))
                 count_rows.append({"embedder": model, "grouping": name, "source": source,
-                                   "kind": kind, "pairs": int(part["ok"].sum()),
+                                   "kind": kind, "pairs": n_kept,
                                    "dropped": int((~part["ok"]).sum()),
+                                   "label_errors_excluded": int(part["ok"].sum()) - n_kept,
                                    "mixed_groups": mixed.get(source, 0)
                                    if kind == GENUINE else 0})
 
@@ -502,7 +559,9 @@ def identity_group_rates(manifest: pd.DataFrame, embeddings: Mapping[str, Embedd
                                                if c not in ("embedder", "grouping")]]]
 
     return IdentityGroupRates(fmr=cat(fmr_frames), fnmr=cat(fnmr_frames), scored=scored_all,
-                              counts=pd.DataFrame(count_rows))
+                              counts=pd.DataFrame(count_rows),
+                              label_errors=cat(error_frames),
+                              label_error_counts=pd.DataFrame(error_rows))
 
 
 def _spread(table: pd.DataFrame, rate: str) -> dict | None:
@@ -785,15 +844,16 @@ def verification_findings(*, thresholds: Mapping[str, ThresholdChoice],
                           attribute_tables: Mapping[str, pd.DataFrame] | None = None,
                           fnmr_group_tables: Mapping[str, pd.DataFrame] | None = None,
                           identity: IdentityGroupRates | None = None,
-                          label_errors: Mapping[str, int] | None = None
+                          label_errors: Mapping[str, Mapping[str, Any]] | None = None
                           ) -> pd.DataFrame:
     """The findings table: one row per finding and embedder with value, count, n, 95% CI
     and how the threshold was set.
 
     ``fnmr_group_tables`` (:func:`fnmr_by_group`, per embedder) and ``identity``
     (:func:`identity_group_rates`) add the FNMR by group, and the FNMR differential next
-    to the FMR differential of the same dataset and grouping. ``label_errors`` adds
-    counts of suspected label errors (``{what: count}``).
+    to the FMR differential of the same dataset and grouping. ``label_errors`` adds the
+    counts of :func:`screen_label_errors` per embedder (``{embedder: counts}``; an optional
+    ``policy`` entry names the policy).
     """
     rows = []
 
@@ -889,8 +949,18 @@ def verification_findings(*, thresholds: Mapping[str, ThresholdChoice],
                         g.count, g.n, g.ci_low, g.ci_high, thresholds[model].how)
             differentials(model, grouping, fm.drop(columns=["embedder", "grouping"]),
                           fn.drop(columns=["embedder", "grouping"]), thresholds[model].how)
-    for what, count in (label_errors or {}).items():
-        add("all", f"label errors: {what}", count, count)
+    names = {"certain_images": "images byte-identical to an image of another identity "
+                               "(certain label errors)",
+             "certain": "pairs involving them", "likely": "impostor pairs at or above the "
+             "near-duplicate level (likely label errors)", "excluded": "pairs excluded"}
+    for model, counts in (label_errors or {}).items():
+        level = counts.get("level")
+        policy = counts.get("policy", "")
+        for key, label in names.items():
+            if key in counts:
+                extra = f" (>= {level:g})" if key == "likely" and level is not None else ""
+                extra += f" ({policy})" if key == "excluded" and policy else ""
+                add(model, f"label errors: {label}{extra}", counts[key], counts[key])
     for (model, source), table in (same_cross or {}).items():
         same = table.iloc[0]
         diff = table.iloc[1]
