@@ -172,7 +172,8 @@ def load_manifests(datasets: Sequence, *, limit: int | None = None, seed: int = 
     (``["skin_tone", "gender"]``, as Gender Shades grouped faces). They are measured from
     the pixels after sampling (balancing uses the other ``by`` columns) on the largest
     YuNet face (:func:`facelab.skin.add_skin_tone`, cached); a face whose skin tone could
-    not be measured is ``unlabelled`` and counted in the notes.
+    not be measured is ``unlabelled`` and counted in the notes. With skin-tone columns
+    alone every dataset gets groups, identity-labelled ones (CelebA) included.
     """
     from facelab.skin import SKIN_GROUP_COLUMNS
 
@@ -233,8 +234,9 @@ def _with_skin_groups(datasets: Sequence, *, by: Sequence[str], skin_by: list[st
             continue
         unmeasured = part[part[skin_by].isna().any(axis=1)]
         reasons = unmeasured["skin_flag"].str.replace(r":.*", "", regex=True).value_counts()
+        note = str(row["note"]).replace("balanced over )", "a seeded random sample)")
         table.loc[i, "note"] = (
-            f"{row['note']} Skin tone measured on {len(part) - len(unmeasured):,} of "
+            f"{note} Skin tone measured on {len(part) - len(unmeasured):,} of "
             f"{len(part):,} images" + ("; not measured (unlabelled): "
                                        + "; ".join(f"{n} x {r}" for r, n in reasons.items())
                                        if len(unmeasured) else "") + ".")
