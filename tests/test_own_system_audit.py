@@ -71,3 +71,35 @@ def test_a_named_csv_that_cannot_load_stops_the_audit(tmp_path):
     assert prov["status"] == "failed"
     assert "DatasetSpecError" in prov["error"] and "does not exist" in prov["error"]
     assert str(tmp_path / "no_such_folder" / "my.csv") in prov["error"]
+
+
+@pytest.mark.slow
+def test_03_with_your_own_csv_as_the_mated_set(data_root, tmp_path):
+    """``-f params.yaml`` with a CSV path relative to the file: one photo per person is
+    enrolled, the other is a mated probe; FNIR and FPIR come out by group."""
+    lfw = data_root / "lfw"
+    if not (lfw / "lfw_race.json").is_file():
+        pytest.skip("LFW with its label files is not under FACELAB_DATA")
+    user = tmp_path / "my_audit"
+    lfw_people_csv(lfw, user / "data" / "faces.csv", people=100, per_person=2)
+    (user / "params.yaml").write_text(
+        "mated_dataset:\n  csv: data/faces.csv\n  name: myfaces\n"
+        f"  images_root: {lfw / 'lfw'}\n"
+        "  columns: {photo: path, person: subject, sex: gender, ethnicity: race}\n"
+        "  race_map: {white: White, black: Black, latino: Latino, east asian: Asian,"
+        " south asian: Indian}\n"
+        "embedders: [sface]\nlimit: 150\nn_probes: 100\nn_calibration_pairs: 20000\n"
+        "n_boot: 100\n")
+    cli = Path(sys.executable).with_name("facelab")
+    run = subprocess.run(
+        [str(cli), "audit", "03", "-f", "my_audit/params.yaml", "--results", str(user / "results"),
+         "--stop-on-failure"], cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    folder = next(p for p in (user / "results").iterdir() if p.is_dir())
+    metrics = json.loads((folder / "metrics.json").read_text())
+    by = [r for r in metrics["search_outcomes_by_group"] if r["operating_point"] == "permissive"]
+    mated = {r["group"]: r["mated_searches"] for r in by if r.get("mated_searches")}
+    assert mated["White"] == 56 and mated["Black"] == 24  # one probe per person
+    whole = {r["operating_point"]: r for r in metrics["search_outcomes"]}["permissive"]
+    assert sum(r.get("misses") or 0 for r in by) == whole["misses"]
+    assert sum(mated.values()) == whole["mated_searches"] == 100

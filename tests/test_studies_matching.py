@@ -256,6 +256,28 @@ def test_search_counts_add_up(search_setup):
                 & (part["fpir"] <= part["ci_high"] + 1e-12)).all()
 
 
+def test_outcomes_by_group_add_up_to_the_whole(search_setup):
+    """Mated probes with group labels (a dataset with identities and labels) give FNIR
+    by group; every group's counts add up to the overall outcome."""
+    man, emb = search_setup
+    man = man.copy()
+    mated = man.index[man["mated"].to_numpy(bool)]
+    man.loc[mated, "group"] = ["White", "Black"] * (len(mated) // 2)
+    calib = S.calibration_scores(man, emb, n_pairs=500, seed=0)
+    choices = S.operating_thresholds(calib, {"permissive": 0.05, "strict": 0.01}, "sface")
+    run = S.run_search(man, emb, k=3)
+    whole = S.search_outcomes(run, choices).set_index("operating_point")
+    by = S.outcomes_by_group(run, choices)
+    assert set(by["group"]) == {"White", "Black", "Asian"}
+    for name, part in by.groupby("operating_point"):
+        for col in ("non_mated_searches", "false_matches", "mated_searches", "misses"):
+            assert part[col].fillna(0).sum() == whole.loc[name, col]
+        assert part.set_index("group").loc["White", "mated_searches"] == 5
+        assert part["mated_searches"].isna().sum() == 1  # Asian: no mated probe
+        ok = part.dropna(subset=["fnir"])
+        assert ((ok["fnir_ci_low"] <= ok["fnir"]) & (ok["fnir"] <= ok["fnir_ci_high"])).all()
+
+
 def test_fpir_by_gallery_size_agrees_with_gallery_sampling(search_setup):
     man, emb = search_setup
     run = S.run_search(man, emb, k=1)

@@ -29,6 +29,7 @@ from facelab.metrics.biometric import ThresholdChoice, fnir, fpir, threshold_at_
 from facelab.metrics.groups import rate_by_group
 from facelab.metrics.intervals import binomial_ci, bootstrap_ci
 from facelab.studies._matching import (
+    UNLABELLED,
     DatasetNotes,
     Embeddings,
     balanced_sample,
@@ -37,7 +38,8 @@ from facelab.studies._matching import (
 
 __all__ = [
     "search_sets", "calibration_scores", "operating_thresholds", "thresholds_table",
-    "SearchRun", "run_search", "search_outcomes", "false_match_table", "composition",
+    "SearchRun", "run_search", "search_outcomes", "outcomes_by_group", "false_match_table",
+    "composition",
     "share_outside", "expected_fpir", "fpir_by_gallery_size", "search_findings",
     "plot_composition", "plot_fpir_by_gallery_size", "plot_threshold_tradeoff",
 ]
@@ -322,6 +324,28 @@ def search_outcomes(run: SearchRun, thresholds: Mapping[str, ThresholdChoice], *
                        fnir_ci_high=g.ci_high)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def outcomes_by_group(run: SearchRun, thresholds: Mapping[str, ThresholdChoice], *,
+                      rank: int = 1) -> pd.DataFrame:
+    """:func:`search_outcomes` per probe group: FPIR of the non-mated searches and FNIR of
+    the mated searches of each group (``probe_group``), at every operating point, with
+    Wilson intervals. A dataset with identities *and* group labels (your own CSV as
+    ``mated_dataset``) gives FNIR by group; probes without labels form the group
+    ``unlabelled``. The counts of the groups add up to those of :func:`search_outcomes`.
+    """
+    import copy
+
+    frames = []
+    for group, part in run.results.groupby("probe_group", sort=True, dropna=False):
+        sub = copy.copy(run)
+        sub.results = part
+        frames.append(search_outcomes(sub, thresholds, rank=rank).assign(
+            group=UNLABELLED if pd.isna(group) else group))
+    if not frames:
+        return pd.DataFrame(columns=["group", "operating_point", "threshold"])
+    out = pd.concat(frames, ignore_index=True)
+    return out[["group", *[c for c in out.columns if c != "group"]]]
 
 
 def composition(table: pd.DataFrame, *, column: str = "probe_group",
