@@ -25,7 +25,9 @@ Method
    region pixels below ``min_fraction``, or no landmarks, gives ``flag`` set to the reason
    and NaN ITA / missing category and tone.
 
-Categories (Chardon et al. 1991, as used by Del Bino & Bernerd 2013): very light
+Categories (Chardon et al. 1991's ITA classes, with the "dark" class below -30 degrees that
+Del Bino and colleagues added for the darkest skin, as tabulated in Del Bino & Bernerd
+2013): very light
 ``ITA > 55``, light ``41 < ITA <= 55``, intermediate ``28 < ITA <= 41``, tan
 ``10 < ITA <= 28``, brown ``-30 < ITA <= 10``, dark ``ITA <= -30`` (:data:`ITA_BINS`).
 
