@@ -87,3 +87,28 @@ def test_data_check_lists_the_celeba_label_error(data_root):
     assert out.exit_code == 0, out.output
     assert "label errors, certain" in out.output
     assert "img_celeba/019673.jpg [7320] == img_celeba/021423.jpg [7312]" in out.output
+
+
+def test_search_screen_drops_certain_images_and_lists_likely_pairs():
+    from facelab.studies import search as S
+
+    rng = np.random.default_rng(2)
+    v = rng.normal(size=(5, 16))
+    v[3] = v[2] + 0.01 * rng.normal(size=16)  # near-duplicate of row 2, another identity
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    man = pd.DataFrame({"file": [f"f{i}" for i in range(5)], "source": "s",
+                        "role": ["gallery", "gallery", "gallery", "probe", "probe"],
+                        "subject": ["A", "B", "C", pd.NA, pd.NA]}, index=list("vwxyz"))
+    feats = pd.DataFrame({"status": "ok", "reason": "",
+                          "image_sha256": ["h1", "h2", "h3", "h4", "h1"]}, index=man.index)
+    emb = Embeddings(model="sface", features=feats, matrix=v.astype(np.float32),
+                     ok=np.ones(5, bool))
+    kept, listed, counts = S.screen_label_errors(man, {"sface": emb})
+    assert list(kept.index) == ["w", "x", "y"]  # v and z are the same file, two people
+    assert counts["images behind certain errors"] == 2 and counts["images excluded"] == 2
+    likely = listed[listed["kind"] == "likely"]
+    assert likely[["index_a", "index_b"]].values.tolist() == [["x", "y"]]
+    kept, _, counts = S.screen_label_errors(man, {"sface": emb}, policy="exclude all")
+    assert list(kept.index) == ["w"]
+    kept, _, counts = S.screen_label_errors(man, {"sface": emb}, policy="keep")
+    assert len(kept) == 5 and counts["images excluded"] == 0

@@ -59,5 +59,8 @@ def test_03_one_to_many_search(tmp_path, data_root):
 
     findings = pd.DataFrame(v["findings"])
     assert set(findings["embedder"]) == models
+    le = v["label_error_counts"]
+    assert le["images excluded"] == le["images behind certain errors"]  # default policy
+    assert findings["finding"].str.contains("label errors: images behind certain").any()
     assert findings["finding"].str.startswith("false matches").sum() == 2 * len(POINTS)
     assert (run / "figures" / "fpir_by_gallery_size.png").exists()

@@ -42,6 +42,7 @@ __all__ = [
     "composition",
     "share_outside", "expected_fpir", "fpir_by_gallery_size", "search_findings",
     "plot_composition", "plot_fpir_by_gallery_size", "plot_threshold_tradeoff",
+    "screen_label_errors",
 ]
 
 
@@ -234,6 +235,70 @@ class SearchRun:
         self.gallery_ids = gallery_ids
         self.failed = failed
         self.index = index
+
+
+def screen_label_errors(manifest: pd.DataFrame, embeddings: Mapping[str, Embeddings], *,
+                        policy: str = "exclude certain",
+                        near_duplicate: Mapping[str, float] | None = None
+                        ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """Label errors among the gallery and probe images (:mod:`facelab.label_errors`).
+
+    *Certain*: files byte-identical to a file of another identity (a row without a
+    ``subject`` is its own person; hashes are the features' ``image_sha256``). *Likely*:
+    pairs of different identities (gallery or probe, any dataset) whose similarity under an
+    embedder reaches its near-duplicate level. ``policy`` ``"exclude certain"`` (default)
+    drops the images behind certain errors from the search sets; ``"exclude all"`` also
+    drops both images of every likely pair (under any embedder, so the embedders search
+    the same sets); ``"keep"`` drops nothing.
+
+    Returns
+    -------
+    kept, listed, counts
+        The manifest the searches should use; one row per flagged image pair (``kind``
+        ``"certain"`` or ``"likely"``, ``embedder``, ``file_a``, ``file_b``, ``subject_a``,
+        ``subject_b``, ``role_a``, ``role_b``, ``score``); counts of certain images, certain
+        groups, likely pairs per embedder and images excluded.
+    """
+    from facelab import label_errors as L
+
+    if policy not in L.POLICIES:
+        raise ValueError(f"label error policy must be one of {L.POLICIES}; got {policy!r}")
+    counts: dict[str, int] = {}
+    if not embeddings:
+        return manifest, pd.DataFrame(), counts
+    first = next(iter(embeddings.values()))
+    hashes = first.features["image_sha256"].reindex(manifest.index)
+    ident = L.identical_images(manifest, hashes)
+    certain = ident[ident["kind"] == "certain"]
+    rows = []
+    for _, group in certain.groupby("sha256", sort=False):
+        idx = group["index"].tolist()
+        for a, b in zip(idx[:-1], idx[1:], strict=True):
+            rows.append({"kind": "certain", "embedder": "", "index_a": a, "index_b": b,
+                         "score": math.nan})
+    drop = set(certain["index"]) if policy != "keep" else set()
+    counts["images behind certain errors"] = len(certain)
+    counts["certain error groups"] = int(certain["sha256"].nunique())
+    pooled = manifest.assign(source="all")
+    for model, emb in embeddings.items():
+        lvl = L.near_duplicate_level(model, (near_duplicate or {}).get(model))
+        found = L.likely_errors(pooled, emb, lvl)
+        found = found[~found["index_a"].isin(set(certain["index"]))
+                      & ~found["index_b"].isin(set(certain["index"]))]
+        counts[f"likely pairs ({model} >= {lvl:g})"] = len(found)
+        for r in found.itertuples(index=False):
+            rows.append({"kind": "likely", "embedder": model, "index_a": r.index_a,
+                         "index_b": r.index_b, "score": r.score})
+            if policy == "exclude all":
+                drop.update([r.index_a, r.index_b])
+    listed = pd.DataFrame(rows, columns=["kind", "embedder", "index_a", "index_b", "score"])
+    for side in ("a", "b"):
+        for col in ("file", "subject", "role", "source"):
+            if col in manifest:
+                listed[f"{col}_{side}"] = manifest[col].reindex(listed[f"index_{side}"]
+                                                                ).to_numpy()
+    counts["images excluded"] = len(drop)
+    return manifest.drop(index=list(drop)), listed, counts
 
 
 def run_search(manifest: pd.DataFrame, embeddings: Embeddings, *, k: int = 5,
@@ -571,10 +636,11 @@ def plot_threshold_tradeoff(run: SearchRun, thresholds: Mapping[str, ThresholdCh
 def search_findings(*, outcomes: Mapping[str, pd.DataFrame],
                     compositions: Mapping[tuple[str, str], pd.DataFrame],
                     outside: Mapping[tuple[str, str], pd.DataFrame],
-                    by_size: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+                    by_size: Mapping[str, pd.DataFrame],
+                    label_errors: Mapping[str, int] | None = None) -> pd.DataFrame:
     """The findings table: false matches, FPIR and FNIR at each operating point, the
-    group most over-represented among false matches, the ACLU-style share, and FPIR at
-    the largest gallery."""
+    group most over-represented among false matches, the ACLU-style share, FPIR at
+    the largest gallery, and the label error counts of :func:`screen_label_errors`."""
     rows = []
 
     def add(model, point, finding, value, count=None, n=None, low=None, high=None, how=""):
@@ -624,4 +690,9 @@ def search_findings(*, outcomes: Mapping[str, pd.DataFrame],
                 add(model, point, f"FPIR at gallery size {int(last['gallery_size']):,}",
                     last["fpir"], n=int(last["n_searches"]), low=last["ci_low"],
                     high=last["ci_high"])
+    for model in outcomes:
+        for what, n in (label_errors or {}).items():
+            if what.startswith("likely pairs (") and f"({model} " not in what:
+                continue  # another embedder's likely pairs
+            add(model, "", f"label errors: {what}", n, n)
     return pd.DataFrame(rows)
