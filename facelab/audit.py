@@ -138,6 +138,9 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
 PATH_SUFFIXES: tuple[str, ...] = (".csv", ".yaml", ".yml", ".onnx")
 #: Keys of mapping values (dataset specs) that hold file paths.
 PATH_KEYS: tuple[str, ...] = ("csv", "manifest", "root", "card")
+#: Parameters naming results another system exported (``facelab.external``): a file or
+#: folder path, or a mapping with a ``path``.
+IMPORT_PARAMETERS: tuple[str, ...] = ("scores", "candidates", "predictions")
 
 
 def absolute_paths(value: Any, base: str | os.PathLike) -> Any:
@@ -152,7 +155,8 @@ def absolute_paths(value: Any, base: str | os.PathLike) -> Any:
     """
     base = Path(base)
     if isinstance(value, Mapping):
-        return {k: (_absolute(v, base) if k in PATH_KEYS and isinstance(v, str)
+        return {k: (_import_path(v, base) if k in IMPORT_PARAMETERS
+                    else _absolute(v, base) if k in PATH_KEYS and isinstance(v, str)
                     else absolute_paths(v, base)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(absolute_paths(v, base) for v in value)
@@ -163,6 +167,16 @@ def absolute_paths(value: Any, base: str | os.PathLike) -> Any:
         if value.lower().endswith(PATH_SUFFIXES):
             return _absolute(value, base)
     return value
+
+
+def _import_path(spec: Any, base: Path) -> Any:
+    """An import parameter (:data:`IMPORT_PARAMETERS`): a path, or a mapping whose
+    ``path`` is one (files and folders of another system's results)."""
+    if isinstance(spec, str | os.PathLike):
+        return _absolute(str(spec), base)
+    if isinstance(spec, Mapping) and isinstance(spec.get("path"), str):
+        return {**spec, "path": _absolute(spec["path"], base)}
+    return spec
 
 
 def _absolute(path: str, base: Path) -> str:

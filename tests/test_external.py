@@ -245,3 +245,22 @@ def test_predictions_csv(tmp_path):
         bad = _write(tmp_path / "bad.csv", f.read_text().splitlines()[0] + "\n" + row + "\n")
         with pytest.raises(InputError, match=rf"bad.csv, line 2: .*{message}"):
             X.read_predictions(bad)
+
+
+def test_import_parameters_are_made_absolute(tmp_path):
+    from facelab.audit import absolute_paths
+
+    out = absolute_paths({"scores": "s.csv", "candidates": {"path": "responses",
+                                                            "format": "rekognition"},
+                          "predictions": None, "limit": 3}, tmp_path)
+    assert out["scores"] == str(tmp_path / "s.csv")
+    assert out["candidates"] == {"path": str(tmp_path / "responses"), "format": "rekognition"}
+    assert out["predictions"] is None and out["limit"] == 3
+
+
+def test_audit_parameters_read_exponent_floats():
+    from facelab.commands.audit import parse_audit_args
+
+    _, params, _, _ = parse_audit_args(["02", "-p", "target_fmr", "1e-3", "-p", "name",
+                                        "e5", "-p", "limit", "200"])
+    assert params == {"target_fmr": 0.001, "name": "e5", "limit": 200}

@@ -3,6 +3,7 @@ with papermill into ``results/<run-id>/``."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
@@ -10,6 +11,18 @@ import yaml
 
 USAGE = ("usage: facelab audit [NAME ...] [-p KEY VALUE ...] [-f params.yaml] "
          "[--results DIR] [--stop-on-failure]")
+
+
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _yaml_value(text: str):
+    """A ``-p`` value read as YAML; ``1e-3`` is a number (PyYAML's YAML 1.1 reads a
+    float without a dot before the exponent as a string)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)
+    return value
 
 
 def parse_audit_args(args: list[str]) -> tuple[list[str], dict, Path | None, bool]:
@@ -24,7 +37,7 @@ def parse_audit_args(args: list[str]) -> tuple[list[str], dict, Path | None, boo
             if arg in ("-p", "--parameter"):
                 key, value = next(it), next(it)
                 try:
-                    params[key] = yaml.safe_load(value)
+                    params[key] = _yaml_value(value)
                 except yaml.YAMLError as exc:
                     raise typer.BadParameter(f"-p {key}: not a YAML value ({exc})") from None
             elif arg in ("-f", "--parameters-file"):
