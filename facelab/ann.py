@@ -116,28 +116,46 @@ class FaissIndex:
     metric
         ``"cosine"`` (inner product on normalised rows) or ``"euclidean"``.
     kind
-        ``"hnsw"`` (graph; no training, slow to build) or ``"ivf"`` (inverted lists over
-        k-means cells; trained on the data when first built).
+        ``"hnsw"`` (graph; no training, slow to build), ``"ivf"`` (inverted lists over
+        k-means cells; trained on the data when first built) or ``"ivfpq"`` (the same
+        cells holding 4-bit product-quantisation codes scanned with SIMD, faiss
+        ``IndexIVFPQFastScan``, whose ``k_factor * k`` best candidates are re-ranked
+        exactly on the stored vectors, ``IndexRefineFlat``; the fastest at recall@10 >=
+        0.99 on 1M face-like vectors, see ``benchmarks/results/search.md``).
     hnsw_m, ef_construction, ef_search
         HNSW graph degree, build-time and search-time beam widths.
     nlist, nprobe
         IVF cells (default ``sqrt(n)``, at most ``n / 39``) and cells visited per query
         (default ``max(32, nlist // 8)``: recall@10 >= 0.99 on face-like synthetic
         galleries of 25k and 1M vectors, see ``benchmarks/results/search.md``).
+    pq_m, k_factor
+        ``"ivfpq"`` only: sub-quantisers (4 bits each; ``dim`` must be a multiple) and the
+        re-ranking depth (``k_factor * k`` candidates scored exactly). Its ``nlist``
+        defaults to ``4 * sqrt(n)`` and ``nprobe`` to ``max(32, nlist // 16)``.
     seed
         Seed of the IVF k-means, so rebuilds are identical.
+
+    A built index is written with :meth:`to_bytes` and read back with :meth:`from_bytes`
+    (faiss's own serialisation, no pickle): :class:`facelab.gallery.Gallery` saves it with
+    the templates so a loaded gallery searches without rebuilding.
     """
+
+    KINDS = ("hnsw", "ivf", "ivfpq")
 
     def __init__(self, dim: int, *, metric: str = "cosine", kind: str = "ivf",
                  hnsw_m: int = 32, ef_construction: int = 80, ef_search: int = 128,
-                 nlist: int | None = None, nprobe: int | None = None, seed: int = 0) -> None:
-        if kind not in ("hnsw", "ivf"):
-            raise ValueError(f"kind must be 'hnsw' or 'ivf'; got {kind!r}")
+                 nlist: int | None = None, nprobe: int | None = None, pq_m: int = 32,
+                 k_factor: int = 4, seed: int = 0) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"kind must be one of {self.KINDS}; got {kind!r}")
         self.dim = int(dim)
         self.metric = _check_metric(metric)
         self.kind = kind
         self.hnsw_m, self.ef_construction, self.ef_search = hnsw_m, ef_construction, ef_search
         self.nlist, self.nprobe, self.seed = nlist, nprobe, seed
+        self.pq_m, self.k_factor = int(pq_m), int(k_factor)
+        if kind == "ivfpq" and self.dim % self.pq_m:
+            raise ValueError(f"pq_m={pq_m} must divide the dimension {dim}")
         self.index_ = None
         self.ntotal_ = 0
 
@@ -153,12 +171,17 @@ class FaissIndex:
             index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, fmetric)
             index.hnsw.efConstruction = self.ef_construction
         else:
-            nlist = self.nlist or int(np.sqrt(len(x)))
+            nlist = self.nlist or int((4 if self.kind == "ivfpq" else 1) * np.sqrt(len(x)))
             nlist = max(1, min(nlist, len(x) // 39 or 1))  # faiss wants >= 39 points per cell
-            quantizer = (faiss.IndexFlatIP(self.dim) if self.metric == "cosine"
-                         else faiss.IndexFlatL2(self.dim))
-            index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, fmetric)
-            index.cp.seed = self.seed
+            if self.kind == "ivfpq":
+                index = faiss.index_factory(self.dim, f"IVF{nlist},PQ{self.pq_m}x4fs,RFlat",
+                                            fmetric)
+                ivf = faiss.extract_index_ivf(index)
+            else:
+                quantizer = (faiss.IndexFlatIP(self.dim) if self.metric == "cosine"
+                             else faiss.IndexFlatL2(self.dim))
+                index = ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, fmetric)
+            ivf.cp.seed = self.seed
             # train k-means on a seeded sample of at most 100 points per cell
             rng = np.random.default_rng(self.seed)
             n_train = min(len(x), 100 * nlist)
@@ -178,9 +201,15 @@ class FaissIndex:
         if self.kind == "hnsw":
             self.index_.hnsw.efSearch = max(self.ef_search, k)
         else:
-            nlist = self.index_.nlist
-            nprobe = self.nprobe if self.nprobe is not None else max(32, nlist // 8)
-            self.index_.nprobe = min(nprobe, nlist)
+            import faiss
+
+            ivf = faiss.extract_index_ivf(self.index_)
+            nlist = ivf.nlist
+            default = max(32, nlist // (16 if self.kind == "ivfpq" else 8))
+            nprobe = self.nprobe if self.nprobe is not None else default
+            ivf.nprobe = min(nprobe, nlist)
+            if self.kind == "ivfpq":
+                faiss.downcast_index(self.index_).k_factor = float(self.k_factor)
         dist, idx = self.index_.search(q, k)
         if self.metric == "cosine":
             scores = dist
@@ -188,6 +217,49 @@ class FaissIndex:
             scores = 1.0 - np.sqrt(np.maximum(dist, 0.0))
         scores = np.where(idx < 0, -np.inf, scores).astype(np.float32)
         return scores, idx.astype(np.int64)
+
+
+    # -- persistence ------------------------------------------------------------------
+    def params(self) -> dict:
+        """The constructor arguments (JSON-serialisable) that rebuild this index."""
+        return {"dim": self.dim, "metric": self.metric, "kind": self.kind,
+                "hnsw_m": self.hnsw_m, "ef_construction": self.ef_construction,
+                "ef_search": self.ef_search, "nlist": self.nlist, "nprobe": self.nprobe,
+                "pq_m": self.pq_m, "k_factor": self.k_factor, "seed": self.seed}
+
+    def to_bytes(self) -> np.ndarray:
+        """The built index as a ``uint8`` array (``faiss.serialize_index``).
+
+        Raises
+        ------
+        RuntimeError
+            If the index has not been built.
+        """
+        import faiss
+
+        if self.index_ is None:
+            raise RuntimeError("build the index before saving it")
+        return faiss.serialize_index(self.index_)
+
+    @classmethod
+    def from_bytes(cls, data: np.ndarray, params: dict) -> FaissIndex:
+        """An index read back from :meth:`to_bytes` with its :meth:`params`; no rebuild.
+
+        Raises
+        ------
+        ValueError
+            If the stored index does not match ``params`` (dimension or kind).
+        """
+        import faiss
+
+        self = cls(**params)
+        index = faiss.deserialize_index(np.ascontiguousarray(data, dtype=np.uint8))
+        is_hnsw = isinstance(index, faiss.IndexHNSW)
+        if index.d != self.dim or is_hnsw != (self.kind == "hnsw"):
+            raise ValueError(f"stored faiss index ({type(index).__name__}, d={index.d}) "
+                             f"does not match {params}")
+        self.index_, self.ntotal_ = index, int(index.ntotal)
+        return self
 
 
 def recall_at_k(approx_idx: np.ndarray, exact_idx: np.ndarray) -> float:

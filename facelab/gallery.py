@@ -25,7 +25,7 @@ from facelab.validation import Drops, check_embeddings
 
 __all__ = ["Gallery", "INDEX_KINDS", "APPROX_FROM", "SEARCH_RESULT_COLUMNS"]
 
-INDEX_KINDS = ("exact", "ivf", "hnsw", "auto")
+INDEX_KINDS = ("exact", "ivf", "ivfpq", "hnsw", "auto")
 #: ``index="auto"`` switches from exact search to the approximate index at this many
 #: templates.
 APPROX_FROM = 100_000
@@ -33,7 +33,9 @@ APPROX_FROM = 100_000
 #: follow :data:`facelab.metrics.biometric.SEARCH_COLUMNS`; add ``is_mate`` to use them).
 SEARCH_RESULT_COLUMNS = ("probe", "candidate_rank", "subject", "score", "above_threshold",
                          "threshold", "template", "template_source", "error")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Gallery files this version reads (1: templates only; 2: optionally the built index).
+READABLE_VERSIONS = (1, 2)
 
 
 def _as_embeddings(items: Any, dim: int) -> np.ndarray | None:
@@ -61,7 +63,8 @@ class Gallery:
         Embedder name (or instance); every template and probe uses it.
     index
         ``"exact"`` (batched float32 matrix products; exact), ``"ivf"`` (faiss
-        ``IndexIVFFlat``), ``"hnsw"`` (faiss ``IndexHNSWFlat``), or ``"auto"``: exact below
+        ``IndexIVFFlat``), ``"ivfpq"`` (IVF with 4-bit PQ fast-scan codes and exact
+        re-ranking), ``"hnsw"`` (faiss ``IndexHNSWFlat``), or ``"auto"``: exact below
         :data:`APPROX_FROM` templates, IVF from there on.
     detector
         Detector used when images are enrolled or searched (largest face per image).
@@ -198,10 +201,19 @@ class Gallery:
                 self._sq_norms = np.einsum("ij,ij->i", self.embeddings_, self.embeddings_)
             return exact_search(self.embeddings_, q, k, metric=metric, prepared=True,
                                 gallery_sq_norms=self._sq_norms)
-        if self._ann is None or self._ann.kind != kind:
-            self._ann = FaissIndex(self.embeddings_.shape[1], metric=metric, kind=kind,
-                                   **self.index_options).build(self.embeddings_)
-        return self._ann.search(q, k)
+        return self.build_index().search(q, k)
+
+    def build_index(self) -> FaissIndex | None:
+        """Build the approximate index the next search will use (``None`` for exact
+        search), so that :meth:`save` stores it; returns it. Reused while the templates
+        and the index kind stay the same."""
+        kind = self.index_kind
+        if kind == "exact":
+            return None
+        if self._ann is None or self._ann.kind != kind or self._ann.ntotal_ != len(self):
+            self._ann = FaissIndex(self.embeddings_.shape[1], metric=self.embedder.metric,
+                                   kind=kind, **self.index_options).build(self.embeddings_)
+        return self._ann
 
     def search(self, probes: Any, k: int = 5, *, threshold: float | None = None,
                target_fmr: float | None = None, reference: Any = None,
@@ -292,16 +304,38 @@ class Gallery:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the gallery to an ``.npz`` file (arrays and strings only; no pickle).
 
-        The approximate index is not stored; it is rebuilt on the first search."""
+        A built approximate index (after a search, or :meth:`build_index`) is stored too,
+        as faiss's own serialisation (a ``uint8`` array), with its parameters and the
+        SHA-256 of the templates it indexes; :meth:`load` then searches without a rebuild.
+        The file is written to a temporary name and renamed (atomic)."""
+        import hashlib
+        import json
+        import tempfile
+
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, embeddings=self.embeddings_,
-                 subjects=np.asarray(self.subjects_, dtype=str),
-                 sources=np.asarray(self.sources_, dtype=str),
-                 model=np.array(self.model_name), metric=np.array(self.embedder.metric),
-                 format_version=np.array(FORMAT_VERSION))
+        extra = {}
+        if self._ann is not None and self._ann.index_ is not None and \
+                self._ann.ntotal_ == len(self):
+            extra = {"ann_index": self._ann.to_bytes(),
+                     "ann_params": np.array(json.dumps(self._ann.params())),
+                     "ann_templates_sha256": np.array(hashlib.sha256(
+                         np.ascontiguousarray(self.embeddings_).tobytes()).hexdigest())}
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, embeddings=self.embeddings_,
+                         subjects=np.asarray(self.subjects_, dtype=str),
+                         sources=np.asarray(self.sources_, dtype=str),
+                         model=np.array(self.model_name),
+                         metric=np.array(self.embedder.metric),
+                         format_version=np.array(FORMAT_VERSION), **extra)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod
@@ -309,15 +343,26 @@ class Gallery:
              index_options: dict | None = None) -> Gallery:
         """Read a gallery written by :meth:`save` (``np.load(..., allow_pickle=False)``).
 
+        A stored approximate index is used as is (no rebuild) when ``index`` selects the
+        same kind for this many templates, ``index_options`` is empty, and the templates'
+        SHA-256 matches the one saved with it; otherwise the index is rebuilt on the first
+        search.
+
         Raises
         ------
+        ValueError
+            An unknown format version, or templates that do not fit the model.
         facelab.validation.InputError
             A stored template with NaN or infinite values or all zeros (named by row).
         """
+        import hashlib
+        import json
+
         with np.load(Path(path), allow_pickle=False) as data:
             version = int(data["format_version"])
-            if version != FORMAT_VERSION:
-                raise ValueError(f"{path}: gallery format {version}, expected {FORMAT_VERSION}")
+            if version not in READABLE_VERSIONS:
+                raise ValueError(f"{path}: gallery format {version}, expected one of "
+                                 f"{READABLE_VERSIONS}")
             gallery = cls(str(data["model"]), index=index, detector=detector,
                           index_options=index_options)
             emb = data["embeddings"].astype(np.float32)
@@ -328,4 +373,10 @@ class Gallery:
             gallery.embeddings_ = np.ascontiguousarray(emb)
             gallery.subjects_ = data["subjects"].astype(str)
             gallery.sources_ = data["sources"].astype(str)
+            if "ann_index" in data.files and not gallery.index_options:
+                params = json.loads(str(data["ann_params"]))
+                digest = hashlib.sha256(gallery.embeddings_.tobytes()).hexdigest()
+                if params["kind"] == gallery.index_kind and \
+                        str(data["ann_templates_sha256"]) == digest:
+                    gallery._ann = FaissIndex.from_bytes(data["ann_index"], params)
         return gallery

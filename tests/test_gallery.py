@@ -146,3 +146,39 @@ def test_hnsw_index_small():
     es, ei = exact_search(gallery, queries[:3], 1, metric="euclidean")
     np.testing.assert_array_equal(i, ei)
     np.testing.assert_allclose(s, es, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["ivfpq", "ivf", "hnsw"])
+def test_saved_index_is_loaded_without_a_rebuild(tmp_path, synthetic, monkeypatch, kind):
+    gallery, ids, queries, _ = synthetic
+    g = Gallery("sface", index=kind)
+    g.enrol(gallery, [f"id{i}" for i in ids])
+    before = g.search(queries, k=5)
+    path = g.save(tmp_path / "g.npz")
+    with np.load(path, allow_pickle=False) as data:
+        assert data["ann_index"].dtype == np.uint8 and int(data["format_version"]) == 2
+    built = []
+    monkeypatch.setattr(FaissIndex, "build", lambda self, v: built.append(1) or self)
+    g2 = Gallery.load(path, index=kind)
+    assert g2._ann is not None and g2._ann.kind == kind and g2._ann.ntotal_ == len(g)
+    pd.testing.assert_frame_equal(g2.search(queries, k=5), before)
+    assert built == []  # searched with the stored index
+    monkeypatch.undo()
+    # another index kind, or templates that do not match the stored index: rebuilt
+    assert Gallery.load(path, index="exact")._ann is None
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {n: data[n] for n in data.files}
+    arrays["embeddings"] = arrays["embeddings"][::-1].copy()
+    np.savez(tmp_path / "tampered.npz", **arrays)
+    assert Gallery.load(tmp_path / "tampered.npz", index=kind)._ann is None
+
+
+def test_gallery_format_1_files_still_load(tmp_path, synthetic):
+    gallery, ids, queries, _ = synthetic
+    g = Gallery("sface", index="exact")
+    g.enrol(gallery[:100], [f"id{i}" for i in ids[:100]])
+    np.savez(tmp_path / "v1.npz", embeddings=g.embeddings_, subjects=g.subjects_,
+             sources=g.sources_, model=np.array("sface"), metric=np.array("cosine"),
+             format_version=np.array(1))
+    g1 = Gallery.load(tmp_path / "v1.npz", index="exact")
+    pd.testing.assert_frame_equal(g1.search(queries, k=3), g.search(queries, k=3))
