@@ -307,30 +307,109 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     return run_dir
 
 
+#: Audits that must wait for others when audits run in parallel (04 reads the model 06
+#: trains).
+DEPENDS_ON: dict[str, tuple[str, ...]] = {"04_expression_fear": ("06_train_expression",)}
+#: Environment variable giving the default number of audits run at once.
+JOBS_ENV = "FACELAB_AUDIT_JOBS"
+
+
+def _jobs(jobs: int | None) -> int:
+    if jobs is None:
+        value = os.environ.get(JOBS_ENV, "")
+        if value and not value.isdigit():
+            raise ValueError(f"{JOBS_ENV}={value!r}: give a whole number of audits to run "
+                             "at once")
+        jobs = int(value) if value else min(2, os.cpu_count() or 1)
+    return max(1, int(jobs))
+
+
+def _run_one(nb: Path, parameters, results_root, progress: bool = True,
+             threads: int | None = None) -> dict:
+    """One audit as a status row (runs in a worker process when audits run in parallel)."""
+    if threads:
+        # the kernel inherits it: torch, OpenVINO (facelab's SFace) and BLAS share the cores
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    start = dt.datetime.now(dt.UTC)
+    try:
+        run_dir = run_audit(nb, parameters=parameters, results_root=results_root,
+                            progress=progress)
+        return {"audit": nb.stem, "status": _run_status(run_dir), "run_dir": str(run_dir),
+                "started": start.isoformat(),
+                "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds()}
+    except Exception as exc:
+        return {"audit": nb.stem, "status": "failed", "error": str(exc)[:500],
+                "started": start.isoformat(),
+                "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds(),
+                "_exception": exc}
+
+
 def run_audits(names: Sequence[str] | None = None, *,
                parameters: Mapping[str, Any] | None = None,
-               results_root: str | Path | None = None, keep_going: bool = True) -> list[dict]:
+               results_root: str | Path | None = None, keep_going: bool = True,
+               jobs: int | None = None) -> list[dict]:
     """Run several audits; returns one status dict per notebook (never stops at the first
-    failure when ``keep_going``), then rebuilds ``<results>/index.html``."""
-    rows = []
+    failure when ``keep_going``), then rebuilds ``<results>/index.html``.
+
+    ``jobs`` audits run at once, each notebook in its own worker process and kernel
+    (default ``$FACELAB_AUDIT_JOBS``, else ``min(2, CPU count)``); an audit listed in
+    :data:`DEPENDS_ON` starts only after the audits it needs have finished, and each
+    kernel gets ``OMP_NUM_THREADS = CPUs // jobs``. ``jobs=1`` runs them one after another
+    in this process. Each row has the audit's start time (``started``, ISO 8601 UTC) and
+    wall-clock ``seconds``.
+    """
     notebooks = sorted(resolve_audits(names), key=lambda p: p.stem not in RUN_FIRST)
-    for nb in notebooks:
-        start = dt.datetime.now(dt.UTC)
-        try:
-            run_dir = run_audit(nb, parameters=parameters, results_root=results_root)
-            rows.append({"audit": nb.stem, "status": _run_status(run_dir),
-                         "run_dir": str(run_dir),
-                         "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds()})
-        except Exception as exc:
-            rows.append({"audit": nb.stem, "status": "failed", "error": str(exc)[:500],
-                         "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds()})
-            if not keep_going:
-                raise
+    jobs = min(_jobs(jobs), max(1, len(notebooks)))
+    rows: list[dict] = []
+    if jobs == 1:
+        for nb in notebooks:
+            row = _run_one(nb, parameters, results_root)
+            exc = row.pop("_exception", None)
+            rows.append(row)
+            if exc is not None and not keep_going:
+                raise exc
+    else:
+        rows = _run_parallel(notebooks, parameters, results_root, keep_going, jobs)
     from facelab.config import results_dir
     from facelab.runs_index import write_index
 
     write_index(results_root or results_dir())  # results/index.html lists every run
     return rows
+
+
+def _run_parallel(notebooks: list[Path], parameters, results_root, keep_going: bool,
+                  jobs: int) -> list[dict]:
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    names = {nb.stem for nb in notebooks}
+    waiting = list(notebooks)
+    done: dict[str, dict] = {}
+    running: dict = {}
+    failure = None
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        while waiting or running:
+            ready = [nb for nb in waiting
+                     if all(d in done or d not in names for d in DEPENDS_ON.get(nb.stem, ()))]
+            while ready and len(running) < jobs and failure is None:
+                nb = ready.pop(0)
+                waiting.remove(nb)
+                running[pool.submit(_run_one, nb, parameters, results_root, False,
+                                    threads)] = nb
+            if not running:
+                break  # stopped after a failure (keep_going=False)
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                nb = running.pop(fut)
+                row = fut.result()
+                exc = row.pop("_exception", None)
+                done[nb.stem] = row
+                if exc is not None and not keep_going and failure is None:
+                    failure = exc
+    if failure is not None:
+        raise failure
+    return [done[nb.stem] for nb in notebooks if nb.stem in done]
 
 
 def _run_status(run_dir: Path) -> str:

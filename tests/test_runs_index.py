@@ -110,3 +110,26 @@ def test_index_renders_in_headless_chromium(results, tmp_path):
     ok, total, rows = map(int, m.groups())
     assert (ok, total) == (3, 3), m.group(0)  # each run's first figure
     assert rows == 4  # header + three runs
+
+
+def test_audits_run_in_parallel_and_wait_for_what_they_need(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from facelab import audit
+
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    for name in ("94_first", "95_second", "96_needs_first"):
+        _notebook(nbs / f"{name}.ipynb")
+    monkeypatch.setenv("FACELAB_NOTEBOOKS", str(nbs))
+    monkeypatch.setattr(audit, "DEPENDS_ON", {"96_needs_first": ("94_first",)})
+    rows = run_audits(["94_first", "95", "96"], results_root=tmp_path / "results", jobs=2)
+    assert [r["audit"] for r in rows] == ["94_first", "95_second", "96_needs_first"]
+    assert [r["status"] for r in rows] == ["ok"] * 3
+    start = {r["audit"]: dt.datetime.fromisoformat(r["started"]) for r in rows}
+    end_94 = start["94_first"] + dt.timedelta(seconds=rows[0]["seconds"])
+    assert start["96_needs_first"] >= end_94  # waited for 94
+    assert start["95_second"] < end_94  # ran beside 94
+    with pytest.raises(ValueError, match="FACELAB_AUDIT_JOBS"):
+        monkeypatch.setenv("FACELAB_AUDIT_JOBS", "two")
+        audit._jobs(None)
