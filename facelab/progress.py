@@ -112,8 +112,9 @@ class _FinalLine(_std_tqdm):
         elapsed = self.format_interval(self._time() - self.start_t)
         desc = f"{self.desc}: " if self.desc else ""
         count = f"{n:,}/{total:,}" if total is not None else f"{n:,}"
+        post = f" ({self.postfix})" if self.postfix else ""  # e.g. the last losses
         super().close()
-        print(f"{desc}{count} {unit} in {elapsed}", file=sys.stdout, flush=True)
+        print(f"{desc}{count} {unit} in {elapsed}{post}", file=sys.stdout, flush=True)
 
 
 def tqdm(iterable=None, *args, **kwargs):
