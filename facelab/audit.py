@@ -436,11 +436,12 @@ def _plain_stop_banner(out_nb: Path, message: str) -> None:
     import nbformat
 
     nb = nbformat.read(str(out_nb), as_version=4)
-    for cell in nb.cells:
-        if "papermill-error-cell-tag" in cell.metadata.get("tags", []) \
-                and cell.cell_type == "markdown":
-            cell.source = ("**This audit stopped: it needs data it could not find.**\n\n"
-                           + "\n".join(f"    {line}" for line in message.splitlines()))
+    banners = [c for c in nb.cells if c.cell_type == "markdown"
+               and "papermill-error-cell-tag" in c.metadata.get("tags", [])]
+    for i, cell in enumerate(banners):  # the first opens the notebook, the next marks the cell
+        cell.source = ("**This audit stopped: it needs data it could not find.**\n\n"
+                       + "\n".join(f"    {line}" for line in message.splitlines())
+                       if i == 0 else "**The audit stopped here** (missing data, see the top).")
     nbformat.write(nb, str(out_nb))
 
 

@@ -117,6 +117,16 @@ def _headline_metrics(notebook: str, metrics: Mapping[str, Any]) -> list[dict[st
     return rows
 
 
+def _last_line(error: str | None) -> str:
+    """The error's own message (its last line), without the traceback: the run's report
+    has the rest."""
+    import re
+
+    lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", error or "").splitlines()
+             if ln.strip()]
+    return lines[-1] if lines else ""
+
+
 def collect_runs(results_root: str | os.PathLike) -> list[dict[str, Any]]:
     """Every run folder under ``results_root`` (those with ``provenance.json``), newest
     first, as dicts ready for the index."""
@@ -135,7 +145,7 @@ def collect_runs(results_root: str | os.PathLike) -> list[dict[str, Any]]:
         runs.append({
             "run": run.name, "audit": notebook, "started": prov.get("started") or "",
             "status": prov.get("status") or "unknown",
-            "note": prov.get("missing_data") or prov.get("error") or "",
+            "note": prov.get("missing_data") or _last_line(prov.get("error")),
             "changed": _changed(prov.get("parameters") or {}, defaults_cache[notebook]),
             "findings": run_findings(metrics) or _headline_metrics(notebook, metrics),
             "report": f"{run.name}/{html_files[0].name}" if html_files else None,
