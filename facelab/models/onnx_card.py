@@ -42,6 +42,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pandas as pd
+from scipy.special import softmax
 
 from facelab.align import align_faces, box_crop
 from facelab.models._embedding import BaseEmbedder
@@ -325,12 +326,6 @@ class OnnxEmbedder(_OnnxFaceModel, BaseEmbedder):
         return self.run(self.preprocess(crops))
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 class _OnnxLabeller(_OnnxFaceModel):
     """Probabilities over the card's labels."""
 
@@ -352,7 +347,7 @@ class _OnnxLabeller(_OnnxFaceModel):
         if len(y) and y.shape[1] != len(self.labels):
             raise ValueError(f"{self.card.path}: {self.card.onnx.name} outputs {y.shape[1]} "
                              f"values per face but the card lists {len(self.labels)} labels")
-        p = _softmax(y) if self.card.output == "logits" else y
+        p = softmax(y, axis=1) if self.card.output == "logits" else y
         if not np.isfinite(p).all():
             raise ValueError(f"{self.card.onnx.name} returned non-finite outputs")
         return np.zeros((0, len(self.labels)), np.float32) if not len(y) \
