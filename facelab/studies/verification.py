@@ -193,8 +193,13 @@ def screen_label_errors(manifest: pd.DataFrame, embeddings: Embeddings, scored: 
     hashes = embeddings.features["image_sha256"].reindex(manifest.index)
     ident = L.identical_images(manifest, hashes)
     certain = L.certain_error_images(ident)
-    lvl = L.near_duplicate_level(embeddings.model, level)
-    flagged = L.flag_pairs(scored, certain, lvl)
+    try:
+        lvl = L.near_duplicate_level(embeddings.model, level)
+    except ValueError:
+        # an embedder with no known near-duplicate level (a plugin, a model card): likely
+        # errors are not screened (level NaN, said in the findings); certain ones still are
+        lvl = math.nan
+    flagged = L.flag_pairs(scored, certain, math.inf if math.isnan(lvl) else lvl)
     kept, counts = L.apply_policy(flagged, policy)
     listed = flagged[flagged["label_error"] != ""].copy()
     for side in ("a", "b"):
@@ -959,6 +964,9 @@ def verification_findings(*, thresholds: Mapping[str, ThresholdChoice],
         for key, label in names.items():
             if key in counts:
                 extra = f" (>= {level:g})" if key == "likely" and level is not None else ""
+                if key == "likely" and level is not None and math.isnan(level):
+                    extra = (" (not screened: no near-duplicate level is known for this "
+                             "embedder; set near_duplicate)")
                 extra += f" ({policy})" if key == "excluded" and policy else ""
                 add(model, f"label errors: {label}{extra}", counts[key], counts[key])
     for (model, source), table in (same_cross or {}).items():
