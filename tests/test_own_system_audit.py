@@ -82,13 +82,17 @@ def test_03_with_your_own_csv_as_the_mated_set(data_root, tmp_path):
         pytest.skip("LFW with its label files is not under FACELAB_DATA")
     user = tmp_path / "my_audit"
     lfw_people_csv(lfw, user / "data" / "faces.csv", people=100, per_person=2)
+    export(TinyEmbedder(seed=7), (1, 3, 64, 64), user / "acme.onnx")
+    write_card(user / "acme.yaml", name="acme-embedder", kind="embedder", onnx="acme.onnx",
+               input_size=64, mean=127.5, std=128.0, threshold=0.5,
+               threshold_source="ACME documentation")
     (user / "params.yaml").write_text(
         "mated_dataset:\n  csv: data/faces.csv\n  name: myfaces\n"
         f"  images_root: {lfw / 'lfw'}\n"
         "  columns: {photo: path, person: subject, sex: gender, ethnicity: race}\n"
         "  race_map: {white: White, black: Black, latino: Latino, east asian: Asian,"
         " south asian: Indian}\n"
-        "embedders: [sface]\nlimit: 150\nn_probes: 100\nn_calibration_pairs: 20000\n"
+        "embedders: [sface, acme.yaml]\nlimit: 150\nn_probes: 100\nn_calibration_pairs: 20000\n"
         "n_boot: 100\n")
     cli = Path(sys.executable).with_name("facelab")
     run = subprocess.run(
@@ -97,9 +101,13 @@ def test_03_with_your_own_csv_as_the_mated_set(data_root, tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     folder = next(p for p in (user / "results").iterdir() if p.is_dir())
     metrics = json.loads((folder / "metrics.json").read_text())
-    by = [r for r in metrics["search_outcomes_by_group"] if r["operating_point"] == "permissive"]
+    assert {r["embedder"] for r in metrics["search_outcomes_by_group"]} == {"sface",
+                                                                          "acme-embedder"}
+    by = [r for r in metrics["search_outcomes_by_group"]
+          if r["operating_point"] == "permissive" and r["embedder"] == "sface"]
     mated = {r["group"]: r["mated_searches"] for r in by if r.get("mated_searches")}
     assert mated["White"] == 56 and mated["Black"] == 24  # one probe per person
-    whole = {r["operating_point"]: r for r in metrics["search_outcomes"]}["permissive"]
+    whole = {r["operating_point"]: r for r in metrics["search_outcomes"]
+             if r["embedder"] == "sface"}["permissive"]
     assert sum(r.get("misses") or 0 for r in by) == whole["misses"]
     assert sum(mated.values()) == whole["mated_searches"] == 100

@@ -281,7 +281,13 @@ def screen_label_errors(manifest: pd.DataFrame, embeddings: Mapping[str, Embeddi
     counts["certain error groups"] = int(certain["sha256"].nunique())
     pooled = manifest.assign(source="all")
     for model, emb in embeddings.items():
-        lvl = L.near_duplicate_level(model, (near_duplicate or {}).get(model))
+        try:
+            lvl = L.near_duplicate_level(model, (near_duplicate or {}).get(model))
+        except ValueError:
+            # no near-duplicate level known (a plugin or model-card embedder): say so
+            counts[f"likely pairs ({model}: not screened, no near-duplicate level known; "
+                   "set near_duplicate)"] = 0
+            continue
         found = L.likely_errors(pooled, emb, lvl)
         found = found[~found["index_a"].isin(set(certain["index"]))
                       & ~found["index_b"].isin(set(certain["index"]))]
