@@ -59,7 +59,8 @@ def evaluation_crops(manifest: pd.DataFrame, *, size: int = 64, margin: float = 
     crops : numpy.ndarray
         ``(n, size, size)`` uint8 (zeros where the face could not be acquired).
     status : pandas.DataFrame
-        ``acquired`` (bool) and ``reason`` per row, aligned with ``manifest``.
+        ``acquired`` (bool), ``reason`` and ``box`` (the detected face ``[x1, y1, x2, y2]``,
+        None for whole-image datasets and failures) per row, aligned with ``manifest``.
     """
     from facelab.align import align_face
     from facelab.io import load_image
@@ -67,6 +68,7 @@ def evaluation_crops(manifest: pd.DataFrame, *, size: int = 64, margin: float = 
 
     crops = np.zeros((len(manifest), size, size), np.uint8)
     acquired, reasons = np.zeros(len(manifest), bool), [""] * len(manifest)
+    boxes: list = [None] * len(manifest)
     for i, (_, row) in enumerate(tqdm(manifest.iterrows(), total=len(manifest),
                                       desc="crops", disable=not progress)):
         try:
@@ -84,12 +86,14 @@ def evaluation_crops(manifest: pd.DataFrame, *, size: int = 64, margin: float = 
                 if not faces:
                     reasons[i] = "no face detected"
                     continue
-                crops[i] = align_face(image, max(faces, key=lambda f: f.area), size,
-                                      margin=margin, grey=True)
+                face = max(faces, key=lambda f: f.area)
+                crops[i] = align_face(image, face, size, margin=margin, grey=True)
+                boxes[i] = [float(v) for v in face.box]
             acquired[i] = True
         except Exception as exc:  # noqa: BLE001 - failures become records
             reasons[i] = f"could not load: {exc}"
-    return crops, pd.DataFrame({"acquired": acquired, "reason": reasons}, index=manifest.index)
+    return crops, pd.DataFrame({"acquired": acquired, "reason": reasons, "box": boxes},
+                               index=manifest.index)
 
 
 def _train_data(name: str, model) -> str:
@@ -117,7 +121,8 @@ def cross_dataset_predictions(models: Mapping[str, object], datasets: Sequence[s
     -------
     pandas.DataFrame
         One row per (model, image): ``model, train_data, test_dataset, file, subject,
-        true, pred, p_true, acquired, reason, status`` where ``status`` is ``evaluated``,
+        true, pred, p_true, acquired, reason, status, path, box`` (``box``: the detected
+        face, None where the dataset image is the face crop) where ``status`` is ``evaluated``,
         ``failed_acquire``, ``excluded_label`` or ``excluded_training``, plus one
         ``p_<label>`` column per model label.
     """
@@ -165,7 +170,8 @@ def cross_dataset_predictions(models: Mapping[str, object], datasets: Sequence[s
                 "in_domain": dataset in trained_on, "file": manifest["file"].to_numpy(),
                 "subject": manifest["subject"].to_numpy(), "true": true, "pred": pred,
                 "p_true": p_true, "acquired": ok, "reason": status["reason"].to_numpy(),
-                "status": state})
+                "status": state, "path": manifest["path"].to_numpy(),
+                "box": status["box"].to_numpy()})
             for j, lab in enumerate(labels):
                 frame[f"p_{lab}"] = probs[:, j]
             frames.append(frame)

@@ -57,3 +57,9 @@ def test_01_detection_reliability(tmp_path, data_root):
           if c["detector"] == "yunet" and c["perturbation"] == "brightness"}
     assert yb[2] >= yb[1] and yb[2] >= yb[0]
     assert any(f["finding"].startswith("FTA fairface, yunet") for f in values["findings"])
+    # the gallery of missed faces draws from every miss, at most 8 per detector
+    ex = values["examples_missed_faces"]
+    assert ex["enabled"] and ex["unreadable"] == 0
+    assert ex["available"] == sum(r["fta_count"] for r in summary)
+    assert min(ex["available"], 1) <= ex["shown"] <= 8 * len(DETECTORS)
+    assert (run / "figures" / "examples_missed_faces.png").exists()

@@ -110,3 +110,24 @@ def test_02_verification_demographics(tmp_path, data_root):
     assert findings["finding"].str.contains("FNMR on celeba").any()
     assert (run / "figures" / "cross_group_fmr_sface.png").exists()
     assert (run / "figures" / "det_by_group.png").exists()
+
+    # error galleries: every impostor (and genuine) pair scored is a candidate, 6 shown each
+    is_genuine = pairs.index.get_level_values("kind") == "genuine"
+    for kind, genuine in (("impostor", False), ("genuine", True)):
+        ex = v[f"examples_{kind}_pairs"]
+        assert ex["enabled"] and ex["unreadable"] == 0
+        assert ex["available"] == int(pairs.loc[is_genuine == genuine, sorted(models)].sum().sum())
+        assert ex["shown"] == 6 * len(models)
+        assert (run / "figures" / f"examples_{kind}_pairs.png").exists()
+    # headless operating-point explorer: three points per embedder, the same counts as the
+    # FMR-by-group table at the global threshold
+    ops = pd.DataFrame(v["threshold_explorer"])
+    assert ops.groupby("model")["operating_point"].nunique().eq(3).all()
+    for m in models:
+        glob = ops[(ops["model"] == m) & ops["operating_point"].str.startswith("global")]
+        assert glob["threshold"].eq(thr[m]["threshold"]).all()
+        for r in fmr[(fmr["embedder"] == m) & (fmr["group"] == "all groups")].itertuples():
+            mine = glob[(glob["rate"] == "FMR") & (glob["source"] == r.source)
+                        & (glob["group"] == "all groups")]
+            assert int(mine["count"].iloc[0]) == r.count and int(mine["n"].iloc[0]) == r.n
+        assert (run / "figures" / f"threshold_explorer_{m}.png").exists()

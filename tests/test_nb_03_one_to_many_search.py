@@ -64,3 +64,18 @@ def test_03_one_to_many_search(tmp_path, data_root):
     assert findings["finding"].str.contains("label errors: images behind certain").any()
     assert findings["finding"].str.startswith("false matches").sum() == 2 * len(POINTS)
     assert (run / "figures" / "fpir_by_gallery_size.png").exists()
+
+    # the ACLU-style gallery: every false candidate at the first point can be drawn
+    ex = v["examples_false_candidates"]
+    outcomes = pd.DataFrame(v["search_outcomes"])
+    first = outcomes[outcomes["operating_point"] == next(iter(POINTS))]
+    assert ex["enabled"] and ex["unreadable"] == 0
+    assert ex["available"] == int(first["false_candidates"].sum())
+    assert ex["shown"] == sum(min(6, int(c)) for c in first["false_candidates"])
+    # headless explorer: FPIR at each operating point = the false matches recorded above
+    table = pd.DataFrame(v["threshold_explorer"])
+    pooled = table[(table["rate"] == "FPIR") & (table["group"] == "all groups")]
+    for r in pooled.itertuples():
+        assert r.count == ops[r.model][r.operating_point]["false_matches"]
+        assert r.n == 60
+    assert (run / "figures" / "threshold_explorer_sface.png").exists()

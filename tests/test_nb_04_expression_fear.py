@@ -26,3 +26,11 @@ def test_04_expression_fear(tmp_path, data_root):
     assert control and all(r["rate"] == 0.0 for r in control)  # the control never changes
     assert set(change) >= {"blur", "jpeg", "occlude_mouth"}
     assert all(0 <= v <= 1 for v in change.values())
+    # the fear gallery draws from fear given to other faces plus fear faces missed
+    ex = values["examples_fear"]
+    false = sum(r["count"] for r in rows if r["test_dataset"] != "overall")
+    missed = sum(round(r["fear_n"] * (1 - r["fear_recall"])) for r in table.values()
+                 if r["fear_n"])
+    assert ex["enabled"] and ex["available"] == false + missed
+    assert 0 < ex["shown"] <= 16
+    assert (run / "figures" / "examples_fear.png").exists()

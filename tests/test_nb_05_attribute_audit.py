@@ -70,3 +70,21 @@ def test_05_attribute_audit(tmp_path, data_root):
     assert bright[0]["delta_median"] < 0  # darker photo, lower ITA
     races = {(r["dataset"], r["race"]) for r in values["ita_category_by_race"]}
     assert ("cfd", "Black") in races and ("cfd", "White") in races
+    # the gallery of misgendered faces draws from every error, at most 4 per cell
+    ex = values["examples_gender_errors"]
+    assert ex["enabled"] and ex["unreadable"] == 0
+    assert ex["available"] == sum(r["errors"] for r in summary.values())
+    assert 0 < ex["shown"] <= ex["available"]
+    assert (run / "figures" / "examples_gender_errors.png").exists()
+    # the HTML export embeds every figure, the gallery included (no file links)
+    html = (run / "05_attribute_audit.html").read_text()
+    assert "The misgendered faces" in html
+    assert html.count("data:image/png;base64") >= len(list((run / "figures").glob("*.png")))
+
+
+def test_05_show_examples_off(tmp_path, data_root):
+    """show_examples=False: no gallery is drawn, recorded or embedded."""
+    params = {"limit": 20, "datasets": ["cfd"], "min_count": 5, "show_examples": False}
+    run, values = run_notebook("05_attribute_audit", params, tmp_path, data_root)
+    assert values["examples_gender_errors"]["enabled"] is False
+    assert not list((run / "figures").glob("examples_*"))

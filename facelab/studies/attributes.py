@@ -46,12 +46,13 @@ def attribute_predictions(manifests: Mapping[str, pd.DataFrame], *,
     """Run ``detector`` (largest face) and the attribute ``model`` over every manifest
     through :func:`facelab.extract` (cached), one row per image.
 
-    Returns the manifests' label columns plus ``status``, ``reason``, ``n_faces`` and the
-    model's outputs (:data:`_PRED` columns, NaN where no face was found), and
-    ``gender_error`` (bool; NA where the image was not evaluated). With ``skin_tone``
-    the same pass also measures the face's skin tone (head ``"skin_tone"``,
-    :mod:`facelab.skin`) into :data:`SKIN_COLUMNS`, so errors can be grouped by skin type
-    as Gender Shades did (``by=("skin_tone", "gender")``).
+    Returns the manifests' label columns plus ``path``, ``box`` (the face the model looked
+    at, or missing), ``status``, ``reason``, ``n_faces`` and the model's outputs
+    (:data:`_PRED` columns, NaN where no face was found), and ``gender_error`` (bool; NA
+    where the image was not evaluated). With ``skin_tone`` the same pass also measures
+    the face's skin tone (head ``"skin_tone"``, :mod:`facelab.skin`) into
+    :data:`SKIN_COLUMNS`, so errors can be grouped by skin type as Gender Shades did
+    (``by=("skin_tone", "gender")``).
     """
     from facelab.pipeline import extract
     from facelab.registry import resolve_model
@@ -67,6 +68,8 @@ def attribute_predictions(manifests: Mapping[str, pd.DataFrame], *,
                             "age", "age_bin") if c in feats.columns]
         out = feats[keep + ["status", "reason", "n_faces"]].copy()
         out["dataset"] = name
+        out["path"] = feats["path"] if "path" in feats.columns else manifest["path"]
+        out["box"] = feats["box"] if "box" in feats.columns else None  # for error examples
         for col in _PRED:
             out[col] = feats[col] if col in feats.columns else np.nan
         if skin_tone:
