@@ -425,6 +425,16 @@ def attribute_predictions(imported, manifests: Mapping[str, pd.DataFrame], *,
     out["reason"] = np.where(ok, pd.NA, np.where(has, "no face found by the system",
                                                  "no prediction in the imported file"))
     out["n_faces"] = np.where(has, 1, 0)
+    # for the error galleries: the image, and the system's box when given in pixels
+    # (Rekognition's ratio boxes need the image size: the whole image is shown instead)
+    out["path"] = manifest["path"].to_numpy() if "path" in manifest.columns else None
+    pixel = [c for c in ("box_x1", "box_y1", "box_x2", "box_y2") if c in top.columns]
+    if imported.box_units == "pixel" and len(pixel) == 4:
+        boxes = top[pixel].reindex(out.index).to_numpy(dtype=float)
+        out["box"] = [list(b) if k and np.isfinite(b).all() else None
+                      for b, k in zip(boxes, ok, strict=True)]
+    else:
+        out["box"] = None
     src = {"pred_gender": "gender", "pred_gender_confidence": "gender_confidence",
            "pred_p_female": "p_female", "pred_age": "age", "pred_age_low": "age_low",
            "pred_age_high": "age_high"}
