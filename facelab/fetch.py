@@ -265,8 +265,10 @@ def _download(f: RemoteFile, downloads: Path, *, progress: bool, timeout: float,
                 pooch.retrieve(url, known_hash=f"sha256:{f.sha256}", fname=f.name,
                                path=downloads, downloader=loader)
         except ValueError as exc:  # pooch: the hash does not match (its temp file is gone)
+            resumed = (" after resuming an earlier partial file (now deleted: the next try "
+                       "starts afresh)" if loader.resumed_from else "")
             errors.append(f"{url}: the file does not match its SHA-256 checksum "
-                          f"({_short_hash_message(exc)})")
+                          f"({_short_hash_message(exc)}){resumed}")
             continue
         except (requests.RequestException, OSError) as exc:
             errors.append(f"{url}: {type(exc).__name__}: {exc}")
