@@ -213,10 +213,12 @@ class LFWResult:
 
     def lines(self) -> list[str]:
         """A short human-readable report."""
+        k = len(self.accuracy.folds)
         out = [
-            f"LFW View 2 ({self.n_pairs:,} pairs, 10 folds), {self.model} on {self.detector} "
+            f"LFW View 2 ({self.n_pairs:,} pairs, {k} folds), {self.model} on {self.detector} "
             f"faces",
-            f"  accuracy: {self.accuracy} ; threshold chosen on 9 folds, applied to the 10th",
+            f"  accuracy: {self.accuracy} ; threshold chosen on the other {k - 1} folds, "
+            "applied to each held-out fold",
             f"  AUC (all pairs): {self.auc:.5f} [95% CI {self.auc_ci[0]:.5f}, "
             f"{self.auc_ci[1]:.5f}]",
             f"  TAR at FMR={self.target_fmr:g}: {self.tar:.4f} [95% CI {self.tar_ci[0]:.4f}, "
