@@ -129,7 +129,9 @@ class FaissIndex:
         (default ``max(32, nlist // 8)``: recall@10 >= 0.99 on face-like synthetic
         galleries of 25k and 1M vectors, see ``benchmarks/results/search.md``).
     pq_m, k_factor
-        ``"ivfpq"`` only: sub-quantisers (4 bits each; ``dim`` must be a multiple) and the
+        ``"ivfpq"`` only: sub-quantisers (4 bits each; must divide ``dim``; default
+        ``dim``, one 4-bit code per component: coarser codes (``dim / 2``, ``dim / 4``)
+        lost too much recall on face-like data, ``benchmarks/results/ann.md``) and the
         re-ranking depth (``k_factor * k`` candidates scored exactly). Its ``nlist``
         defaults to ``4 * sqrt(n)`` and ``nprobe`` to ``max(32, nlist // 16)``.
     seed
@@ -144,8 +146,8 @@ class FaissIndex:
 
     def __init__(self, dim: int, *, metric: str = "cosine", kind: str = "ivf",
                  hnsw_m: int = 32, ef_construction: int = 80, ef_search: int = 128,
-                 nlist: int | None = None, nprobe: int | None = None, pq_m: int = 32,
-                 k_factor: int = 4, seed: int = 0) -> None:
+                 nlist: int | None = None, nprobe: int | None = None,
+                 pq_m: int | None = None, k_factor: int = 32, seed: int = 0) -> None:
         if kind not in self.KINDS:
             raise ValueError(f"kind must be one of {self.KINDS}; got {kind!r}")
         self.dim = int(dim)
@@ -153,7 +155,7 @@ class FaissIndex:
         self.kind = kind
         self.hnsw_m, self.ef_construction, self.ef_search = hnsw_m, ef_construction, ef_search
         self.nlist, self.nprobe, self.seed = nlist, nprobe, seed
-        self.pq_m, self.k_factor = int(pq_m), int(k_factor)
+        self.pq_m, self.k_factor = int(pq_m or dim), int(k_factor)
         if kind == "ivfpq" and self.dim % self.pq_m:
             raise ValueError(f"pq_m={pq_m} must divide the dimension {dim}")
         self.index_ = None
