@@ -123,7 +123,8 @@ def main() -> None:
         f"Exact batched: {t_exact0:.3f} ms/query before the indexes, {t_exact1:.3f} after "
         f"(reference: the mean, {t_exact:.3f}); exact float32 gallery "
         f"{g.nbytes / 1e6:.0f} MB. {os.cpu_count()} CPUs. Produced by "
-        f"`benchmarks/bench_ann.py --n {args.n}`, {time.perf_counter() - t_all:.0f} s in all.",
+        f"`benchmarks/bench_ann.py {' '.join(sys.argv[1:])}`, "
+        f"{time.perf_counter() - t_all:.0f} s in all.",
         "",
         "| index (faiss factory string) | search | build s | memory MB | ms/query | "
         "speed-up vs exact batched | recall@10 |",
