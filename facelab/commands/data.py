@@ -41,9 +41,13 @@ def label_error_lines(df, name: str, *, likely: str | None = None, level: float 
 
     ident = L.identical_images(df)
     cert = ident[ident["kind"] == "certain"]
-    who = "identities" if df["subject"].notna().any() else "files (each file is a person)"
-    lines = [f"  label errors, certain (byte-identical files under different {who}): "
-             f"{cert['sha256'].nunique():,} groups, {len(cert):,} images"]
+    has_ids = df["subject"].notna().any()
+    who = "identities" if has_ids else "people"
+    what = ("byte-identical files under different identities" if has_ids else
+            "byte-identical files; no identity labels, so each file counts as a different "
+            "person")
+    lines = [f"  label errors, certain ({what}): {cert['sha256'].nunique():,} groups, "
+             f"{len(cert):,} images"]
     for _, group in list(cert.groupby("sha256", sort=False))[:show]:
         items = [f"{f}" + (f" [{s}]" if isinstance(s, str) else "")
                  for f, s in zip(group["file"], group["subject"], strict=True)]
