@@ -122,7 +122,8 @@ def main() -> None:
         f"probes in batches of 100, k={args.k}, inner product on L2-normalised float32. "
         f"Exact batched: {t_exact0:.3f} ms/query before the indexes, {t_exact1:.3f} after "
         f"(reference: the mean, {t_exact:.3f}); exact float32 gallery "
-        f"{g.nbytes / 1e6:.0f} MB. {os.cpu_count()} CPUs. Produced by "
+        f"{g.nbytes / 1e6:.0f} MB. {os.cpu_count()} CPUs, OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS', 'unset')} (BLAS and faiss threads). Produced by "
         f"`benchmarks/bench_ann.py {' '.join(sys.argv[1:])}`, "
         f"{time.perf_counter() - t_all:.0f} s in all.",
         "",
