@@ -93,3 +93,17 @@ def test_lfw_view2_on_a_tiny_pairs_file(tmp_path, data_root, tmp_cache):
     assert s["published"][0]["accuracy"] == 0.994 and len(s["fold_accuracy"]) == 3
     with pytest.raises(ValueError, match="failures must be one of"):
         lfw_view2("sface", root=data_root, pairs_file=str(path), failures="ignore")
+    # the command gives the same numbers (features now come from the cache)
+    import json
+
+    from typer.testing import CliRunner
+
+    from facelab.cli import app
+
+    out = CliRunner().invoke(app, ["eval", "lfw", "--model", "sface", "--root", str(data_root),
+                                   "--pairs", str(path), "--n-boot", "50", "--target-fmr",
+                                   "0.2", "--json"])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.output[out.output.index("{"):])
+    assert got["accuracy_mean"] == pytest.approx(res.accuracy.mean)
+    assert got["fold_threshold"] == pytest.approx(res.accuracy.folds["threshold"].tolist())
