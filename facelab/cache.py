@@ -198,6 +198,8 @@ class ColumnarCache:
         self._index: dict[str, tuple[str, int]] = {}
         self._seen: set[str] = set()
         self._tables: dict[str, Any] = {}
+        #: segments this object wrote (``extract`` merges a run's segments at its end)
+        self.written: list[Path] = []
 
     # -- index --------------------------------------------------------------------
     def segments(self) -> list[Path]:
@@ -356,12 +358,14 @@ class ColumnarCache:
             return None
         path = self._write_segment(self._buffer)
         self._buffer = {}
+        self.written.append(path)
         return path
 
-    def compact(self, min_segments: int = 2, wait: bool = True) -> int:
-        """Merge every segment into one (duplicates dropped); returns how many segments
-        were merged (0 when fewer than ``min_segments``, or when another process holds
-        the lock and ``wait`` is False)."""
+    def compact(self, min_segments: int = 2, wait: bool = True,
+                segments: list[Path] | None = None) -> int:
+        """Merge every segment (or only ``segments``, e.g. :attr:`written`) into one,
+        duplicates dropped; returns how many segments were merged (0 when fewer than
+        ``min_segments``, or when another process holds the lock and ``wait`` is False)."""
         import fcntl
 
         import pyarrow as pa
@@ -375,6 +379,9 @@ class ColumnarCache:
             except BlockingIOError:
                 return 0
             segs = self.segments()
+            if segments is not None:
+                wanted = {Path(p).name for p in segments}
+                segs = [p for p in segs if p.name in wanted]
             if len(segs) < min_segments:
                 return 0
             tables = []
@@ -394,6 +401,8 @@ class ColumnarCache:
                 self._write_segment(entries)
             for p in segs:
                 p.unlink(missing_ok=True)
+        merged_names = {p.name for p in segs}
+        self.written = [p for p in self.written if p.name not in merged_names]
         self._reset()
         return len(segs)
 

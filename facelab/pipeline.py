@@ -416,9 +416,14 @@ def extract(
     else:
         _run_dask(config, batches, payload, finish, scheduler)
     bar.close()
-    if isinstance(store, ColumnarCache) and len(store.segments()) > COMPACT_AFTER:
-        store.compact(wait=False)  # merge the per-batch segments (skipped if another
-        # process is compacting)
+    if isinstance(store, ColumnarCache):
+        # merge this run's per-batch segments into one (warm reads open one file per
+        # segment), and everything once there are many; skipped if another process is
+        # compacting
+        if len(store.segments()) > COMPACT_AFTER:
+            store.compact(wait=False)
+        elif len(store.written) > 1:
+            store.compact(wait=False, segments=store.written)
     out = _assemble(frame, units, pre, stages, face_policy)
     out.attrs = {
         "models": {s: {k: v for k, v in st.items()} for s, st in stages.items()},

@@ -167,3 +167,19 @@ def test_columnar_sigkill_mid_run_leaves_whole_segments_and_resumes(tmp_path):
     _check(got[make_key(i=n + 39)], n + 39)
     cache.remove_temp()
     assert not list(root.glob("columnar/.*.tmp"))
+
+
+def test_columnar_compacts_only_the_given_segments(tmp_path):
+    from facelab.cache import ColumnarCache
+
+    other = ColumnarCache(tmp_path)
+    other.put(make_key(i=-1), {"i": np.array(-1)})
+    other.flush()
+    cache = ColumnarCache(tmp_path, flush_every=2)
+    for i in range(6):
+        cache.put(make_key(i=i), {"i": np.array(i)})
+    assert len(cache.written) == 3 and len(cache.segments()) == 4
+    assert cache.compact(segments=cache.written) == 3
+    assert len(cache.segments()) == 2 and cache.written == []
+    got = ColumnarCache(tmp_path).get_many([make_key(i=i) for i in range(-1, 6)])
+    assert sorted(int(v["i"]) for v in got.values()) == list(range(-1, 6))
