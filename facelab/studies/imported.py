@@ -32,6 +32,7 @@ from facelab.studies.verification import (
     GENUINE,
     IMPOSTOR_UNLABELLED,
     IMPOSTOR_WITHIN,
+    declared_threshold,
 )
 from facelab.validation import Drops, InputError, check_known
 
@@ -198,13 +199,8 @@ def default_choice(imported, scored: pd.DataFrame | None = None) -> ThresholdCho
     if imported.default_threshold is None:
         return None
     t = float(imported.scale.to_similarity(imported.default_threshold))
-    k = n = 0
-    if scored is not None:
-        within = scored.loc[scored["kind"] == IMPOSTOR_WITHIN, "score"]
-        k, n = int((within >= t).sum()), len(within)
-    return ThresholdChoice(
-        threshold=t, target_fmr=math.nan, achieved_fmr=k / n if n else math.nan,
-        n_impostor=n, n_false_matches=k,
+    return declared_threshold(
+        t, scored,
         how=f"the system's own threshold: {imported.default_how or 'declared on import'}; "
             f"{imported.scale.describe(t)}; not set from these data",
         reference="the system's documentation")

@@ -248,15 +248,34 @@ def default_threshold(model: str, scored: pd.DataFrame | None = None) -> Thresho
 
     emb = get_embedder(model)
     t = float(emb.default_threshold)
-    k, n = 0, 0
+    return declared_threshold(
+        t, scored, how=f"model default {t:g} ({emb.threshold_source}); not set from these data",
+        reference="model documentation")
+
+
+def declared_threshold(threshold: float, scored: pd.DataFrame | None, *, how: str,
+                       reference: str) -> ThresholdChoice:
+    """A threshold declared elsewhere (a model's or a system's documentation) as a
+    :class:`ThresholdChoice`, with its achieved FMR on the within-group impostor pairs of
+    ``scored`` when given (NaN and zero counts otherwise).
+
+    Parameters
+    ----------
+    threshold : float
+        On facelab's similarity scale (higher = more alike).
+    scored : DataFrame or None
+        Scored pairs with ``kind`` and ``score`` columns (:func:`score_pairs`).
+    how, reference : str
+        How the threshold was set and the document that sets it.
+    """
+    k = n = 0
     if scored is not None:
         within = scored.loc[scored["kind"] == IMPOSTOR_WITHIN, "score"]
-        k, n = int((within >= t).sum()), len(within)
+        k, n = int((within >= threshold).sum()), len(within)
     return ThresholdChoice(
-        threshold=t, target_fmr=math.nan, achieved_fmr=k / n if n else math.nan,
-        n_impostor=n, n_false_matches=k,
-        how=f"model default {t:g} ({emb.threshold_source}); not set from these data",
-        reference="model documentation")
+        threshold=float(threshold), target_fmr=math.nan,
+        achieved_fmr=k / n if n else math.nan, n_impostor=n, n_false_matches=k,
+        how=how, reference=reference)
 
 
 # ----------------------------------------------------------------------------- rates
