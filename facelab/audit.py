@@ -278,13 +278,14 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
         write_provenance(run_dir, notebook=name, parameters=params, started=started,
                          finished=dt.datetime.now(dt.UTC),
                          status=NEEDS_DATA if missing else "failed",
-                         error=None if missing else f"{type(exc).__name__}: {exc}"[:2000],
+                         error=None if missing else error_message(exc)[:2000],
                          missing_data=missing)
         if missing:
             _plain_stop_banner(out_nb, missing)
         if html and out_nb.exists():  # a failed run gets its report too, error included
             export_html(out_nb, run_dir / f"{name}.html")
         if not missing:
+            exc.facelab_run_dir = str(run_dir)  # where the report of the failed run is
             raise
         return run_dir
     finally:
@@ -338,8 +339,8 @@ def _run_one(nb: Path, parameters, results_root, progress: bool = True,
                 "started": start.isoformat(),
                 "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds()}
     except Exception as exc:
-        return {"audit": nb.stem, "status": "failed", "error": str(exc)[:500],
-                "started": start.isoformat(),
+        return {"audit": nb.stem, "status": "failed", "error": error_message(exc)[:500],
+                "run_dir": getattr(exc, "facelab_run_dir", None), "started": start.isoformat(),
                 "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds(),
                 "_exception": exc}
 
@@ -420,6 +421,16 @@ def _run_status(run_dir: Path) -> str:
         return json.loads((Path(run_dir) / "provenance.json").read_text())["status"]
     except (OSError, ValueError, KeyError):
         return "unknown"
+
+
+def error_message(exc: BaseException) -> str:
+    """The error a reader needs from a failed run: for an error raised inside the notebook
+    (papermill's ``PapermillExecutionError``) the notebook's own exception, ``"ValueError:
+    needs at least 1,000 impostor comparisons ..."``, not papermill's traceback dump."""
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename:
+        return f"{ename}: {evalue}" if evalue else str(ename)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _missing_data(exc: BaseException) -> str | None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import scrapbook as sb
 
-from facelab.audit import export_html, resolve_audits, run_audit
+from facelab.audit import error_message, export_html, resolve_audits, run_audit
 from facelab.report import Recorder, manifest_hash, to_jsonable
 
 
@@ -75,10 +75,13 @@ def test_failing_notebook_still_records_provenance(tmp_path):
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell("raise RuntimeError('boom')")]
     nbformat.write(nb, str(path))
-    with pytest.raises(Exception, match="boom"):
+    with pytest.raises(Exception, match="boom") as raised:
         run_audit(path, results_root=tmp_path / "r", run_id="x", progress=False)
     prov = json.loads((tmp_path / "r" / "x" / "provenance.json").read_text())
-    assert prov["status"] == "failed" and "boom" in prov["error"]
+    # the notebook's own error, not papermill's traceback dump
+    assert prov["status"] == "failed" and prov["error"] == "RuntimeError: boom"
+    assert error_message(raised.value) == "RuntimeError: boom"
+    assert raised.value.facelab_run_dir == str(tmp_path / "r" / "x")
 
 
 @pytest.mark.slow

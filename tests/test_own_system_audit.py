@@ -71,6 +71,8 @@ def test_a_named_csv_that_cannot_load_stops_the_audit(tmp_path):
     assert prov["status"] == "failed"
     assert "DatasetSpecError" in prov["error"] and "does not exist" in prov["error"]
     assert str(tmp_path / "no_such_folder" / "my.csv") in prov["error"]
+    # the terminal shows the reason itself, not the tail of papermill's traceback
+    assert "DatasetSpecError" in run.stdout and "does not exist" in run.stdout, run.stdout
 
 
 @pytest.mark.slow

@@ -74,8 +74,16 @@ def audit(ctx: typer.Context) -> None:
     results/<run-id>/ folder with the executed notebook, HTML, metrics.json, figures,
     provenance.json and model_card.md.
 
-    NAME may be a number (02), a full stem or a unique part of it (verification).
-    -p KEY VALUE sets a notebook parameter (YAML value); -f FILE reads parameters from YAML.
+    \b
+    facelab audit NAME... -p KEY VALUE... -f params.yaml --results DIR --stop-on-failure
+    NAME: a number (02), a full stem or a unique part of it (verification).
+    -p KEY VALUE: a notebook parameter, VALUE read as YAML
+      (-p limit 200, -p target_fmr 1e-2, -p datasets '{csv: my.csv}').
+    -f FILE: parameters from a YAML file (paths relative to the file).
+    --results DIR: where run folders go ($FACELAB_RESULTS, else ./results).
+    --stop-on-failure: stop at the first failed audit.
+
+    Each notebook's parameters cell lists its parameters and their defaults.
     """
     from facelab.audit import run_audits
     from facelab.config import results_dir
@@ -88,8 +96,10 @@ def audit(ctx: typer.Context) -> None:
                       keep_going=not stop)
     failed = needs = 0
     for row in rows:
-        where = row.get("run_dir") or row.get("error")
-        typer.echo(f"{row['status']:10s} {row['audit']:32s} {row['seconds']:7.1f}s  {where}")
+        typer.echo(f"{row['status']:10s} {row['audit']:32s} {row['seconds']:7.1f}s  "
+                   f"{row.get('run_dir') or ''}")
+        if row.get("error"):
+            typer.echo(f"{'':10s} {row['error']}")
         failed += row["status"] not in ("ok", NEEDS_DATA)
         needs += row["status"] == NEEDS_DATA
     if not rows:
