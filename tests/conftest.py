@@ -11,16 +11,21 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "agg")
 
 
+def missing_data(message: str) -> None:
+    """A test's data is not there: skip, but fail when FACELAB_REQUIRE_DATA=1 (CI), where
+    every shared dataset must be present."""
+    if os.environ.get("FACELAB_REQUIRE_DATA") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """``$FACELAB_DATA``. Skips when unset, but fails when FACELAB_REQUIRE_DATA=1 (CI)."""
     value = os.environ.get("FACELAB_DATA")
     if value and Path(value).is_dir():
         return Path(value).resolve()
-    message = f"FACELAB_DATA is not set to a folder (got {value!r})"
-    if os.environ.get("FACELAB_REQUIRE_DATA") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing_data(f"FACELAB_DATA is not set to a folder (got {value!r})")
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from _own_data import lfw_people_csv
+from conftest import missing_data
 
 from facelab.audit import absolute_paths, required_datasets
 from facelab.commands.audit import parse_audit_args
@@ -32,7 +33,7 @@ RACE_MAP = {"white": "White", "black": "Black", "latino": "Latino", "east asian"
 def own_csv(data_root, tmp_path_factory):
     lfw = data_root / "lfw"
     if not (lfw / "lfw_race.json").is_file():
-        pytest.skip("LFW with its label files is not under FACELAB_DATA")
+        missing_data("LFW with its label files is not under FACELAB_DATA")
     return lfw_people_csv(lfw, tmp_path_factory.mktemp("user") / "faces.csv")
 
 
@@ -151,7 +152,7 @@ def test_expression_loader_takes_a_csv(tmp_path, data_root):
 
     src = data_root / "jaffe" / "jaffe"
     if not src.is_dir():
-        pytest.skip("JAFFE not under FACELAB_DATA")
+        missing_data("JAFFE not under FACELAB_DATA")
     files = sorted(src.glob("*.tiff"))[:12]
     csv = tmp_path / "expr.csv"
     pd.DataFrame({"file": [f.name for f in files],

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from _own_data import lfw_people_csv
 from _own_model import TinyEmbedder, export, write_card
+from conftest import missing_data
 
 
 @pytest.mark.slow
 def test_02_on_your_own_csv_and_model_card(data_root, tmp_path):
     lfw = data_root / "lfw"
     if not (lfw / "lfw_race.json").is_file():
-        pytest.skip("LFW with its label files is not under FACELAB_DATA")
+        missing_data("LFW with its label files is not under FACELAB_DATA")
     user = tmp_path / "my_audit"  # the user's folder, outside the repository
     lfw_people_csv(lfw, user / "faces.csv", people=100, per_person=2)
     export(TinyEmbedder(seed=7), (1, 3, 64, 64), user / "acme.onnx")
@@ -81,7 +82,7 @@ def test_03_with_your_own_csv_as_the_mated_set(data_root, tmp_path):
     enrolled, the other is a mated probe; FNIR and FPIR come out by group."""
     lfw = data_root / "lfw"
     if not (lfw / "lfw_race.json").is_file():
-        pytest.skip("LFW with its label files is not under FACELAB_DATA")
+        missing_data("LFW with its label files is not under FACELAB_DATA")
     user = tmp_path / "my_audit"
     lfw_people_csv(lfw, user / "data" / "faces.csv", people=100, per_person=2)
     export(TinyEmbedder(seed=7), (1, 3, 64, 64), user / "acme.onnx")
