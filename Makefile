@@ -32,6 +32,7 @@ $(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check facelab tests benchmarks
+	$(BIN)/lint-imports
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q

@@ -5,9 +5,9 @@ Usage::
     .venv/bin/python benchmarks/bench_ann.py [--n 1000000] [--queries 1000] [--k 10]
         [--specs "IVF4096,Flat" "IVF4096,PQ64x4fs,RFlat" "HNSW32"] [--out FILE]
 
-Face-like synthetic gallery (:func:`facelab.ann.synthetic_embeddings`, ``clustered``: 4
+Face-like synthetic gallery (:func:`facelab.match.index.synthetic_embeddings`, ``clustered``: 4
 templates per identity, power-law spectrum, mated probes), L2-normalised 128-d float32,
-inner product. Exact search is :func:`facelab.ann.exact_search` with 100 queries per
+inner product. Exact search is :func:`facelab.match.index.exact_search` with 100 queries per
 matrix product; every index (built with ``faiss.index_factory``; IVF k-means trained on a
 seeded sample of 64 points per cell) is searched with the same batches of 100 queries,
 sweeping its search-time knob (``nprobe`` for IVF, ``efSearch`` for HNSW, and the
@@ -57,7 +57,7 @@ def main() -> None:
     import faiss
 
     from benchmarks.bench_embed import uptime
-    from facelab.ann import exact_search, recall_at_k, synthetic_embeddings
+    from facelab.match.index import exact_search, recall_at_k, synthetic_embeddings
 
     up_start = uptime()
     print(up_start, flush=True)

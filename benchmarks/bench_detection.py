@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from facelab.config import data_root
-from facelab.io import load_image
-from facelab.registry import create_model, list_models
+from facelab.core.config import data_root
+from facelab.core.io import load_image
+from facelab.models.registry import create_model, list_models
 
 
 def sample_files(root: Path, n_cfd: int, n_fairface: int, seed: int) -> pd.DataFrame:

@@ -12,7 +12,7 @@ CFD, half FairFace val, aligned once to 112x112) are embedded by
     one crop at a time (OpenCV's default threads);
 (b) the int8 file in onnxruntime, one crop at a time (its input has a fixed batch of 1);
 (c) the fp32 graph (the int8 weights dequantized once with ``onnx``,
-    :func:`facelab.models._fp32.dequantized_graph`) in onnxruntime, batches of 32;
+    :func:`facelab.models.embedders._fp32.dequantized_graph`) in onnxruntime, batches of 32;
 (d) the fp32 graph in OpenVINO (fp32 precision), batches of 32, every core (threads);
 (e) as (d) with one thread;
 (f) as (e) in two processes, each embedding half of the crops.
@@ -57,8 +57,8 @@ def uptime() -> str:
 def aligned_crops(paths: list[str]) -> tuple[np.ndarray, list[int], int]:
     """112x112 crops of the largest YuNet face of each image, the indices of the images
     that have one, and the number without a face."""
-    from facelab.io import load_image
-    from facelab.match import get_detector, get_embedder
+    from facelab.core.io import load_image
+    from facelab.match.verification import get_detector, get_embedder
 
     det, sface = get_detector("yunet"), get_embedder("sface")
     crops, keep = [], []
@@ -81,9 +81,9 @@ def _timed(fn, crops: np.ndarray) -> tuple[np.ndarray, float, float]:
 def _ort_int8(crops: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
-    from facelab.models._embedding import l2_normalize
-    from facelab.models.sface import SFACE_FILE
-    from facelab.registry import package_file
+    from facelab.core.provenance import package_file
+    from facelab.models.embedders.base import l2_normalize
+    from facelab.models.embedders.sface import SFACE_FILE
 
     if not hasattr(_ort_int8, "session"):
         import onnx
@@ -111,7 +111,7 @@ _WORKER = None
 def _worker_init() -> None:
     global _WORKER
     os.environ["OMP_NUM_THREADS"] = "1"
-    from facelab.models.sface import SFaceEmbedder
+    from facelab.models.embedders.sface import SFaceEmbedder
 
     _WORKER = SFaceEmbedder("openvino", threads=1)
 
@@ -137,7 +137,7 @@ def two_processes(crops: np.ndarray) -> tuple[np.ndarray, float]:
 
 def lfw_accuracy(opencv, fast) -> dict:
     """10-fold LFW View 2 accuracy of two embedders on the same aligned faces."""
-    from facelab.datasets import load_dataset, load_pairs
+    from facelab.data.datasets import load_dataset, load_pairs
 
     manifest = load_dataset("lfw")
     pairs = load_pairs("lfw", manifest=manifest)
@@ -183,7 +183,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
 
     from benchmarks.bench_extract import sample
-    from facelab.models.sface import SFaceEmbedder
+    from facelab.models.embedders.sface import SFaceEmbedder
 
     up_start = uptime()
     print(up_start, flush=True)

@@ -13,7 +13,7 @@ then for 20 thresholds spread over the score range:
     (``fmr_by_group`` + ``fnmr_overall``, subject bootstrap with ``--n-boot`` resamples);
     (b) a pandas groupby of ``score >= t`` per dataset, kind and group with a Wilson
     interval per cell (the plain way without the bootstrap);
-    (c) ``facelab.explorer.RateCells.at`` (sorted scores, one binary search per cell);
+    (c) ``facelab.viz.explorer.RateCells.at`` (sorted scores, one binary search per cell);
     (d) one full widget update: (c) plus the figure rendered to PNG and the table to HTML.
     Also the target-FMR slider's threshold: ``threshold_at_fmr`` against
     ``threshold_for_fmr`` on the reference impostor scores.
@@ -53,10 +53,10 @@ def _plain_groupby(scored: pd.DataFrame, t: float) -> pd.DataFrame:
 
 
 def bench_verification(args, models) -> list[dict]:
-    from facelab.explorer import threshold_for_fmr, verification_explorer
     from facelab.metrics.biometric import threshold_at_fmr
     from facelab.studies import verification as V
-    from facelab.studies._matching import extract_embeddings, load_manifests
+    from facelab.studies.matching import extract_embeddings, load_manifests
+    from facelab.viz.explorer import threshold_for_fmr, verification_explorer
 
     by = ["race", "gender"]
     manifest, _ = load_manifests(["celeba", "fairface", "cfd"], limit=args.limit, seed=0, by=by)
@@ -111,9 +111,9 @@ def bench_verification(args, models) -> list[dict]:
 
 
 def bench_search(args, models) -> list[dict]:
-    from facelab.explorer import search_explorer
     from facelab.studies import search as S
-    from facelab.studies._matching import extract_embeddings
+    from facelab.studies.matching import extract_embeddings
+    from facelab.viz.explorer import search_explorer
 
     manifest, _ = S.search_sets(limit=args.limit, n_probes=args.n_probes, by=["race"], seed=0)
     rows = []

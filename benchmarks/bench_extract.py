@@ -34,7 +34,7 @@ import pandas as pd
 
 
 def sample(n: int, seed: int) -> pd.DataFrame:
-    from facelab.datasets import load_dataset
+    from facelab.data.datasets import load_dataset
 
     cfd = load_dataset("cfd")
     ff = load_dataset("fairface", split="val")
@@ -76,8 +76,8 @@ def main() -> None:
 
     import subprocess
 
-    from facelab.pipeline import extract
-    from facelab.registry import create_model
+    from facelab.extract.pipeline import extract
+    from facelab.models.registry import create_model
 
     def uptime() -> str:
         return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()

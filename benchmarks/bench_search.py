@@ -34,7 +34,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facelab.ann import FaissIndex, exact_search, recall_at_k, synthetic_embeddings  # noqa: E402
+from facelab.match.index import FaissIndex, exact_search, recall_at_k, synthetic_embeddings  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "search.md"
 DOC = ROOT / "docs" / "models.md"

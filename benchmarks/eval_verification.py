@@ -51,8 +51,8 @@ def read_celeba(root: Path, n_identities: int | None = None, seed: int = 0) -> p
 
 def detect_all(paths: list[str], detector: str = "yunet") -> tuple[list, list, pd.DataFrame]:
     """Largest face per image (``None`` when there is none) and a failure table."""
-    from facelab.io import ImageError, load_image
-    from facelab.match import get_detector
+    from facelab.core.io import ImageError, load_image
+    from facelab.match.verification import get_detector
 
     det = get_detector(detector)
     images, faces, rows = [], [], []
@@ -71,7 +71,7 @@ def detect_all(paths: list[str], detector: str = "yunet") -> tuple[list, list, p
 
 def embed_detected(model: str, images: list, faces: list) -> np.ndarray:
     """``(n, dim)`` embeddings; NaN rows where no face was found."""
-    from facelab.match import get_embedder
+    from facelab.match.verification import get_embedder
 
     emb = get_embedder(model)
     out = np.full((len(images), emb.dim), np.nan, np.float32)
@@ -105,7 +105,7 @@ def celeba_pairs(identity: np.ndarray, n_impostor: int, seed: int = 0
 
 def pair_scores(model: str, emb: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, int]:
     """Similarity of each comparable pair, and how many pairs involve a failed image."""
-    from facelab.match import get_embedder
+    from facelab.match.verification import get_embedder
 
     ok = np.isfinite(emb).all(axis=1)
     keep = ok[pairs[:, 0]] & ok[pairs[:, 1]]
@@ -137,7 +137,7 @@ def celeba_quality(model: str, emb: np.ndarray, genuine: np.ndarray, impostor: n
 
 def deepface_accuracy(root: Path, models=MODELS) -> pd.DataFrame:
     """Accuracy at each model's default threshold on deepface_pairs' pairs.csv."""
-    from facelab.match import get_embedder
+    from facelab.match.verification import get_embedder
     from facelab.metrics.intervals import rate_estimate
 
     base = root / "deepface_pairs"
@@ -211,7 +211,7 @@ def write_doc(table: str, doc: Path = DOC) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from facelab.config import data_root
+    from facelab.core.config import data_root
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=None)

@@ -17,12 +17,12 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from facelab.config import data_root
-from facelab.io import load_image
+from facelab.core.config import data_root
+from facelab.core.io import load_image
 from facelab.metrics.intervals import rate_estimate
-from facelab.models.age_gender import age_band
-from facelab.models.expression import FER_LABELS, FerExpression
-from facelab.registry import create_model
+from facelab.models.attributes.age_gender import age_band
+from facelab.models.expression.fer import FER_LABELS, FerExpression
+from facelab.models.registry import create_model
 
 MARGINS = (-0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8)
 

@@ -18,8 +18,8 @@ import warnings
 
 import pandas as pd
 
-from facelab.datasets import load_dataset
-from facelab.skin import add_skin_tone
+from facelab.data.datasets import load_dataset
+from facelab.studies.skin_tone import add_skin_tone
 from facelab.studies import skin_tone as S
 
 pd.set_option("display.width", 200)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import scrapbook as sb
 
-from facelab.audit import notebooks_dir, run_audit
+from facelab.report.audits import notebooks_dir
+from facelab.report.runner import run_audit
 
 
 def run_notebook(stem: str, params: dict, tmp_path: Path, data_root: Path) -> tuple[Path, dict]:

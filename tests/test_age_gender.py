@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facelab.models.age_gender import AGE_GENDER_COLUMNS, AgeGender, age_band
-from facelab.registry import create_model, default_model, model_spec
-from facelab.types import Face
+from facelab.core.types import Face
+from facelab.models.attributes.age_gender import AGE_GENDER_COLUMNS, AgeGender, age_band
+from facelab.models.registry import create_model, default_model, model_spec
 
 SEED = 0
 FAIRFACE_SAMPLE = 600
@@ -94,7 +94,7 @@ def _largest(faces):
 
 @pytest.mark.slow
 def test_fairface_gender_accuracy(model, yunet, data_root):
-    from facelab.io import load_image
+    from facelab.core.io import load_image
     from facelab.metrics.intervals import rate_estimate
 
     labels = pd.read_csv(data_root / "fairface" / "fairface_label_val.csv")
@@ -121,7 +121,7 @@ def test_fairface_gender_accuracy(model, yunet, data_root):
 def test_utkface_age(model, yunet, data_root):
     """Age MAE and band coverage on UTKFace's held-out half (the other half calibrated
     the band: files sorted by name, permuted with default_rng(0), second half here)."""
-    from facelab.io import load_image
+    from facelab.core.io import load_image
 
     files = sorted((data_root / "utkface" / "UTKFace").glob("*.jpg"))
     perm = np.random.default_rng(SEED).permutation(len(files))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from skimage.transform import SimilarityTransform
 
-from facelab.align import (
+from facelab.core.types import Face
+from facelab.face.align import (
     ARCFACE_TEMPLATE_112,
     align_face,
     align_faces,
@@ -15,8 +16,7 @@ from facelab.align import (
     dlib_chips,
     template_points,
 )
-from facelab.registry import create_model
-from facelab.types import Face
+from facelab.models.registry import create_model
 
 
 @pytest.fixture(scope="module")

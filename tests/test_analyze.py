@@ -11,14 +11,14 @@ import typer
 from scipy.spatial.transform import Rotation
 from typer.testing import CliRunner
 
-from facelab.align import ARCFACE_TEMPLATE_112
-from facelab.analysis import SCHEMA_VERSION, FaceAnalysis, analyze
-from facelab.draw import draw_analyses, label_text
-from facelab.io import ImageError
-from facelab.pose import estimate_pose, face_pose
-from facelab.quality import face_quality
-from facelab.registry import create_model
-from facelab.types import APPEARANCE_NOTE, LANDMARK_NAMES, Face
+from facelab.core.io import ImageError
+from facelab.core.types import APPEARANCE_NOTE, LANDMARK_NAMES, Face
+from facelab.extract.analysis import SCHEMA_VERSION, FaceAnalysis, analyze
+from facelab.face.align import ARCFACE_TEMPLATE_112
+from facelab.face.pose import estimate_pose, face_pose
+from facelab.face.quality import face_quality
+from facelab.models.registry import create_model
+from facelab.viz.draw import draw_analyses, label_text
 
 KEYS = ["face_index", "box", "confidence", "landmarks", "pose", "quality", "emotions",
         "gender", "age", "models", "note", "schema_version"]
@@ -189,7 +189,7 @@ def test_draw(records, astronaut):
 
 @pytest.fixture(scope="module")
 def cli():
-    from facelab.commands import analyze as cmd
+    from facelab.cli import analyze as cmd
 
     app = typer.Typer()
     cmd.register(app)
@@ -228,9 +228,9 @@ def test_cli_text_and_errors(cli, tmp_path, astronaut):
 
 def test_public_api_callable_after_submodule_import(astronaut):
     """``facelab.analyze`` stays the function after the submodules are imported (the
-    module is ``facelab.analysis``, so importing it cannot shadow the function)."""
+    module is ``facelab.extract.analysis``, so importing it cannot shadow the function)."""
     import facelab
-    import facelab.draw  # noqa: F401  (imports facelab.analysis)
+    import facelab.viz.draw  # noqa: F401  (imports facelab.extract.analysis)
 
     recs = facelab.analyze(astronaut, expression=None, attributes=None)
     assert len(recs) == 1 and isinstance(recs[0], facelab.FaceAnalysis)

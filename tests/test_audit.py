@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 import scrapbook as sb
 
-from facelab.audit import error_message, export_html, resolve_audits, run_audit
-from facelab.report import Recorder, manifest_hash, to_jsonable
+from facelab.core.provenance import manifest_hash
+from facelab.report.audits import resolve_audits
+from facelab.report.record import Recorder, to_jsonable
+from facelab.report.runner import error_message, export_html, run_audit
 
 
 def _tiny_notebook(path):
@@ -24,7 +26,7 @@ def _tiny_notebook(path):
     body = nbformat.v4.new_code_cell(
         "import matplotlib.pyplot as plt\n"
         "import pandas as pd\n"
-        "from facelab.report import Recorder\n"
+        "from facelab.report.record import Recorder\n"
         "rec = Recorder(output_dir)\n"
         "rec.model('yunet', role='detector')\n"
         "rec.manifest('toy', pd.DataFrame({'path': ['a', 'b'], 'label': [1, 2]}))\n"

@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from facelab.cache import FeatureCache, digest_array, digest_bytes, make_key
+from facelab.core.provenance import digest_array, digest_bytes
+from facelab.extract.cache import FeatureCache, make_key
 
 
 def test_roundtrip_and_counters(tmp_path):
@@ -71,7 +72,7 @@ def test_entries_never_need_pickle(tmp_path):
 WRITER = """
 import sys
 import numpy as np
-from facelab.cache import ColumnarCache, make_key
+from facelab.extract.cache import ColumnarCache, make_key
 root, start, stop, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 cache = ColumnarCache(root, flush_every=every)
 have = set(cache.keys())
@@ -91,7 +92,7 @@ def _check(entry: dict, i: int) -> None:
 
 
 def test_columnar_roundtrip_legacy_npz_and_migrate(tmp_path):
-    from facelab.cache import ColumnarCache
+    from facelab.extract.cache import ColumnarCache
 
     old = FeatureCache(tmp_path)
     old.put(make_key(i=-1), {"x": np.arange(3), "error": np.array("")})
@@ -118,7 +119,7 @@ def test_columnar_roundtrip_legacy_npz_and_migrate(tmp_path):
 
 
 def test_columnar_two_processes_writing_at_once_lose_nothing(tmp_path):
-    from facelab.cache import ColumnarCache
+    from facelab.extract.cache import ColumnarCache
 
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
@@ -139,7 +140,7 @@ def test_columnar_two_processes_writing_at_once_lose_nothing(tmp_path):
 
 
 def test_columnar_sigkill_mid_run_leaves_whole_segments_and_resumes(tmp_path):
-    from facelab.cache import ColumnarCache
+    from facelab.extract.cache import ColumnarCache
 
     script = tmp_path / "writer.py"
     script.write_text(WRITER.replace("cache.put(", "time.sleep(0.002); cache.put(")
@@ -170,7 +171,7 @@ def test_columnar_sigkill_mid_run_leaves_whole_segments_and_resumes(tmp_path):
 
 
 def test_columnar_compacts_only_the_given_segments(tmp_path):
-    from facelab.cache import ColumnarCache
+    from facelab.extract.cache import ColumnarCache
 
     other = ColumnarCache(tmp_path)
     other.put(make_key(i=-1), {"i": np.array(-1)})

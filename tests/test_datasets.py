@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from facelab.datasets import (
+from facelab.data.datasets import (
     COLUMNS,
     EXPRESSIONS,
     DatasetNotFoundError,
@@ -141,7 +141,7 @@ def test_data_check_command(data_root):
     import typer
     from typer.testing import CliRunner
 
-    from facelab.commands import data
+    from facelab.cli import data
 
     app = typer.Typer()
     app.callback()(lambda: None)
@@ -309,7 +309,7 @@ def test_concat_of_manifests_keeps_working(tmp_path):
 
 
 def test_lfw_gender_and_race_labels_written_files(tmp_path):
-    from facelab.datasets.lfw import label_report
+    from facelab.data.datasets.lfw import label_report
 
     root = tmp_path / "lfw"
     people = {"Ann_A": 2, "Bob_B": 2, "Cid_C": 1, "Dee_D": 2, "Eve_E": 1}
@@ -356,7 +356,7 @@ def test_lfw_gender_and_race_labels_written_files(tmp_path):
 
 
 def test_lfw_labels_on_shared_data(data_root):
-    from facelab.datasets.lfw import label_report
+    from facelab.data.datasets.lfw import label_report
 
     df = load_dataset("lfw", data_root)
     assert len(df) == 7701 and df["subject"].nunique() == 4281

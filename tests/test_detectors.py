@@ -1,4 +1,4 @@
-"""Every registered detector follows one output contract (facelab.types.Face)."""
+"""Every registered detector follows one output contract (facelab.core.types.Face)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facelab.registry import create_model, list_models
-from facelab.types import Detector, Face
+from facelab.core.types import Detector, Face
+from facelab.models.registry import create_model, list_models
 
 DETECTORS = list(list_models("detector")["name"])
 #: The astronaut's face in skimage.data.astronaut() (checked by eye; every detector's box
@@ -177,7 +177,7 @@ def test_yunet_fewer_faces_on_lfw_nonfaces():
 # ---- evidence on real datasets -------------------------------------------------------
 
 def _rate(det, paths) -> tuple[int, int, list[str]]:
-    from facelab.io import load_image
+    from facelab.core.io import load_image
 
     missed = [str(p) for p in paths if not det.detect(load_image(p))]
     return len(paths) - len(missed), len(paths), missed

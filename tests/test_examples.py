@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from facelab.examples import (  # noqa: E402
+from facelab.viz.examples import (  # noqa: E402
     THUMBNAIL_SIZE,
     error_gallery,
     missed_face_examples,
@@ -35,9 +35,9 @@ def _close():
 @pytest.fixture(scope="module")
 def cfd_faces(data_root) -> pd.DataFrame:
     """24 CFD photos (400 px) with the box YuNet finds in each, and a race x gender group."""
-    from facelab.datasets import load_dataset
-    from facelab.io import load_image
-    from facelab.registry import create_model
+    from facelab.core.io import load_image
+    from facelab.data.datasets import load_dataset
+    from facelab.models.registry import create_model
 
     cfd = load_dataset("cfd", root=data_root)
     cfd = cfd[cfd["expression"] == "neutral"].sort_values("file").iloc[::25].head(24)
@@ -53,7 +53,7 @@ def cfd_faces(data_root) -> pd.DataFrame:
 
 
 def test_thumbnail_is_small_cut_around_the_face_and_draws_the_box(cfd_faces):
-    from facelab.io import load_image
+    from facelab.core.io import load_image
 
     row = cfd_faces[cfd_faces["box"].notna()].iloc[0]
     full = load_image(row["path"])
@@ -135,16 +135,16 @@ def test_pairs_side_by_side_and_unreadable_images_are_said(cfd_faces, tmp_path):
 
 
 def test_off_switch_reads_nothing_and_nothing_is_written(cfd_faces, tmp_path, monkeypatch):
-    import facelab.io
+    import facelab.core.io
 
     def refuse(*a, **k):
         raise AssertionError("an image was read with show_examples off")
 
-    monkeypatch.setattr(facelab.io, "load_image", refuse)
+    monkeypatch.setattr(facelab.core.io, "load_image", refuse)
     assert error_gallery(cfd_faces, n=4, enabled=False) is None
     monkeypatch.undo()
 
-    from facelab.report import Recorder
+    from facelab.report.record import Recorder
 
     run = tmp_path / "run"
     elsewhere = tmp_path / "cwd"

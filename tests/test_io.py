@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelab.io import ImageError, load_image
+from facelab.core.io import ImageError, load_image
 
 
 def _encode(img: Image.Image, fmt: str, **kw) -> bytes:

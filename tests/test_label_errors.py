@@ -1,4 +1,4 @@
-"""Label errors (facelab.label_errors): byte-identical files under different identities are
+"""Label errors (facelab.data.label_errors): byte-identical files under different identities are
 certain errors, impostor pairs at a near-duplicate score are likely ones."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facelab import label_errors as L
-from facelab.studies._matching import Embeddings
+from facelab.data import label_errors as L
+from facelab.studies.matching import Embeddings
 
 
 def test_celeba_byte_identical_images_under_two_identities(data_root):
-    from facelab.datasets import load_dataset
+    from facelab.data.datasets import load_dataset
 
     df = load_dataset("celeba", data_root)
     ident = L.identical_images(df)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import facelab
-from facelab.match import NoFaceError, Verification, resolve_threshold, verify
+from facelab.match.verification import NoFaceError, Verification, resolve_threshold, verify
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_verify_dlib_and_embeddings(astronaut):
     small = cv2.resize(astronaut, (300, 300), interpolation=cv2.INTER_AREA)
     v = verify(astronaut, small, model="dlib_resnet")
     assert v.same and v.metric == "euclidean" and v.threshold == pytest.approx(0.4)
-    emb, _ = facelab.match.embed_largest(astronaut)
+    emb, _ = facelab.match.verification.embed_largest(astronaut)
     v2 = verify(emb, emb)
     assert v2.score == pytest.approx(1.0, abs=1e-5) and v2.faces == (None, None)
     with pytest.raises(ValueError, match="128-d"):
@@ -63,7 +63,7 @@ def test_threshold_provenance_and_errors():
 
 def test_verify_target_fmr(astronaut):
     rng = np.random.default_rng(0)
-    emb, _ = facelab.match.embed_largest(astronaut)
+    emb, _ = facelab.match.verification.embed_largest(astronaut)
     v = verify(emb, emb, target_fmr=0.01, reference=rng.normal(0, 0.1, 1000))
     assert v.target_fmr == 0.01 and "FMR<=0.01" in v.threshold_how
     assert v.threshold_choice is not None and v.threshold == v.threshold_choice.threshold

@@ -15,8 +15,8 @@ import pytest
 import torch
 from _own_model import TinyClassifier, TinyEmbedder, export, write_card
 
-from facelab import registry
-from facelab.align import align_faces, box_crop
+from facelab.face.align import align_faces, box_crop
+from facelab.models import registry
 from facelab.models.onnx_card import CardError, load_card, register_card
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def isolated_registry(monkeypatch):
 def face_image():
     from skimage.data import astronaut
 
-    from facelab.match import get_detector
+    from facelab.match.verification import get_detector
 
     image = astronaut()
     faces = get_detector("yunet").detect(image)
@@ -118,7 +118,7 @@ def test_onnx_classifier_cards_match_torch(tmp_path, face_image, isolated_regist
                        onnx="gender.onnx", input_size=48, colour="grey", layout="nhwc",
                        mean=128, std=64, crop="box", margin=0.2, labels=["M", "F"],
                        output="logits")
-    from facelab.pipeline import extract
+    from facelab.extract.pipeline import extract
 
     feats = extract(_astronaut(tmp_path),
                     heads=("attributes",), models={"attributes": registry.resolve_model(
@@ -177,7 +177,7 @@ def make_plugin(root: Path) -> Path:
 
 
         def clash():
-            from facelab.registry import register_model
+            from facelab.models.registry import register_model
 
             register_model("sface", kind="embedder", description="x", output="x",
                            input_size="x", package="acme_faces", weights="<none>",
@@ -206,7 +206,7 @@ def _env(plugin_dir):
 
 @pytest.mark.slow
 def test_installed_plugin_appears_in_list_models_and_info(plugin_dir):
-    code = ("import facelab, json; from facelab.registry import plugins;"
+    code = ("import facelab, json; from facelab.models.registry import plugins;"
             "m = facelab.list_models('embedder');"
             "print(json.dumps({'names': list(m['name']), "
             "'plugins': plugins().to_dict('records'), "
@@ -231,7 +231,7 @@ def test_installed_plugin_appears_in_list_models_and_info(plugin_dir):
 def test_plugin_reaches_a_papermill_kernel(plugin_dir, tmp_path, monkeypatch):
     import nbformat
 
-    from facelab.audit import run_audit
+    from facelab.report.runner import run_audit
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "facelab", "display_name": "facelab",
@@ -242,8 +242,8 @@ def test_plugin_reaches_a_papermill_kernel(plugin_dir, tmp_path, monkeypatch):
         "import numpy as np\n"
         "from skimage.data import astronaut\n"
         "import facelab\n"
-        "from facelab.match import embed_largest\n"
-        "from facelab.report import Recorder\n"
+        "from facelab.match.verification import embed_largest\n"
+        "from facelab.report.record import Recorder\n"
         "rec = Recorder(output_dir)\n"
         "emb, face = embed_largest(astronaut(), model=embedder)\n"
         "rec.metric('models', list(facelab.list_models('embedder')['name']))\n"
@@ -271,7 +271,7 @@ def test_load_card_defaults(tmp_path):
 @pytest.mark.slow
 def test_card_model_runs_in_worker_processes(tmp_path, isolated_registry):
     """Spawned workers do not inherit the registry: the card travels with the stage."""
-    from facelab.pipeline import extract, stack_embeddings
+    from facelab.extract.pipeline import extract, stack_embeddings
 
     export(TinyEmbedder(seed=2), (1, 3, 64, 64), tmp_path / "w.onnx")
     card = write_card(tmp_path / "w.yaml", name="worker-embedder", kind="embedder",

@@ -14,7 +14,7 @@ from facelab import external as X
 from facelab.studies import imported as I
 from facelab.studies import search as S
 from facelab.studies import verification as V
-from facelab.studies._matching import extract_embeddings, load_manifests
+from facelab.studies.matching import extract_embeddings, load_manifests
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def test_03_on_imported_rekognition_at_80_and_99(tmp_path, data_root):
 
 def test_05_on_imported_rekognition_detect_faces(tmp_path, data_root):
     from facelab.external.predictions import predictions_from_features
-    from facelab.pipeline import extract
+    from facelab.extract.pipeline import extract
     from facelab.studies import attributes as A
     from facelab.studies.detection import load_audit_datasets
 

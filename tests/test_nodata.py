@@ -10,9 +10,10 @@ import json
 import nbformat
 import pytest
 
-from facelab.audit import AUDITS, notebooks_dir, run_audit
-from facelab.datastatus import NEEDS_DATA, status_lines
-from facelab.runs_index import collect_runs
+from facelab.report.audits import AUDITS, notebooks_dir
+from facelab.report.datastatus import NEEDS_DATA, status_lines
+from facelab.report.runner import run_audit
+from facelab.report.runs_index import collect_runs
 
 SMALL = {"00_tour": {"limit": 3}, "06_train_expression": {"epochs": 1, "limit": 10}}
 TRACEBACK_MARKS = ("Traceback (most recent call last)", "---> ", "KeyError")

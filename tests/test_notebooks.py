@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-from facelab.audit import AUDITS, notebooks_dir
+from facelab.report.audits import AUDITS, notebooks_dir
 
 TESTS = Path(__file__).resolve().parent
 
@@ -17,7 +17,7 @@ def test_every_notebook_is_thin_parameterized_and_tested():
     assert stems, "no notebooks"
     for stem in stems:
         assert (TESTS / f"test_nb_{stem}.py").exists(), f"no papermill test for {stem}"
-        assert stem in AUDITS, f"{stem} has no model-card entry in facelab.audit.AUDITS"
+        assert stem in AUDITS, f"{stem} has no model-card entry in facelab.report.audits.AUDITS"
         nb = nbformat.read(str(notebooks_dir() / f"{stem}.ipynb"), as_version=4)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{stem}: exactly one cell tagged 'parameters'"

@@ -15,7 +15,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from facelab.metrics.biometric import det_curve, threshold_at_fmr  # noqa: E402
 from facelab.metrics.classification import confusion_matrix  # noqa: E402
 from facelab.metrics.groups import rate_by_group  # noqa: E402
-from facelab.plots import (  # noqa: E402
+from facelab.viz.plots import (  # noqa: E402
     SMALL_CELL_COLOR,
     plot_confusion,
     plot_det,
@@ -105,7 +105,7 @@ def test_det_curves_get_distinct_colours_beyond_ten_groups():
     from matplotlib.colors import to_hex
 
     from facelab.metrics.biometric import det_curve
-    from facelab.plots import plot_det
+    from facelab.viz.plots import plot_det
 
     rng = np.random.default_rng(0)
     curves = {f"g{i}": det_curve(rng.normal(2, 1, 200), rng.normal(0, 1, 400)) for i in range(12)}

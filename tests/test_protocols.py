@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facelab.protocols import gallery_probe_split, genuine_pairs, impostor_pairs, make_pairs
+from facelab.data.protocols import gallery_probe_split, genuine_pairs, impostor_pairs, make_pairs
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_gallery_probe_split(manifest):
 
 
 def test_celeba_protocols(data_root):
-    from facelab.datasets import load_dataset
+    from facelab.data.datasets import load_dataset
 
     m = load_dataset("celeba", data_root)
     pairs = make_pairs(m, n_genuine=1000, n_impostor=1000, seed=0)

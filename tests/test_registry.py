@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facelab.registry import KINDS, ModelError, create_model, list_models, model_spec
+from facelab.models.registry import KINDS, ModelError, create_model, list_models, model_spec
 
 MODELS = list_models()
 NAMES = list(MODELS["name"])

@@ -10,7 +10,8 @@ import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
-from facelab.audit import notebooks_dir, run_audit
+from facelab.report.audits import notebooks_dir
+from facelab.report.runner import run_audit
 
 #: A tqdm text bar, in any of its forms ("  2%|▏  | 64/4000 [00:01<...", "12.3it/s]").
 PROGRESS_LINE = re.compile(r"\d+%\|[^\n]*\||\d+/\d+ \[\d\d:\d\d|\d(?:it|img|B)/s\]")
@@ -45,14 +46,14 @@ def _noisy_notebook(path):
     nb.cells = [
         nbformat.v4.new_markdown_cell("# A noisy notebook"), params,
         nbformat.v4.new_code_cell(
-            "from facelab.progress import tqdm\n"
+            "from facelab.core.progress import tqdm\n"
             "total = 0\n"
             "for i in tqdm(range(3000), desc='facelab.extract [local]', unit='img',\n"
             "              mininterval=0):\n"
             "    total += i\n"
             "print('total', total)"),
         nbformat.v4.new_code_cell(  # ai-edge-litert prints its XNNPACK INFO line here
-            "from facelab.registry import create_model\n"
+            "from facelab.models.registry import create_model\n"
             "model = create_model('blazeface-full')\n"
             "print('detector ready')"),
         nbformat.v4.new_code_cell(
@@ -74,7 +75,7 @@ def test_report_has_no_progress_lines_or_noise_but_keeps_real_warnings(tmp_path)
     assert "detector ready" in html and "total 4498500" in html
     # the executed notebook keeps the code and one final line for the bar
     executed = nbformat.read(str(run / "97_noisy.ipynb"), as_version=4)
-    assert any("from facelab.progress import tqdm" in c.source for c in executed.cells)
+    assert any("from facelab.core.progress import tqdm" in c.source for c in executed.cells)
     streams = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
                if o.output_type == "stream"]
     bar_lines = [ln for o in streams for ln in o.text.splitlines()
@@ -110,7 +111,7 @@ def test_an_audit_report_is_clean(tmp_path, data_root):
 
 
 def test_progress_mode_outside_a_kernel(monkeypatch):
-    from facelab.progress import progress_mode, tqdm
+    from facelab.core.progress import progress_mode, tqdm
 
     monkeypatch.delenv("FACELAB_PROGRESS", raising=False)
     assert progress_mode() == "final"  # pytest captures stderr: not a terminal
@@ -129,7 +130,7 @@ def test_progress_is_one_live_widget_in_jupyterlab(tmp_path, monkeypatch):
     nb.metadata["kernelspec"] = {"name": "facelab", "display_name": "facelab",
                                  "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(
-        "from facelab.progress import progress_mode, tqdm\n"
+        "from facelab.core.progress import progress_mode, tqdm\n"
         "print(progress_mode())\n"
         "for _ in tqdm(range(2000), desc='loop', mininterval=0):\n    pass")]
     src, out = tmp_path / "w.ipynb", tmp_path / "w-out.ipynb"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelab.robustness import PERTURBATIONS, list_perturbations, occlusion_box, perturb
+from facelab.perturb.robustness import PERTURBATIONS, list_perturbations, occlusion_box, perturb
 
 
 @pytest.fixture(scope="module")
 def astronaut_face(astronaut):
-    from facelab.registry import create_model
+    from facelab.models.registry import create_model
 
     faces = create_model("yunet").detect(astronaut)
     assert faces
@@ -79,9 +79,9 @@ def test_suite_table_lists_three_levels_per_perturbation():
 
 @pytest.mark.slow
 def test_robustness_table_on_cfd(data_root):
-    from facelab.datasets import load_dataset
-    from facelab.registry import model_spec
-    from facelab.robustness import TASKS, plot_robustness, robustness_table
+    from facelab.data.datasets import load_dataset
+    from facelab.models.registry import model_spec
+    from facelab.perturb.robustness import TASKS, plot_robustness, robustness_table
 
     tasks = list(TASKS)
     try:

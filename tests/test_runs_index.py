@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
-from facelab.audit import run_audits
-from facelab.runs_index import collect_runs, run_findings, write_index
+from facelab.report.runner import run_audits
+from facelab.report.runs_index import collect_runs, run_findings, write_index
 
 
 def _notebook(path: Path, *, fail: bool = False, missing: bool = False) -> None:
@@ -22,11 +22,11 @@ def _notebook(path: Path, *, fail: bool = False, missing: bool = False) -> None:
     params = nbformat.v4.new_code_cell("output_dir = None\nseed = 0\nscale = 2.0\nlimit = 10")
     params.metadata["tags"] = ["parameters"]
     body = ("import matplotlib.pyplot as plt\nimport pandas as pd\n"
-            "from facelab.report import Recorder\n"
+            "from facelab.report.record import Recorder\n"
             "rec = Recorder(output_dir)\n"
             "fig, ax = plt.subplots()\nax.plot([0, 1], [0, scale])\nrec.figure('line', fig)\n")
     if missing:
-        body += ("from facelab.datastatus import require_data\n"
+        body += ("from facelab.report.datastatus import require_data\n"
                  "require_data({}, needs='images of faces', datasets=['cfd'], recorder=rec)\n")
     if fail:
         body += "raise RuntimeError('boom')\n"
@@ -115,7 +115,7 @@ def test_index_renders_in_headless_chromium(results, tmp_path):
 def test_audits_run_in_parallel_and_wait_for_what_they_need(tmp_path, monkeypatch):
     import datetime as dt
 
-    from facelab import audit
+    from facelab.report import runner as audit
 
     nbs = tmp_path / "nbs"
     nbs.mkdir()

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from skimage.color import lab2rgb
 
-from facelab.align import ARCFACE_TEMPLATE_112
-from facelab.skin import (
+from facelab.core.types import Face
+from facelab.face.align import ARCFACE_TEMPLATE_112
+from facelab.face.skin import (
     ITA_CATEGORIES,
     SKIN_COLUMNS,
     ita_category,
@@ -20,7 +21,6 @@ from facelab.skin import (
     region_masks,
     skin_mask,
 )
-from facelab.types import Face
 
 SCALE = 2.0  # the synthetic face is the ArcFace template at twice its size
 
@@ -121,8 +121,8 @@ def test_regions_avoid_eyes_and_mouth():
 
 
 def test_skin_tone_head_through_extract_is_cached(data_root, tmp_path):
-    from facelab.datasets import load_dataset
-    from facelab.pipeline import extract
+    from facelab.data.datasets import load_dataset
+    from facelab.extract.pipeline import extract
 
     cfd = load_dataset("cfd", root=data_root)
     manifest = pd.concat([cfd[cfd["race"] == r].head(2) for r in ("Black", "White")])
@@ -145,7 +145,7 @@ def test_skin_tone_head_through_extract_is_cached(data_root, tmp_path):
 
 
 def test_load_manifests_groups_by_measured_skin_tone(data_root):
-    from facelab.studies._matching import UNLABELLED, load_manifests
+    from facelab.studies.matching import UNLABELLED, load_manifests
 
     manifest, notes = load_manifests(["cfd"], limit=24, seed=0, root=data_root,
                                      by=["skin_tone", "gender"])
@@ -193,7 +193,7 @@ def test_stability_and_race_tables_count_what_they_say():
 
 
 def test_brightness_lowers_ita_on_real_faces(data_root):
-    from facelab.datasets import load_dataset
+    from facelab.data.datasets import load_dataset
     from facelab.studies.skin_tone import brightness_sensitivity, brightness_summary
 
     cfd = load_dataset("cfd", root=data_root)
@@ -208,7 +208,7 @@ def test_brightness_lowers_ita_on_real_faces(data_root):
 def test_fmr_and_fnmr_by_skin_tone_on_lfw(data_root):
     """02's identity groupings take ["skin_tone"] like any other column (LFW, SFace)."""
     from facelab.studies import verification as V
-    from facelab.studies._matching import extract_embeddings, load_manifests
+    from facelab.studies.matching import extract_embeddings, load_manifests
 
     manifest, _ = load_manifests(["lfw"], limit=80, seed=0, root=data_root,
                                  by=["gender", "skin_tone"], whole_subjects=True)

@@ -12,7 +12,7 @@ import pytest
 from facelab.metrics.biometric import identification_by_gallery_size, threshold_at_fmr
 from facelab.studies import search as S
 from facelab.studies import verification as V
-from facelab.studies._matching import UNLABELLED, Embeddings, balanced_sample, group_labels
+from facelab.studies.matching import UNLABELLED, Embeddings, balanced_sample, group_labels
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int = 128) -> np.ndarray:

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from facelab.train.data import split_by_subject, to_tensor
+from facelab.models.trained import to_tensor
+from facelab.train.data import split_by_subject
 
 
 def _manifest(n_subjects: int = 30, per_subject: int = 4, anonymous: int = 40) -> pd.DataFrame:
@@ -54,11 +55,11 @@ def test_train_command_saves_reloads_and_is_reproducible(data_root, tmp_path, mo
     import typer
     from safetensors.torch import load_file
 
-    from facelab.commands import train as train_command
-    from facelab.crossdata import cross_dataset_predictions
-    from facelab.datasets import load_dataset
+    from facelab.cli import train as train_command
+    from facelab.data.datasets import load_dataset
+    from facelab.models.registry import create_model
     from facelab.models.trained import read_metadata
-    from facelab.registry import create_model
+    from facelab.studies.crossdata import cross_dataset_predictions
     from facelab.train import train_expression
     from facelab.train.data import load_crops
 

@@ -7,9 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from facelab.datasets import MalformedEntriesWarning, load_dataset, malformed
-from facelab.match import Gallery, verify
-from facelab.validation import (
+from facelab.core.validation import (
     Drops,
     InputError,
     check_embeddings,
@@ -17,6 +15,9 @@ from facelab.validation import (
     check_numeric,
     check_unique,
 )
+from facelab.data.datasets import MalformedEntriesWarning, load_dataset, malformed
+from facelab.match.gallery import Gallery
+from facelab.match.verification import verify
 
 
 def _unit(seed: int, dim: int = 128) -> np.ndarray:

@@ -15,8 +15,8 @@ module                 formats
 ``deepface``           deepface ``verify`` dicts, ``find`` DataFrames, ``analyze`` dicts
 =====================  ====================================================================
 
-Every number is checked where it enters (:mod:`facelab.validation`): a bad entry stops
-the import with an :class:`~facelab.validation.InputError` naming the file and line (or
+Every number is checked where it enters (:mod:`facelab.core.validation`): a bad entry stops
+the import with an :class:`~facelab.core.validation.InputError` naming the file and line (or
 JSON path), or, with ``errors="drop"``, is left out and counted with its reason.
 :func:`load_scores` and :func:`load_candidates` take the ``-p scores ...`` /
 ``-p candidates ...`` values of ``facelab audit``.

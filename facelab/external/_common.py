@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from facelab.validation import Drops, InputError, check_in_range, check_numeric
+from facelab.core.validation import Drops, InputError, check_in_range, check_numeric
 
 __all__ = ["ScoreScale", "read_table", "JsonDoc", "IdResolver", "json_files", "to_bool"]
 
@@ -99,7 +99,7 @@ class ScoreScale:
     def check(self, values: np.ndarray, *, source: str, wheres, errors: str = "raise",
               drops: Drops | None = None, column: str = "score", mask=None) -> np.ndarray:
         """Keep mask of values inside the declared range (see
-        :func:`facelab.validation.check_in_range`)."""
+        :func:`facelab.core.validation.check_in_range`)."""
         return check_in_range(values, self.low, self.high, source=source, column=column,
                               wheres=wheres, errors=errors, drops=drops,
                               documented=f"declared for {self.name}", mask=mask)
@@ -314,6 +314,6 @@ class IdResolver:
 
 def numbers(frame: pd.DataFrame, column: str, *, source: str, wheres, errors: str,
             drops: Drops) -> tuple[np.ndarray, np.ndarray]:
-    """Shortcut for :func:`facelab.validation.check_numeric` on a column."""
+    """Shortcut for :func:`facelab.core.validation.check_numeric` on a column."""
     return check_numeric(frame[column].tolist(), source=source, column=column, wheres=wheres,
                          errors=errors, drops=drops)

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from facelab.core.validation import Drops, InputError, check_columns, check_unique
 from facelab.external._common import ScoreScale, numbers, read_table
-from facelab.validation import Drops, InputError, check_columns, check_unique
 
 __all__ = ["ImportedCandidates", "read_candidates", "write_candidates", "CANDIDATE_COLUMNS",
            "check_candidate_table"]
@@ -173,7 +173,7 @@ def read_candidates(path: str | os.PathLike, *, scale: Any = None, errors: str =
 def write_candidates(results: pd.DataFrame, path: str | os.PathLike, *,
                      probes: list | None = None, transform=None) -> Path:
     """Write search results (``probe, candidate_rank, subject, score``, as
-    :meth:`facelab.match.Gallery.search` returns) as a candidate-list CSV; ``probes``
+    :meth:`facelab.match.gallery.Gallery.search` returns) as a candidate-list CSV; ``probes``
     lists every search so that those without a candidate get their empty row."""
     res = results.dropna(subset=["score"])
     values = res["score"].to_numpy(dtype=float)

@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from facelab.core.validation import Drops, InputError
 from facelab.external._common import JsonDoc, ScoreScale, json_files, read_table
 from facelab.external.candidates import ImportedCandidates, check_candidate_table
 from facelab.external.predictions import ImportedPredictions, check_prediction_table
 from facelab.external.scores import ImportedScores, _finish
-from facelab.validation import Drops, InputError
 
 __all__ = ["distance_scale", "read_deepface_verify", "read_deepface_find",
            "read_deepface_analyze", "write_deepface_verify", "write_deepface_find",

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facelab.core.validation import Drops, InputError, check_columns, check_numeric
 from facelab.external._common import read_table
-from facelab.validation import Drops, InputError, check_columns, check_numeric
 
 __all__ = ["ImportedPredictions", "read_predictions", "write_predictions",
            "check_prediction_table", "PREDICTION_COLUMNS", "GENDERS"]
@@ -129,7 +129,7 @@ def check_prediction_table(table: pd.DataFrame, *, source: str) -> pd.DataFrame:
     for col in PREDICTION_COLUMNS:
         if col not in t:
             t[col] = pd.NA if col in ("gender", "expression") else np.nan
-    from facelab.datasets.schema import normalise_gender
+    from facelab.data.schema import normalise_gender
 
     raw_g = t["gender"].astype("string").str.strip().replace("", pd.NA)
     g = raw_g.map(normalise_gender).astype("string")

@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from facelab.core.validation import Drops, InputError
 from facelab.external._common import JsonDoc, ScoreScale, json_files, read_table
 from facelab.external.candidates import ImportedCandidates, check_candidate_table
 from facelab.external.predictions import ImportedPredictions, check_prediction_table
 from facelab.external.scores import ImportedScores, _finish
-from facelab.validation import Drops, InputError
 
 __all__ = ["SIMILARITY", "EMOTION_TYPES", "read_detect_faces", "read_compare_faces",
            "read_search_faces", "write_detect_faces", "write_compare_faces",
@@ -239,7 +239,7 @@ def read_compare_faces(index: str | os.PathLike, *, errors: str = "raise",
     """
     src = str(index)
     frame, wheres = read_table(index)
-    from facelab.validation import check_columns
+    from facelab.core.validation import check_columns
 
     check_columns(frame, ["probe", "reference", "response"], source=src,
                   hint="Expected probe,reference,response[,mated].")

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from facelab.core.validation import Drops, InputError, check_columns, check_unique
 from facelab.external._common import ScoreScale, numbers, read_table, to_bool
-from facelab.validation import Drops, InputError, check_columns, check_unique
 
 __all__ = ["ImportedScores", "read_scores", "read_bob_scores", "write_scores",
            "write_bob_scores", "SCORE_COLUMNS"]
@@ -152,7 +152,7 @@ def read_scores(path: str | os.PathLike, *, scale: Any = None, errors: str = "ra
         low, high, name}``: which way the score reads and its documented range.
     errors
         ``"raise"``: the first bad line stops the import with an
-        :class:`~facelab.validation.InputError` naming the file and line. ``"drop"``: bad
+        :class:`~facelab.core.validation.InputError` naming the file and line. ``"drop"``: bad
         lines are left out and counted (:attr:`ImportedScores.drops`).
     system, default_threshold, default_how
         Name for reports; the system's own threshold on the file's scale and its source.

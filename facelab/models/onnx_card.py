@@ -44,9 +44,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
-from facelab.align import align_faces, box_crop
-from facelab.models._embedding import BaseEmbedder
-from facelab.types import Face
+from facelab.core.types import Face
+from facelab.face.align import align_faces, box_crop
+from facelab.models.embedders.base import BaseEmbedder
+from facelab.models.registry import set_card_loader
 
 __all__ = ["ModelCard", "CardError", "load_card", "register_card", "create_from_card",
            "OnnxEmbedder", "OnnxClassifier", "OnnxGenderClassifier", "CARD_KINDS"]
@@ -178,15 +179,15 @@ def load_card(path: str | Path) -> ModelCard:
             raise CardError(f"{path}: a classifier card needs 'labels': two or more distinct "
                             "names in the model's output order")
         if kind == "expression":
-            from facelab.datasets.schema import normalise_expression
+            from facelab.data.schema import normalise_expression
 
             unknown_labels = [lab for lab in labels if normalise_expression(lab) is pd.NA]
             if unknown_labels:
                 raise CardError(f"{path}: expression labels {unknown_labels} are not known "
-                                "expressions (see facelab.datasets.EXPRESSIONS)")
+                                "expressions (see facelab.data.datasets.EXPRESSIONS)")
             labels = tuple(normalise_expression(lab) for lab in labels)
         else:
-            from facelab.datasets.schema import normalise_gender
+            from facelab.data.schema import normalise_gender
 
             genders = tuple(normalise_gender(lab) for lab in labels)
             if sorted(g for g in genders if g is not pd.NA) != ["female", "male"] \
@@ -419,9 +420,9 @@ def register_card(path: str | Path | ModelCard, *, override: bool = False) -> st
     CardError
         The card is malformed.
     ValueError
-        The name is taken by another model (see :func:`facelab.registry.register_model`).
+        The name is taken by another model (see :func:`facelab.models.registry.register_model`).
     """
-    from facelab.registry import _REGISTRY, register_model
+    from facelab.models.registry import _REGISTRY, register_model
 
     card = path if isinstance(path, ModelCard) else load_card(path)
     digest = _digest(card)
@@ -449,3 +450,6 @@ def register_card(path: str | Path | ModelCard, *, override: bool = False) -> st
     )(_factory(card))
     _CARDS[card.name] = digest
     return card.name
+
+
+set_card_loader(register_card)

@@ -1,6 +1,6 @@
 """Expression models trained by ``facelab train expression``, loaded like any other model.
 
-Every ``<results>/models/<name>.safetensors`` (``<results>`` = :func:`facelab.config.
+Every ``<results>/models/<name>.safetensors`` (``<results>`` = :func:`facelab.core.config.
 results_dir`) is registered at discovery as an ``expression`` model named ``<name>``, so
 ``create_model("<name>")`` returns a :class:`TrainedExpression` with the same interface as
 the fer model: ``predict(image, faces)`` and ``predict_crops(crops)``. The weights file
@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from facelab.align import align_faces
-from facelab.config import results_dir
-from facelab.registry import _REGISTRY, register_model
-from facelab.types import Face
+from facelab.core.config import results_dir
+from facelab.core.types import Face
+from facelab.face.align import align_faces
+from facelab.models.registry import _REGISTRY, register_model
 
 __all__ = ["TrainedExpression", "build_backbone", "read_metadata", "trained_models_dir",
            "register_trained", "register_trained_models", "model_folders", "FORMAT"]
@@ -135,7 +135,6 @@ class TrainedExpression:
         numpy.ndarray
             ``(n, len(labels))`` float32 probabilities in :attr:`labels` order.
         """
-        from facelab.train.data import to_tensor
 
         crops = np.asarray(crops)
         if crops.ndim == 2:
@@ -228,3 +227,9 @@ def register_trained_models(folder: str | Path | None = None) -> list[str]:
 
 
 register_trained_models()
+
+
+def to_tensor(crops: np.ndarray) -> torch.Tensor:
+    """Grey uint8 ``(n, h, w)`` -> float ``(n, 1, h, w)`` in [-1, 1] (the fer model's scaling)."""
+    x = torch.from_numpy(np.ascontiguousarray(crops)).float()
+    return (x / 127.5 - 1.0)[:, None]

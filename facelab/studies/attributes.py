@@ -9,7 +9,7 @@ a face was found and the model answered; failures to acquire are counted separat
 
 Gender outputs describe **appearance**, not gender identity, and the labels are binary:
 people who are neither "female" nor "male" are not represented (see
-:data:`facelab.types.APPEARANCE_NOTE`).
+:data:`facelab.core.types.APPEARANCE_NOTE`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = [
 #: The registered attribute model audited by default.
 ATTRIBUTE_MODEL = "age-gender"
 _GROUPS = ("race", "gender")
-#: Skin-tone columns carried into the prediction table (:mod:`facelab.skin`).
+#: Skin-tone columns carried into the prediction table (:mod:`facelab.face.skin`).
 SKIN_COLUMNS = ("skin_tone", "skin_category", "skin_ita", "skin_n_pixels", "skin_flag")
 _PRED = ("pred_gender", "pred_gender_confidence", "pred_p_female", "pred_age", "pred_age_low",
          "pred_age_high")
@@ -50,12 +50,12 @@ def attribute_predictions(manifests: Mapping[str, pd.DataFrame], *,
     at, or missing), ``status``, ``reason``, ``n_faces`` and the model's outputs
     (:data:`_PRED` columns, NaN where no face was found), and ``gender_error`` (bool; NA
     where the image was not evaluated). With ``skin_tone`` the same pass also measures
-    the face's skin tone (head ``"skin_tone"``, :mod:`facelab.skin`) into
+    the face's skin tone (head ``"skin_tone"``, :mod:`facelab.face.skin`) into
     :data:`SKIN_COLUMNS`, so errors can be grouped by skin type as Gender Shades did
     (``by=("skin_tone", "gender")``).
     """
-    from facelab.pipeline import extract
-    from facelab.registry import resolve_model
+    from facelab.extract.pipeline import extract
+    from facelab.models.registry import resolve_model
 
     model = resolve_model(model, "attribute")  # a model card path becomes its name
     heads = ("attributes", "skin_tone") if skin_tone else ("attributes",)
@@ -133,7 +133,7 @@ def gender_error_by_group(preds: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
     ``by`` may hold the skin-tone columns (``("skin_tone", "gender")``, Gender Shades'
     grouping); faces whose tone was not measured are then left out of the cells and
     counted by :func:`skin_tone_coverage`."""
-    from facelab.skin import SKIN_GROUP_COLUMNS
+    from facelab.face.skin import SKIN_GROUP_COLUMNS
 
     out = {}
     ev = evaluable(preds)

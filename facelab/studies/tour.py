@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facelab.analysis import FaceAnalysis
-from facelab.io import load_image
+from facelab.core.io import load_image
+from facelab.extract.analysis import FaceAnalysis
 
 __all__ = ["load_tour_image", "analysis_table", "TourSets", "celeba_tour_sets"]
 
@@ -66,7 +66,7 @@ def celeba_tour_sets(*, seed: int = 0, gallery_size: int = 20,
     other than the probe), from the first identity-labelled dataset of ``datasets`` found
     (CelebA, else LFW). Without any, scikit-image's bundled photos stand in, and the note
     says so."""
-    from facelab.datasets.resolve import resolve_datasets
+    from facelab.data.resolve import resolve_datasets
 
     celeba, source = None, ""
     loaded, table = resolve_datasets(datasets, root=root)  # a named CSV must load

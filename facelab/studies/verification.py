@@ -44,7 +44,7 @@ from facelab.metrics.biometric import (
 )
 from facelab.metrics.groups import demographic_differentials, rate_by_group
 from facelab.metrics.intervals import binomial_ci
-from facelab.studies._matching import UNLABELLED, Embeddings
+from facelab.studies.matching import UNLABELLED, Embeddings
 
 __all__ = [
     "GENUINE", "IMPOSTOR_WITHIN", "IMPOSTOR_UNLABELLED",
@@ -76,7 +76,7 @@ def verification_pairs(manifest: pd.DataFrame, *, by: Sequence[str] = ("race", "
     Parameters
     ----------
     manifest
-        From :func:`facelab.studies._matching.load_manifests` (columns ``source``, ``group``,
+        From :func:`facelab.studies.matching.load_manifests` (columns ``source``, ``group``,
         ``subject`` and the ``by`` columns; index = unique image ids).
     by
         Demographic columns defining a group; impostor pairs of labelled datasets share
@@ -106,7 +106,7 @@ def verification_pairs(manifest: pd.DataFrame, *, by: Sequence[str] = ("race", "
         person under two labels are left out and counted in
         ``attrs["genuine_mixed_groups"]``, ``{source: count}``).
     """
-    from facelab.protocols import genuine_pairs, impostor_pairs, make_pairs
+    from facelab.data.protocols import genuine_pairs, impostor_pairs, make_pairs
 
     frames = []
     mixed: dict[str, int] = {}
@@ -174,7 +174,7 @@ def screen_label_errors(manifest: pd.DataFrame, embeddings: Embeddings, scored: 
                         *, policy: str = "exclude certain", level: float | None = None
                         ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """Find label errors among scored pairs and apply a policy
-    (:mod:`facelab.label_errors`).
+    (:mod:`facelab.data.label_errors`).
 
     Certain errors: images whose file is byte-identical (``image_sha256`` of the features)
     to an image of another identity (a file without a subject is its own person); every
@@ -188,7 +188,7 @@ def screen_label_errors(manifest: pd.DataFrame, embeddings: Embeddings, scored: 
         subjects); counts ``certain_images``, ``certain``, ``likely``, ``excluded``
         (pairs) and ``level``.
     """
-    from facelab import label_errors as L
+    from facelab.data import label_errors as L
 
     hashes = embeddings.features["image_sha256"].reindex(manifest.index)
     ident = L.identical_images(manifest, hashes)
@@ -244,7 +244,7 @@ def global_threshold(scored: pd.DataFrame, *, target_fmr: float,
 def default_threshold(model: str, scored: pd.DataFrame | None = None) -> ThresholdChoice:
     """The embedder's published default threshold as a :class:`ThresholdChoice` (its FMR on
     the within-group impostors of ``scored``, when given, is recorded as achieved FMR)."""
-    from facelab.match import get_embedder
+    from facelab.match.verification import get_embedder
 
     emb = get_embedder(model)
     t = float(emb.default_threshold)
@@ -498,7 +498,7 @@ def identity_group_rates(manifest: pd.DataFrame, embeddings: Mapping[str, Embedd
     that has identities (people with two or more images) and the grouping's labels.
 
     For each grouping the ``group`` label is rebuilt from its columns
-    (:func:`facelab.studies._matching.group_labels`; rows missing one are left out), pairs
+    (:func:`facelab.studies.matching.group_labels`; rows missing one are left out), pairs
     are built by :func:`verification_pairs` (genuine pairs of one group, within-group
     impostor pairs of different people), scored with each embedder and passed to
     :func:`group_rates` at that embedder's one global threshold. Nothing here is specific
@@ -507,7 +507,7 @@ def identity_group_rates(manifest: pd.DataFrame, embeddings: Mapping[str, Embedd
     Parameters
     ----------
     manifest
-        From :func:`facelab.studies._matching.load_manifests` (``source``, ``subject``,
+        From :func:`facelab.studies.matching.load_manifests` (``source``, ``subject``,
         the grouping columns; unique index).
     embeddings
         ``{embedder: Embeddings}`` of the manifest's rows.
@@ -527,7 +527,7 @@ def identity_group_rates(manifest: pd.DataFrame, embeddings: Mapping[str, Embedd
         ``{embedder: level}`` overriding the default near-duplicate levels); flagged pairs
         are in ``label_errors``.
     """
-    from facelab.studies._matching import group_labels
+    from facelab.studies.matching import group_labels
 
     ids = manifest[manifest["subject"].notna()] if "subject" in manifest else manifest.iloc[:0]
     fmr_frames, fnmr_frames, count_rows = [], [], []
@@ -731,7 +731,7 @@ def det_by_group(scored: pd.DataFrame, *, source: str) -> dict[str, pd.DataFrame
 
 
 def recolor_det(ax, cmap: str = "tab20") -> None:
-    """Give every curve of a :func:`facelab.plots.plot_det` axes its own colour (the
+    """Give every curve of a :func:`facelab.viz.plots.plot_det` axes its own colour (the
     default palette repeats after 10 groups) and redraw the legend."""
     import matplotlib.pyplot as plt
 

@@ -17,10 +17,11 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from facelab.datasets.schema import EXPRESSIONS
+from facelab.data.schema import EXPRESSIONS
+from facelab.models.trained import to_tensor
 
 __all__ = ["EXPRESSIONS", "expression_manifest", "split_by_subject", "split_summary",
-           "load_crops", "ExpressionDataset", "to_tensor", "manifest_digest"]
+           "load_crops", "ExpressionDataset", "manifest_digest"]
 
 FIT_SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -32,7 +33,7 @@ def expression_manifest(datasets: str | Sequence[str], *, root=None,
     Parameters
     ----------
     datasets
-        Dataset specs (:mod:`facelab.datasets.resolve`): registered names (e.g.
+        Dataset specs (:mod:`facelab.data.resolve`): registered names (e.g.
         ``"fer2013"``, ``"ckplus48"``) or a comma-separated string of them, CSV paths, or
         ``{csv: ..., columns: {...}}`` mappings with an expression column.
     root
@@ -45,10 +46,10 @@ def expression_manifest(datasets: str | Sequence[str], *, root=None,
 
     Raises
     ------
-    facelab.datasets.resolve.DatasetSpecError
+    facelab.data.resolve.DatasetSpecError
         A dataset cannot be loaded (every dataset named here must load).
     """
-    from facelab.datasets.resolve import resolve_datasets
+    from facelab.data.resolve import resolve_datasets
 
     loaded, _ = resolve_datasets(_names(datasets), root=root, strict=True)
     frames, names = [], []
@@ -118,7 +119,7 @@ def split_summary(manifest: pd.DataFrame, splits: pd.Series) -> pd.DataFrame:
 
 def load_crops(paths: Sequence[str], size: int) -> np.ndarray:
     """Grey ``(n, size, size)`` uint8 crops of whole images (already face crops)."""
-    from facelab.io import load_image
+    from facelab.core.io import load_image
 
     out = np.zeros((len(paths), size, size), np.uint8)
     for i, path in enumerate(paths):
@@ -134,16 +135,11 @@ def _resize(grey: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(grey, (size, size), interpolation=interp)
 
 
-def to_tensor(crops: np.ndarray) -> torch.Tensor:
-    """Grey uint8 ``(n, h, w)`` -> float ``(n, 1, h, w)`` in [-1, 1] (the fer model's scaling)."""
-    x = torch.from_numpy(np.ascontiguousarray(crops)).float()
-    return (x / 127.5 - 1.0)[:, None]
-
 
 def manifest_digest(manifest: pd.DataFrame) -> str:
     """SHA-256 over the (dataset, file, expression, subject) of a training manifest,
     independent of row order and of where the data root is."""
-    from facelab.report import manifest_hash
+    from facelab.core.provenance import manifest_hash
 
     cols = ["dataset", "file", "expression", "subject"]
     return manifest_hash(manifest[cols].astype(str).reset_index(drop=True))

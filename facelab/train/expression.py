@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from facelab.datasets.schema import EXPRESSIONS
+from facelab.data.schema import EXPRESSIONS
 from facelab.models.trained import (
     DEFAULT_MARGIN,
     FORMAT,
@@ -211,7 +211,7 @@ def train_on_manifest(manifest: pd.DataFrame, config: TrainConfig, *,
                       reuse: bool = False) -> TrainResult:
     """:func:`train_expression` on an already loaded manifest (``path``, ``expression``,
     ``dataset``, ``file``, ``subject`` columns)."""
-    from facelab.progress import tqdm
+    from facelab.core.progress import tqdm
 
     if reuse and (done := previous_result(manifest, config, out_dir)) is not None:
         return done
@@ -304,7 +304,7 @@ def _metadata(config: TrainConfig, name: str, labels, manifest: pd.DataFrame, me
               seconds: float, summary: pd.DataFrame) -> dict[str, str]:
     import timm
 
-    from facelab.report import git_commit
+    from facelab.core.provenance import git_commit
 
     has_subjects = {d: bool(manifest.loc[manifest["dataset"] == d, "subject"].notna().any())
                     for d in config.data}

@@ -1,0 +1,637 @@
+"""Batched feature extraction over a manifest: detect -> align -> embed / classify.
+
+:func:`extract` runs a detector and the requested *heads* over every image of a manifest
+(see :mod:`facelab.data.datasets`) and returns a features table. Work is grouped into batches
+(``detect_batch``, ``embed_batch``, ``predict_crops`` over all faces of a batch), cached
+per image and per stage in a content-addressed on-disk cache (:mod:`facelab.extract.cache`), shown
+with a ``tqdm.auto`` progress bar, and runs in this process, in a pool of local processes,
+or on a ``dask.distributed`` cluster with identical results. A bad image never stops the
+run: it becomes a row with ``status="failed"`` and a ``reason``.
+
+Features table columns (after the manifest's own columns)
+--------------------------------------------------------
+image_index    the manifest row label the row comes from
+face_index     index of the face in the detector's output (score order); NA if none
+status         ``"ok"`` or ``"failed"``
+reason         why it failed (``<NA>`` when ok)
+n_faces        faces the detector found in the image (NA when unreadable)
+image_width, image_height
+box            ``float32 (4,)`` array ``[x1, y1, x2, y2]`` in image pixels (None if failed)
+score          detection score
+landmarks      ``float32 (5, 2)`` array in :data:`facelab.core.types.LANDMARK_NAMES` order
+embedding      ``float32 (dim,)`` array (head ``"embedding"``; see :func:`stack_embeddings`)
+expr_<label>   expression probabilities, one column per model label, and ``expr_label``
+               (the most probable label; head ``"expression"``)
+pred_<name>    attribute model outputs, e.g. ``pred_gender`` (head ``"attributes"``)
+skin_<name>    skin tone from the face's pixels (head ``"skin_tone"``, :mod:`facelab.face.skin`):
+               ``skin_tone`` (lighter/darker), ``skin_category``, ``skin_ita``, ...
+image_sha256   content hash of the image file
+
+``df.attrs`` records the models (name, weights checksums, options), ``face_policy``,
+``engine`` and counts of what was read from the cache and what was computed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from facelab.core.io import ImageError, load_image
+from facelab.core.provenance import digest_array, digest_bytes
+from facelab.core.types import Face
+from facelab.extract.cache import ColumnarCache, FeatureCache, make_key
+
+__all__ = ["extract", "stack_embeddings", "HEADS", "FACE_POLICIES", "ENGINES",
+           "compute_batch", "resolve_models"]
+
+#: Head name -> registered model kind.
+HEADS: dict[str, str] = {"embedding": "embedder", "expression": "expression",
+                         "attributes": "attribute", "skin_tone": "skin_tone"}
+FACE_POLICIES: tuple[str, ...] = ("largest", "single", "all")
+ENGINES: tuple[str, ...] = ("local", "processes", "dask")
+#: ``extract`` merges the cache's Parquet segments once there are more than this many.
+COMPACT_AFTER = 64
+_PREFIX = {"expression": "expr_", "attributes": "pred_", "skin_tone": "skin_"}
+ModelChoice = str | tuple[str, dict] | None
+
+
+# --------------------------------------------------------------------------- config
+
+def _choice(value: ModelChoice, kind: str) -> tuple[str, dict]:
+    from facelab.models.registry import default_model
+
+    if value is None:
+        return default_model(kind), {}
+    if isinstance(value, str):
+        return value, {}
+    name, options = value
+    return name, dict(options or {})
+
+
+def resolve_models(detector: ModelChoice = "yunet", heads: Sequence[str] = ("embedding",),
+                   models: dict[str, ModelChoice] | None = None,
+                   detector_options: dict | None = None) -> dict[str, dict]:
+    """``{stage: {"name", "kind", "options", "weights"}}`` for the detector and each head,
+    with weights checksums from :func:`facelab.models.registry.weights_checksums`."""
+    from facelab.models.registry import model_spec, weights_checksums
+
+    models = dict(models or {})
+    unknown = set(heads) - set(HEADS)
+    if unknown:
+        raise ValueError(f"unknown heads {sorted(unknown)}; heads are {sorted(HEADS)}")
+    name, opts = _choice(detector, "detector")
+    out = {"detect": {"name": name, "kind": "detector",
+                      "options": {**opts, **(detector_options or {})}}}
+    for head in heads:
+        name, opts = _choice(models.get(head), HEADS[head])
+        out[head] = {"name": name, "kind": HEADS[head], "options": opts}
+    for stage in out.values():
+        # unknown names fail here; a model card path (.yaml) becomes the card's name
+        spec = model_spec(stage["name"], stage["kind"])
+        stage["name"] = spec.name
+        stage["weights"] = weights_checksums(stage["name"])
+        if spec.revision:
+            stage["revision"] = spec.revision
+        card = getattr(spec.factory, "card_path", None)
+        if card:  # worker processes register the card again (not part of the cache key)
+            stage["card"] = str(card)
+    return out
+
+
+# --------------------------------------------------------------------------- workers
+
+_MODELS: dict[str, Any] = {}
+
+
+def _model(stage: dict) -> Any:
+    """One model instance per process (and per name + options), created on first use."""
+    from facelab.models.registry import create_model
+
+    key = json.dumps([stage["name"], stage["options"]], sort_keys=True, default=str)
+    if key not in _MODELS and stage.get("card"):
+        from facelab.models.onnx_card import register_card
+
+        register_card(stage["card"])  # no-op when this process knows it already
+    if key not in _MODELS:
+        _MODELS[key] = create_model(stage["name"], **stage["options"])
+    return _MODELS[key]
+
+
+def _init_worker() -> None:
+    """Process-pool initializer: one thread per worker, the pool supplies the parallelism."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _faces_from(rec: dict[str, np.ndarray]) -> list[Face]:
+    faces = []
+    for box, score, lm in zip(rec["boxes"], rec["scores"], rec["landmarks"], strict=True):
+        faces.append(Face(box=box, score=float(score),
+                          landmarks=None if np.isnan(lm).any() else lm))
+    return faces
+
+
+def _det_record(faces: list[Face] | None, shape: tuple[int, ...] | None,
+                error: str = "") -> dict[str, np.ndarray]:
+    faces = faces or []
+    n = len(faces)
+    lms = np.full((n, 5, 2), np.nan, np.float32)
+    for i, f in enumerate(faces):
+        if f.landmarks is not None:
+            lms[i] = f.landmarks
+    return {
+        "boxes": np.array([f.box for f in faces], np.float32).reshape(n, 4),
+        "scores": np.array([f.score for f in faces], np.float32).reshape(n),
+        "landmarks": lms,
+        "shape": np.array(shape[:2] if shape else (0, 0), np.int64),
+        "error": np.array(error),
+    }
+
+
+def _select(rec: dict[str, np.ndarray], policy: str) -> tuple[list[int], str]:
+    """Indices of the faces the heads run on, or ``([], reason)``."""
+    n = len(rec["scores"])
+    if n == 0:
+        return [], "no face detected"
+    if policy == "all":
+        return list(range(n)), ""
+    if policy == "single":
+        if n != 1:
+            return [], f"{n} faces detected; face_policy='single' expects exactly one"
+        return [0], ""
+    boxes = rec["boxes"].astype(np.float64)
+    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0,
+                                                                  None)
+    return [int(np.argmax(area))], ""
+
+
+def _encode_frame(df: pd.DataFrame, faces: list[int]) -> dict[str, np.ndarray]:
+    """A head's per-face DataFrame as pickle-free arrays."""
+    rec: dict[str, np.ndarray] = {"faces": np.array(faces, np.int64)}
+    spec = []
+    for i, col in enumerate(df.columns):
+        values = df[col].to_numpy()
+        if values.dtype.kind in "biuf":
+            rec[f"c{i}"] = values
+            spec.append([str(col), "array"])
+        else:
+            rec[f"c{i}"] = np.array(json.dumps([None if pd.isna(v) else str(v) for v in values]))
+            spec.append([str(col), "json"])
+    rec["columns"] = np.array(json.dumps(spec))
+    return rec
+
+
+def _decode_frame(rec: dict[str, np.ndarray]) -> pd.DataFrame:
+    spec = json.loads(str(rec["columns"]))
+    data = {}
+    for i, (col, how) in enumerate(spec):
+        data[col] = rec[f"c{i}"] if how == "array" else json.loads(str(rec[f"c{i}"]))
+    return pd.DataFrame(data, columns=[c for c, _ in spec])
+
+
+def _run_head(head: str, model: Any, images: list[np.ndarray], faces: list[list[Face]]
+              ) -> list[dict[str, np.ndarray]]:
+    """One head over a batch of images (batched when the model offers a batch API)."""
+    if head == "embedding":
+        if hasattr(model, "embed_batch"):
+            embs = model.embed_batch(images, faces)
+        else:
+            embs = [model.embed(im, fs) for im, fs in zip(images, faces, strict=True)]
+        return [{"embedding": np.asarray(e, np.float32)} for e in embs]
+    if hasattr(model, "crops") and hasattr(model, "predict_crops"):
+        crops = [model.crops(im, fs) for im, fs in zip(images, faces, strict=True)]
+        probs = model.predict_crops(np.concatenate(crops)) if crops else None
+        labels = list(getattr(model, "labels", range(probs.shape[1])))
+        frames, start = [], 0
+        for c in crops:
+            frames.append(pd.DataFrame(probs[start:start + len(c)], columns=labels))
+            start += len(c)
+    elif hasattr(model, "predict_batch"):
+        frames = list(model.predict_batch(images, faces))
+    else:
+        frames = [model.predict(im, fs) for im, fs in zip(images, faces, strict=True)]
+    return [_encode_frame(f.reset_index(drop=True), []) for f in frames]
+
+
+def compute_batch(config: dict, units: list[dict]) -> list[dict[str, Any]]:
+    """Compute the missing stages of a batch of images (runs in any worker).
+
+    Each unit has ``source`` (path, bytes or array), ``need`` (stages to compute) and
+    ``det`` (the cached detection record, or None). Returns, per unit, ``{stage: record}``
+    plus ``"_transient"``: stages whose failure was unexpected (not cached).
+    """
+    stages = config["stages"]
+    out: list[dict[str, Any]] = [{"_transient": []} for _ in units]
+    images: list[np.ndarray | None] = [None] * len(units)
+    dets: list[dict | None] = [u["det"] for u in units]
+    for i, u in enumerate(units):
+        if not u["need"]:
+            continue
+        try:
+            images[i] = load_image(u["source"])
+        except ImageError as exc:
+            if dets[i] is None:
+                dets[i] = out[i]["detect"] = _det_record(None, None, f"ImageError: {exc.reason}")
+    todo = [i for i, u in enumerate(units) if dets[i] is None and images[i] is not None]
+    if todo:
+        detector = _model(stages["detect"])
+        try:
+            found = detector.detect_batch([images[i] for i in todo])
+        except Exception:  # isolate the image that breaks the batch
+            found = []
+            for i in todo:
+                try:
+                    found.append(detector.detect(images[i]))
+                except Exception as exc:
+                    found.append(exc)
+        for i, faces in zip(todo, found, strict=True):
+            if isinstance(faces, Exception):
+                dets[i] = out[i]["detect"] = _det_record(
+                    None, images[i].shape, f"detector error: {type(faces).__name__}: {faces}")
+                out[i]["_transient"].append("detect")
+            else:
+                dets[i] = out[i]["detect"] = _det_record(faces, images[i].shape)
+    for head in [s for s in stages if s != "detect"]:
+        idx, sel_faces = [], []
+        for i, u in enumerate(units):
+            if head not in u["need"] or images[i] is None or str(dets[i]["error"]):
+                continue
+            sel, _ = _select(dets[i], config["policy"])
+            if sel:
+                all_faces = _faces_from(dets[i])
+                idx.append(i)
+                sel_faces.append([all_faces[j] for j in sel])
+        if not idx:
+            continue
+        model = _model(stages[head])
+        try:
+            recs = _run_head(head, model, [images[i] for i in idx], sel_faces)
+        except Exception:
+            recs = []
+            for i, fs in zip(idx, sel_faces, strict=True):
+                try:
+                    recs.extend(_run_head(head, model, [images[i]], [fs]))
+                except Exception as exc:
+                    recs.append({"error": np.array(f"{head} error: {type(exc).__name__}: {exc}")})
+        for i, rec in zip(idx, recs, strict=True):
+            rec["faces"] = np.array(_select(dets[i], config["policy"])[0], np.int64)
+            out[i][head] = rec
+            if "error" in rec:
+                out[i]["_transient"].append(head)
+    return out
+
+
+# --------------------------------------------------------------------------- driver
+
+def _as_manifest(manifest: pd.DataFrame | Iterable[str | os.PathLike] | str | os.PathLike
+                 ) -> pd.DataFrame:
+    if isinstance(manifest, pd.DataFrame):
+        if "path" not in manifest and "pixels" not in manifest:
+            raise ValueError("the manifest needs a 'path' column (or 'pixels' arrays)")
+        return manifest
+    if isinstance(manifest, str | os.PathLike):
+        manifest = [manifest]
+    return pd.DataFrame({"path": [str(p) for p in manifest]})
+
+
+def _chunks(seq: list, size: int) -> Iterator[list]:
+    for start in range(0, len(seq), size):
+        yield seq[start:start + size]
+
+
+def extract(
+    manifest: pd.DataFrame | Iterable[str | os.PathLike] | str | os.PathLike,
+    *,
+    detector: ModelChoice = "yunet",
+    heads: Sequence[str] = ("embedding",),
+    models: dict[str, ModelChoice] | None = None,
+    batch_size: int = 32,
+    cache: bool | str | os.PathLike | FeatureCache | ColumnarCache = True,
+    engine: str = "local",
+    workers: int | None = None,
+    scheduler: Any = None,
+    progress: bool = True,
+    face_policy: str = "largest",
+    detector_options: dict | None = None,
+) -> pd.DataFrame:
+    """Detect faces and run the requested heads over every image of a manifest.
+
+    Parameters
+    ----------
+    manifest
+        A manifest DataFrame (``path`` column, or ``pixels`` arrays), or image paths.
+    detector
+        Registered detector name, or ``(name, options)``.
+    heads
+        Any of ``"embedding"`` (default model: the default embedder, ``sface``),
+        ``"expression"`` (``fer-mini-xception``) and ``"attributes"`` (default attribute
+        model) and ``"skin_tone"`` (``ita-v2``, :mod:`facelab.face.skin`). Empty: detection
+        only.
+    models
+        ``{head: name or (name, options)}`` overriding the default model of a head.
+    batch_size
+        Images per batch (one ``detect_batch`` / ``embed_batch`` / ``predict_crops`` call).
+    cache
+        ``True``: a :class:`~facelab.extract.cache.ColumnarCache` (Parquet segments, which also
+        reads older npz entries) in ``facelab.core.config.cache_dir()/features``; a folder for
+        one; a :class:`~facelab.extract.cache.ColumnarCache` or
+        :class:`~facelab.extract.cache.FeatureCache` (one npz file per entry); ``False``: no cache.
+    engine
+        ``"local"`` (this process), ``"processes"`` (a ``ProcessPoolExecutor`` of
+        ``workers`` processes, one model instance each) or ``"dask"``
+        (``dask.distributed``; give ``scheduler`` as an address or a ``Client``, or have a
+        default client). Workers must see the image paths. Results are identical.
+    workers
+        Processes for ``engine="processes"`` (default: CPU count).
+    progress
+        Show a ``tqdm.auto`` progress bar.
+    face_policy
+        ``"largest"``: one row per image, heads on the largest face; ``"single"``: like
+        largest but an image with several faces fails; ``"all"``: one row per face.
+    detector_options
+        Options passed to the detector factory (e.g. ``{"score_threshold": 0.8}``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The manifest's columns plus the feature columns described in
+        :mod:`facelab.extract.pipeline`.
+        With ``face_policy`` ``"largest"``/``"single"`` the index is the manifest's index.
+    """
+    if face_policy not in FACE_POLICIES:
+        raise ValueError(f"face_policy must be one of {FACE_POLICIES}, got {face_policy!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    frame = _as_manifest(manifest)
+    stages = resolve_models(detector, heads, models, detector_options)
+    config = {"stages": stages, "policy": face_policy}
+    store = (cache if isinstance(cache, FeatureCache | ColumnarCache) else
+             ColumnarCache(None if cache is True else cache)) if cache is not False else None
+
+    units, pre = _prepare(frame, stages, face_policy, store, remote=engine != "local")
+    computed = {s: 0 for s in stages}
+    todo = [i for i, u in enumerate(units) if u is not None and u["need"]]
+    from facelab.core.progress import tqdm
+
+    bar = tqdm(total=len(frame), disable=not progress, desc=f"facelab.extract [{engine}]",
+               unit="img")
+    bar.update(len(frame) - len(todo))
+    batches = list(_chunks(todo, batch_size))
+
+    def finish(batch: list[int], results: list[dict]) -> None:
+        for i, res in zip(batch, results, strict=True):
+            transient = set(res.pop("_transient"))
+            for stage, rec in res.items():
+                pre[i][stage] = rec
+                computed[stage] += 1
+                if store is not None and stage not in transient:
+                    store.put(units[i]["keys"][stage], rec)
+        if isinstance(store, ColumnarCache):
+            store.flush()  # one segment per batch: a kill loses at most the batch in flight
+        bar.update(len(batch))
+
+    def payload(batch: list[int]) -> list[dict]:
+        return [{k: units[i][k] for k in ("source", "need", "det")} for i in batch]
+
+    if engine == "local":
+        for b in batches:
+            finish(b, compute_batch(config, payload(b)))
+    elif engine == "processes":
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(max_workers=workers or os.cpu_count(),
+                                 mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker) as pool:
+            _run_pool(lambda b: pool.submit(compute_batch, config, payload(b)), batches, finish,
+                      window=2 * (workers or os.cpu_count() or 1))
+    else:
+        _run_dask(config, batches, payload, finish, scheduler)
+    bar.close()
+    if isinstance(store, ColumnarCache):
+        # merge this run's per-batch segments into one (warm reads open one file per
+        # segment), and everything once there are many; skipped if another process is
+        # compacting
+        if len(store.segments()) > COMPACT_AFTER:
+            store.compact(wait=False)
+        elif len(store.written) > 1:
+            store.compact(wait=False, segments=store.written)
+    out = _assemble(frame, units, pre, stages, face_policy)
+    out.attrs = {
+        "models": {s: {k: v for k, v in st.items()} for s, st in stages.items()},
+        "face_policy": face_policy, "engine": engine, "images": len(frame),
+        "computed": computed,
+        "from_cache": {s: sum(1 for p in pre if p is not None and p.get(f"_cached_{s}"))
+                       for s in stages},
+        "cache_dir": str(store.root) if store is not None else None,
+        "corrupt_entries": store.corrupt if store is not None else 0,
+    }
+    return out
+
+
+def _run_pool(submit, batches, finish, window: int) -> None:
+    pending: dict = {}
+    queue = list(batches)
+    while queue or pending:
+        while queue and len(pending) < window:
+            b = queue.pop(0)
+            pending[submit(b)] = b
+        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+        for fut in done:
+            finish(pending.pop(fut), fut.result())
+
+
+def _run_dask(config, batches, payload, finish, scheduler) -> None:
+    from distributed import Client, as_completed, get_client
+
+    own = False
+    if isinstance(scheduler, Client):
+        client = scheduler
+    elif scheduler is None:
+        client = get_client()
+    else:
+        client, own = Client(scheduler), True
+    try:
+        futures = [client.submit(compute_batch, config, payload(b), pure=False)
+                   for b in batches]
+        batch_of = {f.key: b for f, b in zip(futures, batches, strict=True)}
+        for fut in as_completed(futures):
+            finish(batch_of[fut.key], fut.result())
+    finally:
+        if own:
+            client.close()
+
+
+def _prepare(frame: pd.DataFrame, stages: dict, policy: str, store: FeatureCache | None,
+             remote: bool) -> tuple[list[dict | None], list[dict | None]]:
+    """Hash every image, look its stages up in the cache and list what must be computed."""
+    units: list[dict | None] = []
+    pre: list[dict | None] = []
+    paths = frame["path"].tolist() if "path" in frame else [None] * len(frame)
+    pixels = frame["pixels"].tolist() if "pixels" in frame else [None] * len(frame)
+    heads = [s for s in stages if s != "detect"]
+    for path, pix in zip(paths, pixels, strict=True):
+        if isinstance(path, str | os.PathLike) and not pd.isna(path):
+            try:
+                data = Path(path).read_bytes()
+            except OSError as exc:
+                reason = "file not found" if isinstance(exc, FileNotFoundError) else \
+                    f"cannot read file ({exc.strerror or exc})"
+                units.append(None)
+                pre.append({"_error": f"ImageError: {reason}"})
+                continue
+            digest, source = digest_bytes(data), (str(path) if remote else data)
+        elif pix is not None and not (np.isscalar(pix) and pd.isna(pix)):
+            arr = np.asarray(pix)
+            digest, source = digest_array(arr), arr
+        else:
+            units.append(None)
+            pre.append({"_error": "ImageError: no path and no pixels"})
+            continue
+        keys = {"detect": make_key(stage="detect", image=digest, **_ident(stages["detect"]))}
+        for h in heads:
+            keys[h] = make_key(stage=h, det=keys["detect"], policy=policy, **_ident(stages[h]))
+        units.append({"source": source, "keys": keys})
+        pre.append({"_sha": digest})
+    wanted = [k for u in units if u is not None for k in u["keys"].values()]
+    if store is None:
+        found = {}
+    elif hasattr(store, "get_many"):  # ColumnarCache: one read per segment
+        found = store.get_many(wanted)
+    else:
+        found = {k: rec for k in wanted if (rec := store.get(k)) is not None}
+    for unit, got in zip(units, pre, strict=True):
+        if unit is None:
+            continue
+        for s, k in unit["keys"].items():
+            if k in found:
+                got[s] = found[k]
+                got[f"_cached_{s}"] = True
+        det = got.get("detect")
+        if det is None:
+            need = ["detect", *[h for h in heads if h not in got]]
+        elif str(det["error"]) or not _select(det, policy)[0]:
+            need = []
+        else:
+            need = [h for h in heads if h not in got]
+        unit.update(need=need, det=det)
+    return units, pre
+
+
+def _ident(stage: dict) -> dict:
+    ident = {"model": stage["name"], "weights": stage["weights"], "options": stage["options"]}
+    if stage.get("revision"):
+        ident["revision"] = stage["revision"]  # how the weights are run (registry)
+    return ident
+
+
+def _assemble(frame: pd.DataFrame, units, pre, stages: dict, policy: str) -> pd.DataFrame:
+    heads = [s for s in stages if s != "detect"]
+    rows: list[dict] = []
+    positions: list[int] = []
+    for pos, got in enumerate(pre):
+        base = {"image_index": frame.index[pos], "face_index": pd.NA, "status": "failed",
+                "reason": pd.NA, "n_faces": pd.NA, "image_width": pd.NA, "image_height": pd.NA,
+                "box": None, "score": np.nan, "landmarks": None,
+                "image_sha256": got.get("_sha", pd.NA) if got else pd.NA}
+        det = got.get("detect") if got else None
+        if det is None:
+            rows.append({**base, "reason": got.get("_error", "not computed")})
+            positions.append(pos)
+            continue
+        h, w = (int(v) for v in det["shape"])
+        base.update(image_height=h or pd.NA, image_width=w or pd.NA)
+        if str(det["error"]):
+            rows.append({**base, "reason": str(det["error"])})
+            positions.append(pos)
+            continue
+        base["n_faces"] = len(det["scores"])
+        sel, why = _select(det, policy)
+        if not sel:
+            rows.append({**base, "reason": why})
+            positions.append(pos)
+            continue
+        head_rows = {hd: _head_rows(hd, got.get(hd)) for hd in heads}
+        for j in sel:
+            lm = det["landmarks"][j]
+            row = {**base, "face_index": j, "status": "ok", "box": det["boxes"][j].copy(),
+                   "score": float(det["scores"][j]),
+                   "landmarks": None if np.isnan(lm).any() else lm.copy()}
+            for hd in heads:
+                values, error = head_rows[hd]
+                if error:
+                    row.update(status="failed", reason=error)
+                row.update(values.get(j, {}))
+            rows.append(row)
+            positions.append(pos)
+    feats = pd.DataFrame(rows)
+    base_cols = frame.iloc[positions].reset_index(drop=True)
+    out = pd.concat([base_cols, feats.reset_index(drop=True)], axis=1)
+    for col in ("face_index", "n_faces", "image_width", "image_height"):
+        out[col] = out[col].astype("Int64")
+    for col in ("status", "reason", "image_sha256"):
+        out[col] = out[col].astype("string")
+    if policy != "all":
+        out.index = frame.index
+    return out
+
+
+def _head_rows(head: str, rec: dict | None) -> tuple[dict[int, dict], str]:
+    """``({face index: {column: value}}, error)`` for one image's head record."""
+    if rec is None:
+        return {}, f"{head} not computed"
+    if "error" in rec:
+        return {}, str(rec["error"])
+    faces = [int(f) for f in rec["faces"]]
+    if head == "embedding":
+        return {j: {"embedding": rec["embedding"][k].copy()} for k, j in enumerate(faces)}, ""
+    columns = _decode_columns(rec)
+    prefix = _PREFIX[head]
+    out: dict[int, dict] = {}
+    for k, j in enumerate(faces):
+        values = {f"{prefix}{c}": (v[k].item() if isinstance(v[k], np.generic) else v[k])
+                  for c, v in columns}
+        if head == "expression":
+            probs = {c: values[f"{prefix}{c}"] for c, _ in columns}
+            values["expr_label"] = max(probs, key=probs.get)
+        out[j] = values
+    return out, ""
+
+
+def _decode_columns(rec: dict[str, np.ndarray]) -> list[tuple[str, Any]]:
+    """:func:`_decode_frame` without building a DataFrame (the warm-read hot path), with
+    the same row values as ``_decode_frame(rec).iloc[k]``: numeric columns share one
+    dtype (pandas' common type) unless a column is not numeric or bools mix with numbers."""
+    spec = json.loads(str(rec["columns"]))
+    # text columns: a missing value reads back as NaN, as pandas' string dtype gives it
+    cols = [(col, rec[f"c{i}"] if how == "array" else
+             [np.nan if v is None else v for v in json.loads(str(rec[f"c{i}"]))])
+            for i, (col, how) in enumerate(spec)]
+    arrays = [v for _, v in cols if isinstance(v, np.ndarray)]
+    if cols and len(arrays) == len(cols):
+        kinds = {a.dtype.kind for a in arrays}
+        if not ("b" in kinds and len(kinds) > 1):
+            common = np.result_type(*arrays)
+            cols = [(c, v.astype(common, copy=False)) for c, v in cols]
+    return cols
+
+
+def stack_embeddings(features: pd.DataFrame, column: str = "embedding") -> np.ndarray:
+    """The embedding column as one ``(n_rows, dim)`` float32 matrix (NaN rows where missing)."""
+    vectors = features[column].tolist()
+    dim = next((len(v) for v in vectors if v is not None), 0)
+    out = np.full((len(vectors), dim), np.nan, np.float32)
+    for i, v in enumerate(vectors):
+        if v is not None:
+            out[i] = v
+    return out

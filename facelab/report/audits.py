@@ -1,0 +1,179 @@
+"""The catalogue of audit notebooks: what each one is (:class:`AuditSpec`), the order
+they must run in, where the notebooks are, and the defaults of their parameters cells.
+
+The runner (:mod:`facelab.report.runner`), the data status (:mod:`.datastatus`) and the
+runs page (:mod:`.runs_index`) all read this module; it imports none of them.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Audits that produce something others use run first when several are run together
+#: (06 trains the expression model that 04 compares with the fer model).
+RUN_FIRST: tuple[str, ...] = ("06_train_expression",)
+
+
+@dataclass(frozen=True)
+class AuditSpec:
+    """One audit notebook and the fixed text of its model card."""
+
+    name: str
+    title: str
+    intended_use: str
+    factors: str
+    evaluation_data: str
+    ethical: tuple[str, ...] = ()
+    caveats: tuple[str, ...] = ()
+    headline_metrics: tuple[str, ...] = ()
+    suite_parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+_APPEARANCE = ("Expression and gender outputs describe how a face looks in one image, not "
+               "a person's inner emotional state or gender identity.")
+
+
+_RESEARCH = ("Research datasets with research-only terms; labels (race, gender, expression) "
+             "were assigned by dataset creators or annotators and are coarse, contested "
+             "categories.")
+
+
+AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
+    AuditSpec(
+        "00_tour", "facelab tour (detection, analysis, verification, search)",
+        "A guided first look at one photo: not an evaluation.",
+        "None: a single image.", "scikit-image's astronaut photo and a few shared-data faces.",
+        ethical=(_APPEARANCE,), headline_metrics=("n_faces", "verification")),
+    AuditSpec(
+        "01_detection_reliability", "Face detectors: failure to acquire by group",
+        "Comparing face detectors' failure-to-acquire rates across demographic groups and "
+        "image degradations before deployment.",
+        "Race x gender as labelled in FairFace, UTKFace and CFD; image degradations.",
+        "FairFace val, UTKFace, CFD (shared data; see data/README.md).",
+        ethical=(_RESEARCH,),
+        caveats=("Failure to acquire on curated face crops understates in-the-wild rates.",),
+        headline_metrics=("fta_overall", "fta_disparity"),
+        suite_parameters={"limit": None, "slow_limit": 600, "degradation_limit": 600,
+                          "degradation_slow_limit": 120, "min_count": 30}),
+    AuditSpec(
+        "02_verification_demographics", "1:1 verification: demographic differentials",
+        "Measuring false match and false non-match rates by group at one global threshold "
+        "(NIST FRVT Part 3 style).",
+        "Groups from dataset labels; impostor pairs within and across groups; genuine pairs "
+        "by group where a dataset has identities and labels.",
+        "CelebA identities (genuine and impostor pairs), CFD and FairFace (impostor pairs), "
+        "LFW (genuine and impostor pairs by gender and by race).",
+        ethical=(_RESEARCH, "A single global threshold yields different error rates per "
+                 "group; the operator chooses who bears the errors."),
+        caveats=("FairFace and CFD have one image per person: only impostor (FMR) analysis "
+                 "is possible there.",
+                 "LFW is news photos of public figures; its gender lists and MICA race "
+                 "labels are third-party annotations, and most race cells are small.",),
+        headline_metrics=("threshold", "fmr_by_group", "fnmr_overall",
+                          "fnmr_by_group_identity", "nist_comparison"),
+        suite_parameters={"limit": None}),
+    AuditSpec(
+        "03_one_to_many_search", "1:N search: false matches at permissive and strict "
+        "thresholds (the ACLU test, rebuilt)",
+        "Estimating how often a gallery search returns an innocent person and who those "
+        "people are, at permissive and strict operating points.",
+        "Gallery size, threshold, demographic group of probes and false candidates.",
+        "Galleries and probes built from the shared data (see the notebook).",
+        ethical=(_RESEARCH, "False matches in 1:N search can direct suspicion at innocent "
+                 "people; human review is not a guarantee."),
+        headline_metrics=("operating_points", "fpir_by_gallery_size"),
+        suite_parameters={"limit": None, "n_probes": 2000}),
+    AuditSpec(
+        "04_expression_fear", "Expression classification, with fear singled out",
+        "Measuring how accurately expression classifiers label posed and in-the-wild "
+        "expressions, and how often they assign 'fear' to faces labelled otherwise.",
+        "Expression label, dataset, race x gender where labelled.",
+        "FER2013 PrivateTest, CK+48, JAFFE, CFD expressions.",
+        ethical=(_APPEARANCE, "Facial configurations are not reliable, specific signals of "
+                 "emotion (Barrett et al. 2019); 'fear' detection must not be used to infer "
+                 "a person's state or intent."),
+        headline_metrics=("accuracy", "fear_recall", "fear_false_assignment"),
+        suite_parameters={"limit": None, "robustness_limit": 120}),
+    AuditSpec(
+        "05_attribute_audit", "Gender and age estimation by race x gender (Gender Shades "
+        "style)",
+        "Measuring gender-classification error and age error by intersectional group.",
+        "Race x gender (dataset labels); skin type x gender (ITA measured from the pixels, "
+        "lighter/darker); age.",
+        "FairFace val, UTKFace, CFD; CelebA and LFW for the skin-tone stability check.",
+        ethical=(_APPEARANCE, _RESEARCH, "Binary gender labels exclude non-binary people."),
+        caveats=("Skin type is the ITA of one photo (facelab.face.skin): it moves with exposure "
+                 "and white balance and is unstable across one person's photos (measured in "
+                 "the notebook and docs/models.md); lighter/darker at 28 degrees only "
+                 "approximates Fitzpatrick I-III vs IV-VI.",),
+        headline_metrics=("gender_error_overall", "worst_best_ratio", "age_mae_overall",
+                          "worst_best_ratio_skin_type", "skin_tone_one_class"),
+        suite_parameters={"limit": None, "min_count": 30, "stability_limit": None,
+                          "brightness_faces": 300}),
+    AuditSpec(
+        "06_train_expression", "An expression model trained by facelab",
+        "Training a small expression classifier from scratch for comparison with the fer "
+        "model in the other audits.",
+        "Expression label; dataset.",
+        "FER2013 PrivateTest folder release and CK+48 (subject-disjoint splits).",
+        ethical=(_APPEARANCE,),
+        headline_metrics=("val_accuracy", "test_accuracy", "test_fear_recall"),
+        suite_parameters={"limit": None, "epochs": 30, "compare_limit": 300}),
+]}
+
+
+def notebooks_dir() -> Path:
+    """The repository's ``notebooks/`` folder (``$FACELAB_NOTEBOOKS`` overrides)."""
+    value = os.environ.get("FACELAB_NOTEBOOKS")
+    return Path(value) if value else Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def resolve_audits(names: Sequence[str] | None = None) -> list[Path]:
+    """Notebook paths for audit names (``02``, ``02_verification_demographics`` or a
+    unique substring such as ``verification``); all notebooks when ``names`` is empty."""
+    available = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        return available
+    out = []
+    for name in names:
+        hits = [p for p in available if p.stem == name or p.stem.startswith(f"{name}_")
+                or name in p.stem]
+        if len(hits) != 1:
+            known = ", ".join(p.stem for p in available)
+            raise ValueError(f"audit {name!r} matches {len(hits)} notebooks; known: {known}")
+        out.append(hits[0])
+    return out
+
+
+#: Audits that must wait for others when audits run in parallel (04 reads the model 06
+#: trains).
+DEPENDS_ON: dict[str, tuple[str, ...]] = {"04_expression_fear": ("06_train_expression",)}
+
+
+def parameter_defaults(notebook: Path) -> dict[str, Any]:
+    """Literal values assigned in a notebook's ``parameters`` cell."""
+    import json
+
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
+    out: dict[str, Any] = {}
+    for cell in cells:
+        if "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        source = cell.get("source", "")
+        try:
+            tree = ast.parse("".join(source) if isinstance(source, list) else source)
+        except SyntaxError:
+            return out
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                    and isinstance(node.targets[0], ast.Name):
+                try:
+                    out[node.targets[0].id] = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+    return out

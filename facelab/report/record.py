@@ -1,0 +1,293 @@
+"""Audit run folders: what a notebook records, and everything needed to trust and repeat it.
+
+Inside a notebook, a :class:`Recorder` saves figures (PNG), tables (CSV) and metrics
+(``metrics.json``) into the run folder and glues them with scrapbook so tests can assert
+on recorded values. After the run, :func:`write_provenance` and :func:`write_model_card`
+complete the folder (see :mod:`facelab.report.runner`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from facelab.core.provenance import git_commit, manifest_hash
+
+__all__ = ["Recorder", "write_provenance", "write_model_card",
+           "to_jsonable", "new_run_id"]
+
+RECORD_FILE = "recorded.json"  # models and manifests a notebook used, for provenance
+
+
+def new_run_id(label: str) -> str:
+    """A sortable, unique run folder name: ``20261122-031500-<label>``."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{label}"
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert numpy/pandas values (and dataclasses with ``to_dict``) to JSON types;
+    NaN becomes ``None``."""
+    if isinstance(value, pd.DataFrame):
+        return [to_jsonable(r) for r in value.reset_index().to_dict(orient="records")]
+    if isinstance(value, pd.Series):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.bool_ | bool):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating | float):
+        return None if not math.isfinite(float(value)) else float(value)
+    if hasattr(value, "to_dict") and callable(value.to_dict):
+        return to_jsonable(value.to_dict())
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return to_jsonable(asdict(value))
+    if value is None or isinstance(value, str | int):
+        return value
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return str(value)
+
+
+
+class Recorder:
+    """Collects a notebook's outputs into its run folder.
+
+    Parameters
+    ----------
+    output_dir
+        The run folder (``results/<run-id>``); created if missing. ``None`` keeps
+        everything in memory (figures are still shown), for interactive exploration.
+    glue
+        Also record values with scrapbook (for tests that read executed notebooks).
+    """
+
+    def __init__(self, output_dir: str | os.PathLike | None, *, glue: bool = True):
+        self.output_dir = Path(output_dir) if output_dir else None
+        self.glue_enabled = glue
+        self.metrics: dict[str, Any] = {}
+        self.models: dict[str, dict] = {}
+        self.manifests: dict[str, dict] = {}
+        if self.output_dir:
+            (self.output_dir / "figures").mkdir(parents=True, exist_ok=True)
+            (self.output_dir / "tables").mkdir(parents=True, exist_ok=True)
+            existing = self.output_dir / "metrics.json"
+            if existing.exists():
+                self.metrics = json.loads(existing.read_text())
+
+    def _glue(self, name: str, value: Any, encoder: str = "json") -> None:
+        if not self.glue_enabled:
+            return
+        import scrapbook as sb
+
+        if isinstance(value, str):
+            encoder = "text"  # scrapbook's json encoder would try to parse a str as JSON
+        try:
+            sb.glue(name, value, encoder=encoder)
+        except Exception:  # noqa: BLE001 - outside a kernel there is nothing to glue to
+            pass
+
+    def metric(self, name: str, value: Any) -> Any:
+        """Record a number, dict or table under ``name`` in metrics.json (and glue it)."""
+        jsonable = to_jsonable(value)
+        self.metrics[name] = jsonable
+        self._glue(name, jsonable)
+        self._flush()
+        return value
+
+    def table(self, name: str, frame: pd.DataFrame, *, metric: bool = True) -> pd.DataFrame:
+        """Save a table as CSV and record it in metrics.json; returns it for display."""
+        if self.output_dir:
+            frame.to_csv(self.output_dir / "tables" / f"{name}.csv", index=True)
+        if metric:
+            self.metric(name, frame)
+        return frame
+
+    def figure(self, name: str, fig: Any, *, dpi: int = 110) -> None:
+        """Save a matplotlib figure as ``figures/<name>.png`` and show it (embedded as PNG,
+        so HTML exports carry it whatever the backend); the figure is then closed."""
+        import io
+
+        import matplotlib.pyplot as plt
+
+        fig = getattr(fig, "figure", fig)  # accept Axes too
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        png = buf.getvalue()
+        if self.output_dir:
+            path = self.output_dir / "figures" / f"{name}.png"
+            path.write_bytes(png)
+            self.metrics.setdefault("_figures", [])
+            if path.name not in self.metrics["_figures"]:
+                self.metrics["_figures"].append(path.name)
+            self._flush()
+        _display_png(png)
+        plt.close(fig)
+
+    def model(self, name: str, *, role: str | None = None, **details: Any) -> None:
+        """Note a model this audit used (for provenance and the model card)."""
+        from facelab.models.registry import model_spec, weights_checksums
+
+        spec = model_spec(name)
+        entry = {"kind": spec.kind, "description": spec.description, "package": spec.package,
+                 "weights": list(spec.weights), "licence": spec.licence,
+                 "output": spec.output, "role": role or spec.kind}
+        try:
+            entry["weights_sha256"] = weights_checksums(name)
+        except Exception as exc:  # noqa: BLE001 - record, never fail the audit for this
+            entry["weights_sha256"] = f"unavailable: {exc}"
+        entry.update(to_jsonable(details))
+        self.models[name] = entry
+        self._flush()
+
+    def manifest(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """Note a manifest this audit used: its hash and row count go into provenance."""
+        self.manifests[name] = {"rows": int(len(frame)), "sha256": manifest_hash(frame)}
+        self._flush()
+        return frame
+
+    def _flush(self) -> None:
+        if not self.output_dir:
+            return
+        _atomic_write(self.output_dir / "metrics.json", json.dumps(self.metrics, indent=2))
+        record = {"models": self.models, "manifests": self.manifests}
+        _atomic_write(self.output_dir / RECORD_FILE, json.dumps(record, indent=2))
+
+
+def _display_png(png: bytes) -> None:
+    """Show a PNG in the notebook whatever the matplotlib backend (agg under papermill)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(data=png, format="png"))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_provenance(run_dir: str | Path, *, notebook: str, parameters: Mapping[str, Any],
+                     started: dt.datetime, finished: dt.datetime, status: str,
+                     error: str | None = None, missing_data: str | None = None) -> dict:
+    """Write ``provenance.json``: parameters, git commit, package versions, model weight
+    checksums, manifest hashes, seed, start/end time and outcome (``status`` "ok",
+    "failed" with ``error``, or "needs data" with ``missing_data``: what was missing and
+    how to get it)."""
+    from facelab.core.provenance import package_versions
+
+    run_dir = Path(run_dir)
+    recorded = _read_json(run_dir / RECORD_FILE)
+    prov = {
+        "notebook": notebook,
+        "status": status,
+        "error": error,
+        "missing_data": missing_data,
+        "parameters": to_jsonable(dict(parameters)),
+        "seed": parameters.get("seed"),
+        "git_commit": git_commit(),
+        "started": started.isoformat(),
+        "finished": finished.isoformat(),
+        "wall_seconds": round((finished - started).total_seconds(), 2),
+        "packages": package_versions(),
+        "models": {k: {"weights_sha256": v.get("weights_sha256"), "package": v.get("package")}
+                   for k, v in recorded.get("models", {}).items()},
+        "manifests": recorded.get("manifests", {}),
+        "data_root": os.environ.get("FACELAB_DATA"),
+    }
+    _atomic_write(run_dir / "provenance.json", json.dumps(prov, indent=2))
+    return prov
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+MODEL_CARD_SECTIONS = (
+    "Model details", "Intended use", "Factors", "Metrics", "Evaluation data",
+    "Training data", "Quantitative analyses", "Ethical considerations",
+    "Caveats and recommendations",
+)
+
+
+def write_model_card(run_dir: str | Path, *, title: str, intended_use: str,
+                     factors: str, evaluation_data: str,
+                     ethical: Iterable[str] = (), caveats: Iterable[str] = (),
+                     headline_metrics: Iterable[str] = ()) -> Path:
+    """Write ``model_card.md`` (sections of Mitchell et al. 2019, "Model Cards for Model
+    Reporting") for the models a run audited, filled from what the run measured."""
+    run_dir = Path(run_dir)
+    recorded = _read_json(run_dir / RECORD_FILE)
+    metrics = _read_json(run_dir / "metrics.json")
+    prov = _read_json(run_dir / "provenance.json")
+    lines = [f"# Model card: {title}", "",
+             f"Generated by facelab from run `{run_dir.name}` "
+             f"(commit {prov.get('git_commit') or 'unknown'}). Numbers below were measured "
+             "in this run; see metrics.json and the executed notebook.", ""]
+    lines += ["## Model details", ""]
+    models = recorded.get("models", {})
+    if not models:
+        lines.append("No model was recorded by this run.")
+    for name, m in models.items():
+        lines.append(f"- **{name}** ({m.get('role')}): {m.get('description')}. Output: "
+                     f"{m.get('output')}. Weights: `{m.get('package')}` "
+                     f"{', '.join(m.get('weights', []))}; licence: {m.get('licence')}.")
+        if m.get("training_data"):
+            lines.append(f"  Training data: {m['training_data']}.")
+    lines += ["", "## Intended use", "", intended_use, "",
+              "## Factors", "", factors, "",
+              "## Metrics", "",
+              "Rates follow ISO/IEC 19795-1 (FMR, FNMR, FPIR, FNIR) for matching; accuracy, "
+              "per-class recall and error rates for classifiers. Every rate is reported with "
+              "its count and a 95% confidence interval (Wilson for proportions, subject-level "
+              "bootstrap where identities repeat); thresholds state how they were set.", "",
+              "## Evaluation data", "", evaluation_data, ""]
+    mans = recorded.get("manifests", {})
+    for name, m in mans.items():
+        lines.append(f"- `{name}`: {m['rows']} rows, sha256 {m['sha256'][:16]}...")
+    lines += ["", "## Training data", ""]
+    trained = [m["training_data"] for m in models.values() if m.get("training_data")]
+    lines.append("; ".join(trained) if trained else
+                 "Not documented by the weights' publishers beyond what the model list says; "
+                 "facelab did not train these models.")
+    lines += ["", "## Quantitative analyses", ""]
+    heads = list(headline_metrics)
+    for key in heads:
+        if key in metrics:
+            lines.append(f"- `{key}`: {_short(metrics[key])}")
+    figs = metrics.get("_figures", [])
+    if figs:
+        lines.append("")
+        lines += [f"![{f}](figures/{f})" for f in figs]
+    lines += ["", "## Ethical considerations", ""]
+    lines += [f"- {e}" for e in ethical] or ["- (none recorded)"]
+    lines += ["", "## Caveats and recommendations", ""]
+    lines += [f"- {c}" for c in caveats] or ["- (none recorded)"]
+    path = run_dir / "model_card.md"
+    _atomic_write(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _short(value: Any, limit: int = 400) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[:limit] + " ..."

