@@ -81,7 +81,7 @@ def _compare(a, b, where: str, problems: list[str]) -> None:
 def default_runs(tmp_path_factory, data_root):
     import papermill as pm
 
-    from facelab.audit import notebooks_dir
+    from facelab.report.audits import notebooks_dir
 
     out = tmp_path_factory.mktemp("default_runs")
     env = {"FACELAB_RESULTS": str(out / "results"), "MPLBACKEND": "agg",
