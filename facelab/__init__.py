@@ -1,12 +1,24 @@
 """facelab: an open, offline research suite for auditing face analysis.
 
-The public API is imported lazily, so ``import facelab`` is fast and a notebook pays only
-for the models it uses.
+The verbs (:func:`detect`, :func:`represent`, :func:`verify`, :func:`analyze`,
+:func:`search` / :func:`find`, :func:`extract`, :func:`load_dataset`, :func:`audit`) are
+documented one-liners in :mod:`facelab.api`; the classes and helpers come from the floor
+that owns them. Every public name is imported lazily, on first use, so ``import facelab``
+is fast and a notebook pays only for the models it uses.
+
+Example
+-------
+>>> import facelab
+>>> img = facelab.load_image("photo.jpg")           # (h, w, 3) uint8 RGB
+>>> faces = facelab.detect(img)                     # list of Face
+>>> rep = facelab.represent(img)                    # rep.embeddings: (n, 128) float32
+>>> facelab.verify("a.jpg", "b.jpg").same
 """
 
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 from typing import Any
 
 __version__ = "0.1.0"
@@ -23,19 +35,28 @@ _LAZY: dict[str, str] = {
     "model_spec": "facelab.models.registry",
     "ModelError": "facelab.models.registry",
     "data_root": "facelab.core.config",
-    "analyze": "facelab.extract.analysis",
+    # the verbs: facelab.api delegates each to the floor that owns it
+    "detect": "facelab.api",
+    "represent": "facelab.api",
+    "Representation": "facelab.api",
+    "verify": "facelab.api",
+    "analyze": "facelab.api",
+    "search": "facelab.api",
+    "find": "facelab.api",
+    "extract": "facelab.api",
+    "load_dataset": "facelab.api",
+    "audit": "facelab.api",
     "FaceAnalysis": "facelab.extract.analysis",
-    "verify": "facelab.match.verification",
+    "Verification": "facelab.match.verification",
+    "NoFaceError": "facelab.match.verification",
     "Gallery": "facelab.match.gallery",
     "threshold_at_fmr": "facelab.metrics.biometric",
     "fmr_at_threshold": "facelab.metrics.biometric",
-    "load_dataset": "facelab.data.datasets",
     "list_datasets": "facelab.data.datasets",
     "find_datasets": "facelab.data.datasets",
     "load_pairs": "facelab.data.datasets",
     "make_pairs": "facelab.data.protocols",
     "gallery_probe_split": "facelab.data.protocols",
-    "extract": "facelab.extract.pipeline",
     "stack_embeddings": "facelab.extract.pipeline",
 }
 
@@ -46,9 +67,13 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'facelab' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    mod = importlib.import_module(module)
+    # bind every public name of that module at once: importing facelab.api imports the
+    # floor facelab/extract/, which Python binds as ``facelab.extract`` over the verb
+    globals().update({n: getattr(mod, n) for n, m in _LAZY.items() if m == module})
+    if isinstance(globals().get("extract"), ModuleType):  # bound by another name's import
+        del globals()["extract"]
+    return globals()[name]
 
 
 def __dir__() -> list[str]:
