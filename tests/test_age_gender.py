@@ -144,3 +144,17 @@ def test_utkface_age(model, yunet, data_root):
     assert len(df) >= 0.98 * UTK_SAMPLE
     assert mae <= 8.0  # measured 6.03 on all 3,001 detected faces
     assert 0.70 <= coverage <= 0.90
+
+
+def test_predict_batch_across_images_matches_per_image(model, yunet, astronaut):
+    """``batch_images=True`` runs the faces of several images in one call: same genders,
+    probabilities and ages as the per-image calls (to float rounding)."""
+    images = [np.ascontiguousarray(im) for im in
+              (astronaut, astronaut[:, ::-1], astronaut[40:, 30:])]
+    faces = [yunet.detect(im) for im in images]
+    batched = create_model("age-gender", batch_images=True).predict_batch(images, faces)
+    per_image = model.predict_batch(images, faces)
+    assert len(batched) == len(per_image) == 3
+    for b, p, im, fs in zip(batched, per_image, images, faces, strict=True):
+        pd.testing.assert_frame_equal(p, model.predict(im, fs))  # default: per image
+        pd.testing.assert_frame_equal(b, p, check_exact=False, rtol=1e-6)

@@ -79,17 +79,24 @@ class AgeGender:
         :func:`age_band`).
     batch_size
         Faces per onnxruntime call.
+    batch_images
+        ``True``: :meth:`predict_batch` runs the faces of all its images together (fewer,
+        larger onnxruntime calls; outputs differ from the per-image calls in the last
+        float32 bits, about 1e-7 relative, so it is an option with its own cache key).
+        ``False`` (default): one call per image, as :meth:`predict`.
     """
 
     name = "age-gender"
     labels = ("female", "male")
 
-    def __init__(self, age_coverage: float = 0.8, batch_size: int = 64):
+    def __init__(self, age_coverage: float = 0.8, batch_size: int = 64,
+                 batch_images: bool = False):
         if age_coverage not in AGE_BAND_LEVELS:
             raise ValueError(f"age_coverage must be one of {sorted(AGE_BAND_LEVELS)}, "
                              f"got {age_coverage!r}")
         self.age_coverage = float(age_coverage)
         self.batch_size = int(batch_size)
+        self.batch_images = bool(batch_images)
         manifest = json.loads(package_file(PACKAGE, MANIFEST_FILE).read_text())
         self.manifest_ = manifest
         models = manifest["models"]
@@ -168,6 +175,24 @@ class AgeGender:
         """
         c = self.chips(image, faces)
         return self.predict_chips(c["gender"], c["age"])
+
+    def predict_batch(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]
+                      ) -> list[pd.DataFrame]:
+        """:meth:`predict` for several images; with ``batch_images`` the faces of all of
+        them run together (one onnxruntime call per task and ``batch_size`` faces)."""
+        if not self.batch_images:
+            return [self.predict(im, fs) for im, fs in zip(images, faces, strict=True)]
+        chips = [self.chips(im, fs) for im, fs in zip(images, faces, strict=True)]
+        if not chips:
+            return []
+        table = self.predict_chips(np.concatenate([c["gender"] for c in chips]),
+                                   np.concatenate([c["age"] for c in chips]))
+        out, start = [], 0
+        for c in chips:
+            n = len(c["gender"])
+            out.append(table.iloc[start:start + n].reset_index(drop=True))
+            start += n
+        return out
 
 
 @register_model(
