@@ -200,10 +200,10 @@ def _score_matrix(seed: int, n_gallery: int = 60) -> pd.DataFrame:
 def test_identification_by_gallery_size_grows_and_is_seeded():
     scores = _score_matrix(3)
     a = identification_by_gallery_size(
-        scores, gallery_sizes=[1, 10, 60], threshold=1.5, n_repeats=5, random_state=7
+        scores, gallery_sizes=[1, 10, 60], threshold=1.5, n_repeats=5, seed=7
     )
     b = identification_by_gallery_size(
-        scores, gallery_sizes=[1, 10, 60], threshold=1.5, n_repeats=5, random_state=7
+        scores, gallery_sizes=[1, 10, 60], threshold=1.5, n_repeats=5, seed=7
     )
     pd.testing.assert_frame_equal(a, b)
     assert a["fpir"].is_monotonic_increasing

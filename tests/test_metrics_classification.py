@@ -105,9 +105,9 @@ def test_agreement_kappa_by_group_and_seed():
                        "subject": rng.integers(0, 60, n)})
     assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b))
     r1 = agreement_by_group(df, a="a", b="b", by="g", subject="subject", n_boot=100,
-                            random_state=4)
+                            seed=4)
     r2 = agreement_by_group(df, a="a", b="b", by="g", subject="subject", n_boot=100,
-                            random_state=4)
+                            seed=4)
     pd.testing.assert_frame_equal(r1.by_group, r2.by_group)
     sub = df[df["g"] == "y"]
     assert r1.by_group.loc["y", "value"] == pytest.approx(cohen_kappa_score(sub["a"], sub["b"]))

@@ -61,9 +61,9 @@ def test_rate_by_group_rejects_non_boolean_and_missing():
 
 def test_mean_by_group_exact_and_seeded():
     kw = dict(value="abs_err", by="race", n_boot=300, min_count=1)
-    a = mean_by_group(_toy(), random_state=5, **kw)
-    b = mean_by_group(_toy(), random_state=5, **kw)
-    c = mean_by_group(_toy(), random_state=6, **kw)
+    a = mean_by_group(_toy(), seed=5, **kw)
+    b = mean_by_group(_toy(), seed=5, **kw)
+    c = mean_by_group(_toy(), seed=6, **kw)
     assert a.by_group["value"].tolist() == [22 / 6, 1.0]
     pd.testing.assert_frame_equal(a.by_group, b.by_group)
     assert not a.by_group["ci_low"].equals(c.by_group["ci_low"])
@@ -79,8 +79,8 @@ def test_disaggregate_uses_metricframe_values_and_seeds():
     p = np.where(rng.random(n) < 0.8, y, 1 - y)
     subj = rng.integers(0, 80, n)
     kw = dict(metric=accuracy_score, sensitive_features=feats, subjects=subj, n_boot=100)
-    a = disaggregate(y, p, random_state=1, **kw)
-    b = disaggregate(y, p, random_state=1, **kw)
+    a = disaggregate(y, p, seed=1, **kw)
+    b = disaggregate(y, p, seed=1, **kw)
     pd.testing.assert_frame_equal(a.by_group, b.by_group)
     mask = (feats["race"] == "B") & (feats["gender"] == "M")
     assert a.by_group.loc[("B", "M"), "value"] == accuracy_score(y[mask], p[mask])
@@ -105,7 +105,7 @@ def test_subject_bootstrap_coverage_by_simulation():
     for s in range(sims):
         df = _clustered(rng)
         boot = rate_by_group(df, event="event", by="g", subject="subject", n_boot=300,
-                             random_state=s).overall
+                             seed=s).overall
         boot_cover += boot["ci_low"] <= true_rate <= boot["ci_high"]
         low, high = binomial_ci(int(df["event"].sum()), len(df))  # rows as independent
         wilson_cover += low <= true_rate <= high
@@ -169,8 +169,8 @@ def test_demographic_differentials_consistent_with_direct_computation():
 
 def test_demographic_differentials_seeded_and_errors():
     pairs = _pairs(1)
-    a = demographic_differentials(pairs, target_fmr=1e-2, random_state=3)
-    b = demographic_differentials(pairs, target_fmr=1e-2, random_state=3)
+    a = demographic_differentials(pairs, target_fmr=1e-2, seed=3)
+    b = demographic_differentials(pairs, target_fmr=1e-2, seed=3)
     pd.testing.assert_frame_equal(a.by_group, b.by_group)
     assert a.reference == "everyone"
     with pytest.raises(ValueError, match="exactly one"):

@@ -543,7 +543,7 @@ def identification_by_gallery_size(
     threshold: float | ThresholdChoice,
     rank: int = 1,
     n_repeats: int = 10,
-    random_state: int | None = 0,
+    seed: int | None = 0,
     confidence: float = 0.95,
 ) -> pd.DataFrame:
     """FPIR and FNIR as functions of gallery size N, by seeded gallery subsampling.
@@ -561,7 +561,7 @@ def identification_by_gallery_size(
     threshold, rank
         Operating point for FPIR (threshold) and FNIR (threshold and rank).
     n_repeats : int
-        Independent gallery draws per N (seeded with ``random_state``).
+        Independent gallery draws per N (seeded with ``seed``).
 
     Returns
     -------
@@ -586,7 +586,7 @@ def identification_by_gallery_size(
     probe_codes = pd.factorize(df["probe"])[0]
     is_mate = df["is_mate"].to_numpy()
     score = df["score"].to_numpy(dtype=float)
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     alpha = (1 - confidence) / 2
     rows = []
     for size in gallery_sizes:

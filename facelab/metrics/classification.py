@@ -145,13 +145,13 @@ def accuracy_by_group(
     min_count: int = DEFAULT_MIN_COUNT,
     n_boot: int = 1000,
     confidence: float = 0.95,
-    random_state: int | None = 0,
+    seed: int | None = 0,
 ) -> GroupedMetric:
     """Accuracy per group cell (see :func:`facelab.metrics.groups.rate_by_group`)."""
     df = data.assign(_correct=data[true].to_numpy() == data[pred].to_numpy())
     return rate_by_group(
         df, event="_correct", by=by, subject=subject, name="accuracy", interval=interval,
-        min_count=min_count, n_boot=n_boot, confidence=confidence, random_state=random_state,
+        min_count=min_count, n_boot=n_boot, confidence=confidence, seed=seed,
     )
 
 
@@ -167,7 +167,7 @@ def label_rate_by_group(
     min_count: int = DEFAULT_MIN_COUNT,
     n_boot: int = 1000,
     confidence: float = 0.95,
-    random_state: int | None = 0,
+    seed: int | None = 0,
 ) -> GroupedMetric:
     """How often faces labelled otherwise are given ``label`` (fear by default), per group.
 
@@ -179,7 +179,7 @@ def label_rate_by_group(
     return rate_by_group(
         df, event="_given", by=by, subject=subject, name=f"rate of '{label}' given to others",
         interval=interval, min_count=min_count, n_boot=n_boot, confidence=confidence,
-        random_state=random_state,
+        seed=seed,
     )
 
 
@@ -282,7 +282,7 @@ def agreement_by_group(
     min_count: int = DEFAULT_MIN_COUNT,
     n_boot: int = 500,
     confidence: float = 0.95,
-    random_state: int | None = 0,
+    seed: int | None = 0,
 ) -> GroupedMetric:
     """Cohen's kappa between label columns ``a`` and ``b`` per group (fairlearn
     ``MetricFrame``), with a seeded bootstrap interval (over subjects when given)."""
@@ -292,7 +292,7 @@ def agreement_by_group(
         sensitive_features=data[by_cols].reset_index(drop=True),
         subjects=None if subject is None else data[subject].to_numpy(),
         name="Cohen's kappa", min_count=min_count, n_boot=n_boot, confidence=confidence,
-        random_state=random_state,
+        seed=seed,
     )
 
 
@@ -337,12 +337,12 @@ def age_mae_by_group(
     min_count: int = DEFAULT_MIN_COUNT,
     n_boot: int = 1000,
     confidence: float = 0.95,
-    random_state: int | None = 0,
+    seed: int | None = 0,
 ) -> GroupedMetric:
     """Mean absolute age error per group with a seeded bootstrap interval (see
     :func:`age_error` for binned truths). Rows without a prediction are left out."""
     df = data.assign(_abs_error=age_error(data[true].to_numpy(), data[pred].to_numpy()))
     return mean_by_group(
         df, value="_abs_error", by=by, subject=subject, name="age MAE (years)",
-        min_count=min_count, n_boot=n_boot, confidence=confidence, random_state=random_state,
+        min_count=min_count, n_boot=n_boot, confidence=confidence, seed=seed,
     )

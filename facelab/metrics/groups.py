@@ -166,10 +166,10 @@ def _bool_column(data: pd.DataFrame, col: str) -> np.ndarray:
     return values.to_numpy().astype(bool)
 
 
-def _cell_rng(random_state: int | None, i: int) -> np.random.Generator:
-    """An independent, reproducible generator per cell."""
-    seed = 0 if random_state is None else int(random_state)
-    return np.random.default_rng([seed, i])
+def _cell_rng(seed: int | None, i: int) -> np.random.Generator:
+    """An independent generator per cell: reproducible from ``(seed, i)``; ``seed=None``
+    draws fresh entropy from the operating system (reruns differ)."""
+    return np.random.default_rng(None if seed is None else [int(seed), i])
 
 
 def _cluster_mean_ci(
@@ -280,7 +280,7 @@ def rate_by_group(
     min_events: int = 5,
     n_boot: int = 1000,
     confidence: float = 0.95,
-    random_state: int | None = 0,
+    seed: int | None = 0,
 ) -> GroupedMetric:
     """A rate per group cell: the share of rows where boolean column ``event`` is True.
 
@@ -300,7 +300,7 @@ def rate_by_group(
         on the number of subjects.
     min_count : int
         Cells with fewer rows are flagged ``small_cell`` and left out of disparities.
-    n_boot, confidence, random_state
+    n_boot, confidence, seed
         Bootstrap resamples, interval coverage and seed (same seed, same intervals).
     """
     if interval not in _INTERVALS:
@@ -317,11 +317,11 @@ def rate_by_group(
             _rate_row(
                 events_all[idx],
                 None if subj_all is None else subj_all[idx],
-                rng=_cell_rng(random_state, i + 1),
+                rng=_cell_rng(seed, i + 1),
                 **opts,
             )
         )
-    overall = _rate_row(events_all, subj_all, rng=_cell_rng(random_state, 0), **opts)
+    overall = _rate_row(events_all, subj_all, rng=_cell_rng(seed, 0), **opts)
     return _finish(name or event, rows, keys, by_cols, overall, min_count, confidence)
 
 
@@ -335,7 +335,7 @@ def mean_by_group(
     min_count: int = DEFAULT_MIN_COUNT,
     n_boot: int = 1000,
     confidence: float = 0.95,
-    random_state: int | None = 0,
+    seed: int | None = 0,
 ) -> GroupedMetric:
     """The mean of numeric column ``value`` per cell (e.g. absolute age error), with a
     seeded bootstrap interval (over subjects when ``subject`` is given). Rows with a
@@ -363,8 +363,8 @@ def mean_by_group(
     rows, keys = [], []
     for i, (key, idx) in enumerate(_groups(data, by_cols).indices.items()):
         keys.append(key if isinstance(key, tuple) else (key,))
-        rows.append(row(idx, _cell_rng(random_state, i + 1)))
-    overall = row(slice(None), _cell_rng(random_state, 0))
+        rows.append(row(idx, _cell_rng(seed, i + 1)))
+    overall = row(slice(None), _cell_rng(seed, 0))
     return _finish(name or f"mean {value}", rows, keys, by_cols, overall, min_count, confidence)
 
 
@@ -379,7 +379,7 @@ def disaggregate(
     min_count: int = DEFAULT_MIN_COUNT,
     n_boot: int = 500,
     confidence: float = 0.95,
-    random_state: int | None = 0,
+    seed: int | None = 0,
 ) -> GroupedMetric:
     """Any ``metric(y_true, y_pred)`` per cell (fairlearn ``MetricFrame``), with intervals.
 
@@ -415,7 +415,7 @@ def disaggregate(
 
         low, high = bootstrap_ci(
             stat, len(idx), clusters=subj, n_boot=n_boot, confidence=confidence,
-            random_state=rng,
+            seed=rng,
         )
         out: dict[str, Any] = {"value": float(value), "n": int(len(idx))}
         if subj is not None:
@@ -429,8 +429,8 @@ def disaggregate(
         k = key if isinstance(key, tuple) else (key,)
         keys.append(k)
         value = by_group.loc[k if len(k) > 1 else k[0]]
-        rows.append(row(idx, value, _cell_rng(random_state, i + 1)))
-    overall = row(np.arange(len(feats)), mf.overall, _cell_rng(random_state, 0))
+        rows.append(row(idx, value, _cell_rng(seed, i + 1)))
+    overall = row(np.arange(len(feats)), mf.overall, _cell_rng(seed, 0))
     label = name or getattr(metric, "__name__", "metric")
     return _finish(label, rows, keys, by_cols, overall, min_count, confidence)
 
@@ -491,7 +491,7 @@ def demographic_differentials(
     min_count: int = DEFAULT_MIN_COUNT,
     n_boot: int = 1000,
     confidence: float = 0.95,
-    random_state: int | None = 0,
+    seed: int | None = 0,
 ) -> Differentials:
     """FMR and FNMR by group at one global threshold, and the cross-group FMR matrix.
 
@@ -562,7 +562,7 @@ def demographic_differentials(
     subj = "subject_a" if has_subj else None
     opts = dict(
         subject=subj, interval=interval, min_count=min_count, n_boot=n_boot,
-        confidence=confidence, random_state=random_state,
+        confidence=confidence, seed=seed,
     )
     sg = df[~df["same"] & (df["group_a"] == df["group_b"])]
     fmr = rate_by_group(sg.rename(columns={"group_a": "group"}), event="false_match",

@@ -181,17 +181,17 @@ def bootstrap_ci(
     clusters: Sequence[Any] | np.ndarray | pd.Series | None = None,
     n_boot: int = 1000,
     confidence: float = 0.95,
-    random_state: int | np.random.Generator | None = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic(row_indices)``.
 
     ``statistic`` receives an integer index array into the data (one resample) and returns
     a number. With ``clusters`` the resampling unit is the cluster (subject), not the row.
     Resamples on which the statistic is undefined (NaN) are dropped. Seeded: the same
-    ``random_state`` gives the same interval.
+    ``seed`` gives the same interval.
     """
     _check_confidence(confidence)
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     values = np.empty(n_boot)
     for b in range(n_boot):
         values[b] = statistic(cluster_bootstrap_indices(clusters, n_rows, rng))

@@ -124,7 +124,7 @@ def acquisition_summary(preds: pd.DataFrame) -> pd.DataFrame:
 
 
 def gender_error_by_group(preds: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
-                          min_count: int = DEFAULT_MIN_COUNT, random_state: int = 0
+                          min_count: int = DEFAULT_MIN_COUNT, seed: int = 0
                           ) -> dict[str, GroupedMetric]:
     """Gender classification error rate per dataset and group cell (count, n, Wilson 95%
     CI, small-cell flag), as ``{dataset: GroupedMetric}`` (see
@@ -143,7 +143,7 @@ def gender_error_by_group(preds: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
     for ds, block in ev.groupby("dataset", sort=False):
         out[ds] = rate_by_group(block, event="gender_error", by=list(by),
                                 name="gender error", min_count=min_count,
-                                random_state=random_state)
+                                seed=seed)
     return out
 
 
@@ -251,7 +251,7 @@ def error_direction(preds: pd.DataFrame, *, by: Sequence[str] = ("race",)) -> pd
 
 
 def age_error_by_group(preds: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
-                       min_count: int = DEFAULT_MIN_COUNT, random_state: int = 0
+                       min_count: int = DEFAULT_MIN_COUNT, seed: int = 0
                        ) -> dict[str, GroupedMetric]:
     """Mean absolute age error per dataset and group with a seeded bootstrap 95% CI.
 
@@ -273,7 +273,7 @@ def age_error_by_group(preds: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
             continue
         block = block.assign(_truth=block[truth].astype(object))
         gm = age_mae_by_group(block, true="_truth", pred="pred_age", by=list(by),
-                              min_count=min_count, random_state=random_state)
+                              min_count=min_count, seed=seed)
         out[ds] = GroupedMetric(name=f"age MAE (years; truth: {truth})", by_group=gm.by_group,
                                 overall=gm.overall, min_count=gm.min_count,
                                 confidence=gm.confidence, notes=(f"truth column {truth}",))

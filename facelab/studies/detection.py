@@ -255,7 +255,7 @@ def _grouped_long(gm: GroupedMetric, keys: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def fta_by_group(records: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
-                 min_count: int = DEFAULT_MIN_COUNT, random_state: int = 0
+                 min_count: int = DEFAULT_MIN_COUNT, seed: int = 0
                  ) -> pd.DataFrame:
     """FTA rate per (dataset, detector) and group cell, with count, n, Wilson 95% CI and
     the small-cell flag (:func:`facelab.metrics.groups.rate_by_group`; images are
@@ -263,13 +263,13 @@ def fta_by_group(records: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
     out = []
     for (ds, det), block in records.groupby(["dataset", "detector"], sort=False):
         gm = rate_by_group(block, event="fta", by=list(by), name="FTA", min_count=min_count,
-                           random_state=random_state)
+                           seed=seed)
         out.append(_grouped_long(gm, {"dataset": ds, "detector": det}))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
 def fta_summary(records: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
-                min_count: int = DEFAULT_MIN_COUNT, random_state: int = 0) -> pd.DataFrame:
+                min_count: int = DEFAULT_MIN_COUNT, seed: int = 0) -> pd.DataFrame:
     """One row per (dataset, detector): overall FTA with count, n and Wilson CI, and the
     spread over group cells that are not small (``n >= min_count``): worst and best cell,
     their rates, ``ratio`` (worst / best; inf when the best is 0, NaN when both are 0),
@@ -277,7 +277,7 @@ def fta_summary(records: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
     rows = []
     for (ds, det), block in records.groupby(["dataset", "detector"], sort=False):
         gm = rate_by_group(block, event="fta", by=list(by), name="FTA", min_count=min_count,
-                           random_state=random_state)
+                           seed=seed)
         ov, disp = gm.overall, gm.disparities()
         rows.append({
             "dataset": ds, "detector": det, "n": int(ov["n"]), "fta_count": int(ov["count"]),

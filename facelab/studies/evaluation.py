@@ -337,9 +337,9 @@ def lfw_view2(model: str = "sface", *, detector: str = "yunet",
         return _tar_at(ss, g, target_fmr)[0]
 
     auc_ci = bootstrap_ci(auc_stat, len(s), clusters=clusters, n_boot=n_boot,
-                          random_state=seed)
+                          seed=seed)
     tar_ci = bootstrap_ci(tar_stat, len(s), clusters=clusters, n_boot=n_boot,
-                          random_state=seed + 1)
+                          seed=seed + 1)
     return LFWResult(
         model=model, detector=detector, accuracy=acc, auc=auc, auc_ci=auc_ci, tar=tar,
         tar_ci=tar_ci, tar_threshold=choice, target_fmr=target_fmr, failures=failures,

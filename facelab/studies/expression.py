@@ -59,7 +59,7 @@ def with_demographics(predictions: pd.DataFrame, datasets: Sequence) -> pd.DataF
 def false_label_rate(predictions: pd.DataFrame, *, label: str = "fear",
                      by: Sequence[str] = ("race", "gender"), min_count: int = 20,
                      true_labels: Sequence[str] | None = None,
-                     random_state: int = 0) -> dict[str, GroupedMetric]:
+                     seed: int = 0) -> dict[str, GroupedMetric]:
     """Per model: how often faces labelled otherwise (or only ``true_labels``, e.g.
     ``["neutral"]``) are given ``label``, by ``by`` groups, with intervals (subjects are
     resampled where known). Only evaluated rows with all ``by`` labels are used."""
@@ -73,13 +73,13 @@ def false_label_rate(predictions: pd.DataFrame, *, label: str = "fear",
         subject = "subject" if block["subject"].notna().all() else None
         out[model] = label_rate_by_group(block, true="true", pred="pred", by=list(by),
                                          label=label, subject=subject, min_count=min_count,
-                                         random_state=random_state)
+                                         seed=seed)
     return out
 
 
 def pairwise_agreement(predictions: pd.DataFrame, a: str, b: str, *,
                        by: Sequence[str] = ("test_dataset",), min_count: int = 20,
-                       random_state: int = 0) -> GroupedMetric:
+                       seed: int = 0) -> GroupedMetric:
     """Cohen's kappa between models ``a`` and ``b`` on the images both evaluated, by group."""
     keys = ["test_dataset", "file"]
     cols = keys + [c for c in by if c not in keys]
@@ -88,4 +88,4 @@ def pairwise_agreement(predictions: pd.DataFrame, a: str, b: str, *,
     both = left[cols + ["pred"]].merge(right[keys + ["pred"]], on=keys, suffixes=("_a", "_b"))
     both = both.dropna(subset=list(by))
     return agreement_by_group(both, a="pred_a", b="pred_b", by=list(by), min_count=min_count,
-                              random_state=random_state)
+                              seed=seed)

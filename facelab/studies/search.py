@@ -538,7 +538,7 @@ def fpir_by_gallery_size(run: SearchRun, thresholds: Mapping[str, ThresholdChoic
             per = expected_fpir(s, t, n)
             low, high = bootstrap_ci(lambda idx, per=per: float(per[idx].mean()), len(per),
                                      n_boot=n_boot, confidence=confidence,
-                                     random_state=seed + i)
+                                     seed=seed + i)
             fmr = choice.achieved_fmr
             out.append({"operating_point": name, "threshold": t, "gallery_size": int(n),
                         "fpir": float(per.mean()), "ci_low": low, "ci_high": high,

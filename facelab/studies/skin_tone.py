@@ -142,7 +142,7 @@ def stability_summary(images: pd.DataFrame, *, seed: int = 0, n_boot: int = 1000
         agree = float(same.sum() / total.sum()) if n else math.nan
         p_l = float((measured["skin_tone"] == "lighter").mean()) if len(measured) else math.nan
         pl, ph = (bootstrap_ci(lambda i, s=same, t=total: s[i].sum() / t[i].sum(), n, n_boot=n_boot,
-                               random_state=seed) if n else (math.nan, math.nan))
+                               seed=seed) if n else (math.nan, math.nan))
         rows.append({
             "dataset": ds, "images": len(block), "images_measured": len(measured),
             "people_sampled": people_all, "people": n,

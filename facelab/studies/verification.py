@@ -326,7 +326,7 @@ def group_rates(scored: pd.DataFrame, threshold: float | ThresholdChoice, *,
         diff = demographic_differentials(
             part[["score", "same", "group_a", "group_b", "subject_a"]], threshold=t,
             reference_group=ref, min_count=min_count, n_boot=n_boot,
-            random_state=seed + 1000 * i)
+            seed=seed + 1000 * i)
         for rate, gm in (("fmr", diff.fmr), ("fnmr", diff.fnmr)):
             if gm is None:
                 continue
@@ -407,7 +407,7 @@ def fmr_by_attribute(scored: pd.DataFrame, threshold: float | ThresholdChoice,
     frames = []
     for i, (source, part) in enumerate(within.groupby("source", sort=True)):
         gm = rate_by_group(part, event="false_match", by="attr", subject="subject_a",
-                           name="FMR", n_boot=n_boot, random_state=seed + 7 * i)
+                           name="FMR", n_boot=n_boot, seed=seed + 7 * i)
         bg = gm.by_group.reset_index().rename(columns={"value": "fmr", "attr": column})
         low = bg["fmr"].min()
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -434,13 +434,13 @@ def fnmr_overall(scored: pd.DataFrame, threshold: float | ThresholdChoice, *,
     for i, (source, part) in enumerate(scored[scored["kind"] == GENUINE].groupby("source")):
         gen = part.assign(false_nonmatch=part["score"] < t, group=source)
         gm = rate_by_group(gen, event="false_nonmatch", by="group", subject="subject_a",
-                           name="FNMR", n_boot=n_boot, random_state=seed + i)
+                           name="FNMR", n_boot=n_boot, seed=seed + i)
         rows.append({"source": source, "rate": "FNMR", **gm.overall.to_dict()})
         imp = scored[(scored["kind"] == IMPOSTOR_UNLABELLED) & (scored["source"] == source)]
         if len(imp):
             imp = imp.assign(false_match=imp["score"] >= t, group=source)
             gm = rate_by_group(imp, event="false_match", by="group", subject="subject_a",
-                               name="FMR", n_boot=n_boot, random_state=seed + i)
+                               name="FMR", n_boot=n_boot, seed=seed + i)
             rows.append({"source": source, "rate": "FMR", **gm.overall.to_dict()})
     out = pd.DataFrame(rows)
     if len(out):
