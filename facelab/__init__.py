@@ -6,8 +6,8 @@ documented one-liners in :mod:`facelab.api`; the classes and helpers come from t
 that owns them. Every public name is imported lazily, on first use, so ``import facelab``
 is fast and a notebook pays only for the models it uses.
 
-Example
--------
+Examples
+--------
 >>> import facelab
 >>> img = facelab.load_image("photo.jpg")           # (h, w, 3) uint8 RGB
 >>> faces = facelab.detect(img)                     # list of Face

@@ -11,8 +11,8 @@ is defined here with its full documentation and hands the work to the floor that
 ``import facelab`` does not import this module; the first use of a verb does
 (``facelab/__init__.py`` resolves names lazily).
 
-Example
--------
+Examples
+--------
 >>> import facelab
 >>> from skimage import data
 >>> img = data.astronaut()
@@ -105,8 +105,8 @@ def detect(image: ImageSource, *, detector: Any = "yunet",
     facelab.models.registry.ModelError
         For an unknown detector name.
 
-    Example
-    -------
+    Examples
+    --------
     >>> faces = facelab.detect(skimage.data.astronaut())
     >>> len(faces), faces[0].box.round()        # doctest: +SKIP
     (1, array([170.,  46., 277., 183.], dtype=float32))
@@ -148,8 +148,8 @@ def represent(image: ImageSource, faces: Sequence[Face] | None = None, *,
     facelab.models.registry.ModelError
         For an unknown model or detector name.
 
-    Example
-    -------
+    Examples
+    --------
     >>> rep = facelab.represent(skimage.data.astronaut())
     >>> rep.embeddings.shape, rep.embeddings.dtype
     ((1, 128), dtype('float32'))
@@ -196,8 +196,8 @@ def verify(a: Any, b: Any, *, model: Any = "sface", detector: Any = "yunet",
         For both ``threshold`` and ``target_fmr``, or an embedding of the wrong size, NaN,
         infinite or all zeros.
 
-    Example
-    -------
+    Examples
+    --------
     >>> facelab.verify("a.jpg", "b.jpg", target_fmr=1e-3, reference=impostor_scores)
     """
     return _verification.verify(a, b, model=model, detector=detector, threshold=threshold,
@@ -232,8 +232,8 @@ def analyze(image: ImageSource, *, detector: Any = "yunet",
     facelab.core.io.ImageError
         When the image cannot be read.
 
-    Example
-    -------
+    Examples
+    --------
     >>> [f.top_emotion for f in facelab.analyze("group.jpg")]
     """
     return _analysis.analyze(image, detector=detector, expression=expression,
@@ -272,8 +272,8 @@ def search(probes: Any, gallery: Gallery | str | os.PathLike, k: int = 5, *,
     OSError
         When a gallery path cannot be read.
 
-    Example
-    -------
+    Examples
+    --------
     >>> g = facelab.Gallery(); g.enrol(["ann1.jpg", "bob1.jpg"], ["ann", "bob"])
     >>> facelab.search(["ann2.jpg"], g, k=1)
     """
@@ -312,8 +312,8 @@ def extract(manifest: pd.DataFrame | Sequence[str | os.PathLike] | str | os.Path
     ValueError
         For an unknown head, engine or face policy.
 
-    Example
-    -------
+    Examples
+    --------
     >>> feats = facelab.extract(facelab.load_dataset("lfw").head(100))
     """
     return _pipeline.extract(manifest, **options)
@@ -349,8 +349,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None,
     facelab.data.datasets.DatasetNotFoundError (a FileNotFoundError)
         When the dataset folder is missing (the message says where to get it).
 
-    Example
-    -------
+    Examples
+    --------
     >>> facelab.load_dataset("lfw").subject.nunique()
     5749
     """
@@ -384,8 +384,8 @@ def audit(name: str, parameters: Mapping[str, Any] | None = None, *,
     papermill.PapermillExecutionError
         When the notebook fails (its executed copy and provenance are still written).
 
-    Example
-    -------
+    Examples
+    --------
     >>> run = facelab.audit("00_tour", {"limit": 20})
     >>> (run / "metrics.json").exists()
     True

@@ -44,7 +44,7 @@ def test_verbs_are_the_facade_and_documented():
         fn = getattr(facelab, verb)
         assert fn.__module__ == "facelab.api", verb
         doc = fn.__doc__ or ""
-        for section in ("Parameters\n", "Returns\n", "Raises\n", "Example\n"):
+        for section in ("Parameters\n", "Returns\n", "Raises\n", "Examples\n"):
             assert section in doc, (verb, section)
     assert facelab.find is facelab.search
     importlib.import_module("facelab.extract.cache")  # the floor facelab/extract/

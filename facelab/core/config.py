@@ -15,6 +15,16 @@ class DataRootError(FileNotFoundError):
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The folder holding the datasets: ``root`` if given, else ``$FACELAB_DATA``.
 
+    Parameters
+    ----------
+    root : str or os.PathLike, optional
+        The data root; ``None`` reads the environment variable ``FACELAB_DATA``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder, absolute, with ``~`` expanded.
+
     Raises
     ------
     DataRootError
@@ -32,12 +42,24 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def cache_dir() -> Path:
-    """Feature cache folder: ``$FACELAB_CACHE`` or ``~/.cache/facelab``."""
+    """Feature cache folder: ``$FACELAB_CACHE`` or ``~/.cache/facelab``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (not created here; it may not exist yet).
+    """
     value = os.environ.get("FACELAB_CACHE")
     path = Path(value).expanduser() if value else Path.home() / ".cache" / "facelab"
     return path
 
 
 def results_dir() -> Path:
-    """Where audit runs and trained models go: ``$FACELAB_RESULTS`` or ``./results``."""
+    """Where audit runs and trained models go: ``$FACELAB_RESULTS`` or ``./results``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder, relative to the working directory unless the variable is absolute.
+    """
     return Path(os.environ.get("FACELAB_RESULTS", "results")).expanduser()

@@ -37,7 +37,18 @@ class ImageError(ValueError):
 
 
 def set_max_pixels(limit: int) -> None:
-    """Set the default decompression-bomb limit (pixels) for :func:`load_image`."""
+    """Set the default decompression-bomb limit (pixels) for :func:`load_image`.
+
+    Parameters
+    ----------
+    limit : int
+        Largest accepted image size in pixels (width x height), e.g. ``50_000_000``.
+
+    Raises
+    ------
+    ValueError
+        If ``limit`` is not positive.
+    """
     global MAX_PIXELS
     if limit <= 0:
         raise ValueError("max_pixels must be positive")
@@ -45,7 +56,19 @@ def set_max_pixels(limit: int) -> None:
 
 
 def describe_source(source: Any) -> str:
-    """A short human-readable name for an image source, used in error messages."""
+    """A short human-readable name for an image source, used in error messages.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, bytes, PIL.Image.Image, numpy.ndarray or any
+        The image source as given to :func:`load_image`.
+
+    Returns
+    -------
+    str
+        The path, or ``<N bytes>``, ``<PIL image MODE WxH>``, ``<array DTYPE SHAPE>``, or
+        ``<TYPE>``.
+    """
     if isinstance(source, str | os.PathLike):
         return str(source)
     if isinstance(source, bytes | bytearray | memoryview):

