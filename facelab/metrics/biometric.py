@@ -226,6 +226,28 @@ def fmr_at_threshold(
     conservative one). It treats comparisons as independent; when one person appears in
     many comparisons use :func:`facelab.metrics.groups.rate_by_group` with a subject
     column for a subject bootstrap.
+
+    Parameters
+    ----------
+    impostor_scores : array-like
+        ``(n,)`` finite similarities of non-mated comparisons.
+    threshold : float or ThresholdChoice
+        Similarity threshold; ``score >= threshold`` is a match.
+    confidence : float
+        Interval coverage, strictly between 0 and 1 (default 0.95).
+    method : {"wilson", "clopper-pearson"}
+        Binomial interval (:func:`facelab.metrics.intervals.binomial_ci`).
+
+    Returns
+    -------
+    RateEstimate
+        FMR (ISO/IEC 19795-1) with count, n and interval.
+
+    Raises
+    ------
+    ValueError
+        When scores are empty or contain NaN or infinite values (drop failed comparisons
+        first and report them as failures to acquire).
     """
     t = float(threshold)
     scores = _scores(impostor_scores, "impostor")
@@ -242,7 +264,30 @@ def fnmr_at_threshold(
     confidence: float = 0.95,
     method: BinomialMethod = "wilson",
 ) -> RateEstimate:
-    """False non-match rate: share of genuine comparisons with ``score < threshold``."""
+    """False non-match rate: share of genuine comparisons with ``score < threshold``.
+
+    Parameters
+    ----------
+    genuine_scores : array-like
+        ``(n,)`` finite similarities of mated comparisons.
+    threshold : float or ThresholdChoice
+        Similarity threshold; ``score >= threshold`` is a match.
+    confidence : float
+        Interval coverage, strictly between 0 and 1 (default 0.95).
+    method : {"wilson", "clopper-pearson"}
+        Binomial interval (:func:`facelab.metrics.intervals.binomial_ci`).
+
+    Returns
+    -------
+    RateEstimate
+        FNMR (ISO/IEC 19795-1) with count, n and interval.
+
+    Raises
+    ------
+    ValueError
+        When scores are empty or contain NaN or infinite values (drop failed comparisons
+        first and report them as failures to acquire).
+    """
     t = float(threshold)
     scores = _scores(genuine_scores, "genuine")
     k = int(np.count_nonzero(scores < t))
@@ -262,6 +307,8 @@ def det_curve(
     Parameters
     ----------
     genuine_scores, impostor_scores : array-like
+        ``(n_genuine,)`` and ``(n_impostor,)`` finite similarities of mated and non-mated
+        comparisons.
     thresholds : array-like, optional
         Where to evaluate; by default every distinct observed score (ascending).
 
@@ -270,6 +317,12 @@ def det_curve(
     DataFrame
         Columns ``threshold``, ``fmr``, ``fnmr``, ``n_false_match``, ``n_false_nonmatch``,
         ``n_impostor``, ``n_genuine``; one row per threshold, ascending.
+
+    Raises
+    ------
+    ValueError
+        When scores are empty or contain NaN or infinite values (drop failed comparisons
+        first and report them as failures to acquire).
     """
     gen = np.sort(_nonempty(_scores(genuine_scores, "genuine"), "genuine"))
     imp = np.sort(_nonempty(_scores(impostor_scores, "impostor"), "impostor"))
@@ -300,8 +353,25 @@ def roc_curve(
 ) -> pd.DataFrame:
     """The ROC curve: ``fmr`` (false positive rate) and ``tpr = 1 - fnmr`` per threshold.
 
-    Columns ``threshold``, ``fmr``, ``tpr``, ``fnmr``, ``n_impostor``, ``n_genuine``;
-    ascending threshold (so descending fmr and tpr).
+    Parameters
+    ----------
+    genuine_scores, impostor_scores : array-like
+        ``(n_genuine,)`` and ``(n_impostor,)`` finite similarities of mated and non-mated
+        comparisons.
+    thresholds : array-like, optional
+        Where to evaluate; by default every distinct observed score.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``threshold``, ``fmr``, ``tpr``, ``fnmr``, ``n_impostor``, ``n_genuine``;
+        ascending threshold (so descending fmr and tpr).
+
+    Raises
+    ------
+    ValueError
+        When scores are empty or contain NaN or infinite values (drop failed comparisons
+        first and report them as failures to acquire).
     """
     det = det_curve(genuine_scores, impostor_scores, thresholds=thresholds)
     return pd.DataFrame(
@@ -343,7 +413,25 @@ class EqualErrorRate:
 
 
 def eer(genuine_scores: ArrayLike, impostor_scores: ArrayLike) -> EqualErrorRate:
-    """Equal error rate and the threshold it occurs at (see :class:`EqualErrorRate`)."""
+    """Equal error rate and the threshold it occurs at (see :class:`EqualErrorRate`).
+
+    Parameters
+    ----------
+    genuine_scores, impostor_scores : array-like
+        ``(n_genuine,)`` and ``(n_impostor,)`` finite similarities of mated and non-mated
+        comparisons.
+
+    Returns
+    -------
+    EqualErrorRate
+        At the observed threshold where ``|FMR - FNMR|`` is smallest: ``eer`` is their mean.
+
+    Raises
+    ------
+    ValueError
+        When scores are empty or contain NaN or infinite values (drop failed comparisons
+        first and report them as failures to acquire).
+    """
     det = det_curve(genuine_scores, impostor_scores)
     gap = (det["fmr"] - det["fnmr"]).abs().to_numpy()
     i = int(np.argmin(gap))
@@ -359,7 +447,28 @@ def eer(genuine_scores: ArrayLike, impostor_scores: ArrayLike) -> EqualErrorRate
 
 
 def roc_auc(genuine_scores: ArrayLike, impostor_scores: ArrayLike) -> float:
-    """Area under the ROC curve: P(genuine score > impostor score) + 0.5 P(tie)."""
+    """Area under the ROC curve: P(genuine score > impostor score) + 0.5 P(tie).
+
+    Computed as the Mann-Whitney U statistic over both sample sizes (average ranks for
+    ties, ``scipy.stats.rankdata``).
+
+    Parameters
+    ----------
+    genuine_scores, impostor_scores : array-like
+        ``(n_genuine,)`` and ``(n_impostor,)`` finite similarities of mated and non-mated
+        comparisons.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 0.5 is chance.
+
+    Raises
+    ------
+    ValueError
+        When scores are empty or contain NaN or infinite values (drop failed comparisons
+        first and report them as failures to acquire).
+    """
     from scipy.stats import rankdata
 
     gen = _nonempty(_scores(genuine_scores, "genuine"), "genuine")
@@ -406,13 +515,23 @@ def fpir(
         One top (rank-1) score per non-mated search (``-inf`` for a search that returned
         no candidate), or the search-results DataFrame of the non-mated searches (columns
         :data:`SEARCH_COLUMNS`; the top score per probe is taken).
-    threshold : float
+    threshold : float or ThresholdChoice
+        Similarity threshold a candidate must reach to be returned.
+    confidence : float
+        Interval coverage, strictly between 0 and 1 (default 0.95).
+    method : {"wilson", "clopper-pearson"}
+        Binomial interval (:func:`facelab.metrics.intervals.binomial_ci`).
 
     Returns
     -------
     RateEstimate
         ``count`` = non-mated searches returning any candidate with score >= threshold,
         ``n`` = non-mated searches.
+
+    Raises
+    ------
+    ValueError
+        For NaN scores or a results table without the columns :data:`SEARCH_COLUMNS`.
     """
     t = float(threshold)
     top = _top_scores(nonmated_top_scores)
@@ -453,13 +572,27 @@ def fnir(
     ----------
     mated_results : DataFrame
         Search results of mated searches (columns :data:`SEARCH_COLUMNS`).
-    threshold : float
+    threshold : float or ThresholdChoice
         Use ``-inf`` for rank-only identification (1 - CMC at ``rank``).
     rank : int
         Largest candidate rank that counts (1 = top candidate only).
     probes : sequence, optional
         Every mated search's probe id. Give it when some searches returned no row at all
         (they count as misses); by default the probes present in ``mated_results``.
+    confidence : float
+        Interval coverage, strictly between 0 and 1 (default 0.95).
+    method : {"wilson", "clopper-pearson"}
+        Binomial interval (:func:`facelab.metrics.intervals.binomial_ci`).
+
+    Returns
+    -------
+    RateEstimate
+        ``count`` = missed mated searches, ``n`` = mated searches.
+
+    Raises
+    ------
+    ValueError
+        For missing columns or a rank below 1.
     """
     t = float(threshold)
     r = _check_rank(rank)
@@ -477,8 +610,23 @@ def fpir_curve(
 ) -> pd.DataFrame:
     """FPIR as a function of the threshold.
 
-    Columns ``threshold``, ``fpir``, ``n_false_positive``, ``n_searches``; ascending
-    threshold (default: every distinct finite top score).
+    Parameters
+    ----------
+    nonmated_top_scores : array-like or DataFrame
+        As for :func:`fpir`.
+    thresholds : array-like, optional
+        Where to evaluate (default: every distinct finite top score).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``threshold``, ``fpir``, ``n_false_positive``, ``n_searches``; ascending
+        threshold.
+
+    Raises
+    ------
+    ValueError
+        For no searches, NaN scores or missing columns.
     """
     top = np.sort(_top_scores(nonmated_top_scores))
     _nonempty(top, "non-mated top")
@@ -502,9 +650,28 @@ def fnir_curve(
 ) -> pd.DataFrame:
     """FNIR as a function of threshold and rank.
 
-    Returns a long DataFrame with columns ``rank``, ``threshold``, ``fnir``, ``n_miss``,
-    ``n_searches``: one row per (rank, threshold). By default the thresholds are every
-    distinct mate score. ``thresholds=[-inf]`` gives FNIR by rank alone (1 - CMC).
+    Parameters
+    ----------
+    mated_results : DataFrame
+        Search results of mated searches (columns :data:`SEARCH_COLUMNS`).
+    thresholds : array-like, optional
+        Where to evaluate (default: every distinct mate score). ``[-inf]`` gives FNIR by
+        rank alone (1 - CMC).
+    ranks : sequence of int
+        The ranks R to evaluate, each >= 1.
+    probes : sequence, optional
+        Every mated search's probe id (as for :func:`fnir`).
+
+    Returns
+    -------
+    DataFrame
+        Long table with columns ``rank``, ``threshold``, ``fnir``, ``n_miss``,
+        ``n_searches``: one row per (rank, threshold).
+
+    Raises
+    ------
+    ValueError
+        For no mated search, missing columns or a rank below 1.
     """
     mates, n = _mate_ranks_and_scores(mated_results, probes)
     if n == 0:
@@ -561,7 +728,12 @@ def identification_by_gallery_size(
     threshold, rank
         Operating point for FPIR (threshold) and FNIR (threshold and rank).
     n_repeats : int
-        Independent gallery draws per N (seeded with ``seed``).
+        Independent gallery draws per N.
+    seed : int or None
+        Seeds the gallery draws: the same seed gives the same table. ``None`` draws fresh
+        entropy from the operating system (reruns differ).
+    confidence : float
+        Coverage of the percentile range over repeats, strictly between 0 and 1.
 
     Returns
     -------
@@ -571,6 +743,12 @@ def identification_by_gallery_size(
         ``n_nonmated``, ``n_mated``, ``n_repeats``. Rates are means over repeats; the
         interval is the percentile range of the repeats at ``confidence`` (gallery-draw
         variability).
+
+    Raises
+    ------
+    ValueError
+        For missing columns, NaN scores, a rank below 1, or a gallery size below 1 or
+        above the number of gallery entries scored per probe.
     """
     need = ("probe", "gallery_id", "score", "is_mate")
     missing = [c for c in need if c not in scores.columns]

@@ -63,8 +63,25 @@ def confusion_matrix(
 ) -> pd.DataFrame:
     """Confusion matrix as a DataFrame: rows true label, columns predicted label.
 
-    ``normalize``: None (counts), ``"true"`` (rows sum to 1: recall on the diagonal),
-    ``"pred"`` or ``"all"``, as in scikit-learn.
+    Parameters
+    ----------
+    y_true, y_pred : array-like
+        ``(n,)`` true and predicted labels (same length).
+    labels : sequence, optional
+        Row and column order (default: every label seen, sorted as strings).
+    normalize : {None, "true", "pred", "all"}
+        None (counts), ``"true"`` (rows sum to 1: recall on the diagonal), ``"pred"`` or
+        ``"all"``, as in ``sklearn.metrics.confusion_matrix``.
+
+    Returns
+    -------
+    DataFrame
+        ``(n_labels, n_labels)``; index ``true``, columns ``predicted``.
+
+    Raises
+    ------
+    ValueError
+        When the two label arrays differ in length.
     """
     from sklearn.metrics import confusion_matrix as sk_confusion
 
@@ -86,7 +103,27 @@ def accuracy(
     confidence: float = 0.95,
     method: BinomialMethod = "wilson",
 ) -> RateEstimate:
-    """Share of correct predictions, with its count and a binomial interval."""
+    """Share of correct predictions, with its count and a binomial interval.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like
+        ``(n,)`` true and predicted labels (same length).
+    confidence : float
+        Interval coverage, strictly between 0 and 1 (default 0.95).
+    method : {"wilson", "clopper-pearson"}
+        Binomial interval (:func:`facelab.metrics.intervals.binomial_ci`).
+
+    Returns
+    -------
+    RateEstimate
+        ``count`` correct of ``n``.
+
+    Raises
+    ------
+    ValueError
+        When the two label arrays differ in length.
+    """
     a, b = _pair(y_true, y_pred)
     return rate_estimate(
         int((a == b).sum()), a.size, name="accuracy", confidence=confidence, method=method
@@ -103,9 +140,29 @@ def per_class_metrics(
 ) -> pd.DataFrame:
     """Recall and precision per class, each with its counts and a binomial interval.
 
-    Returns a DataFrame indexed by label with columns ``support`` (true count),
-    ``n_predicted``, ``n_correct``, ``recall``, ``recall_ci_low``, ``recall_ci_high``,
-    ``precision``, ``precision_ci_low``, ``precision_ci_high``, ``method``.
+    Parameters
+    ----------
+    y_true, y_pred : array-like
+        ``(n,)`` true and predicted labels (same length).
+    labels : sequence, optional
+        Classes to report (default: every label seen, sorted as strings).
+    confidence : float
+        Interval coverage, strictly between 0 and 1 (default 0.95).
+    method : {"wilson", "clopper-pearson"}
+        Binomial interval (:func:`facelab.metrics.intervals.binomial_ci`).
+
+    Returns
+    -------
+    DataFrame
+        Indexed by label with columns ``support`` (true count), ``n_predicted``,
+        ``n_correct``, ``recall``, ``recall_ci_low``, ``recall_ci_high``, ``precision``,
+        ``precision_ci_low``, ``precision_ci_high``, ``method``. NaN rate for a class never
+        seen (recall) or never predicted (precision).
+
+    Raises
+    ------
+    ValueError
+        When the two label arrays differ in length.
     """
     a, b = _pair(y_true, y_pred)
     if labels is None:
@@ -147,7 +204,36 @@ def accuracy_by_group(
     confidence: float = 0.95,
     seed: int | None = 0,
 ) -> GroupedMetric:
-    """Accuracy per group cell (see :func:`facelab.metrics.groups.rate_by_group`)."""
+    """Accuracy per group cell (see :func:`facelab.metrics.groups.rate_by_group`).
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per prediction.
+    true, pred : str
+        Columns of true and predicted labels.
+    interval : {"auto", "wilson", "clopper-pearson", "bootstrap"}
+        As in :func:`facelab.metrics.groups.rate_by_group`.
+    by : str or sequence of str
+        Group column(s); several give intersectional cells (race x gender).
+    subject : str, optional
+        Identity column: rows of one subject are resampled together.
+    min_count : int
+        Cells with fewer rows are flagged ``small_cell`` and left out of disparities.
+    n_boot : int
+        Bootstrap resamples.
+    confidence : float
+        Interval coverage, strictly between 0 and 1 (default 0.95).
+    seed : int or None
+        Seeds the bootstrap (each cell its own generator from ``(seed, cell)``): the same
+        seed gives the same intervals; ``None`` draws fresh entropy (reruns differ).
+
+    Returns
+    -------
+    GroupedMetric
+        One row per cell with value, counts and interval, the overall value, and the
+        worst/best ratio and difference over cells with at least ``min_count`` rows.
+    """
     df = data.assign(_correct=data[true].to_numpy() == data[pred].to_numpy())
     return rate_by_group(
         df, event="_correct", by=by, subject=subject, name="accuracy", interval=interval,
@@ -173,6 +259,37 @@ def label_rate_by_group(
 
     Rows whose true label is ``label`` are left out; the rate is
     #{pred == label} / #{true != label} in each cell (the label's false positive rate).
+    Expression labels describe how a face looks, not a person's inner state.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per prediction.
+    true, pred : str
+        Columns of true and predicted labels.
+    label : any
+        The label whose false positive rate is measured.
+    interval : {"auto", "wilson", "clopper-pearson", "bootstrap"}
+        As in :func:`facelab.metrics.groups.rate_by_group`.
+    by : str or sequence of str
+        Group column(s); several give intersectional cells (race x gender).
+    subject : str, optional
+        Identity column: rows of one subject are resampled together.
+    min_count : int
+        Cells with fewer rows are flagged ``small_cell`` and left out of disparities.
+    n_boot : int
+        Bootstrap resamples.
+    confidence : float
+        Interval coverage, strictly between 0 and 1 (default 0.95).
+    seed : int or None
+        Seeds the bootstrap (each cell its own generator from ``(seed, cell)``): the same
+        seed gives the same intervals; ``None`` draws fresh entropy (reruns differ).
+
+    Returns
+    -------
+    GroupedMetric
+        One row per cell with value, counts and interval, the overall value, and the
+        worst/best ratio and difference over cells with at least ``min_count`` rows.
     """
     df = data[data[true] != label]
     df = df.assign(_given=df[pred].to_numpy() == label)
@@ -223,6 +340,24 @@ def calibration(
         (confidence = max probability, correct = argmax equals the true label).
     labels : sequence, optional
         Class labels of the 2-d columns (taken from the DataFrame columns if omitted).
+    n_bins : int
+        Equal-width probability bins over [0, 1] (Guo et al. 2017, "On Calibration of
+        Modern Neural Networks": expected calibration error).
+    confidence : float
+        Coverage of each bin's binomial (Wilson) interval on its accuracy.
+
+    Returns
+    -------
+    Calibration
+        ``ece`` (expected calibration error), ``table`` (one row per non-empty bin:
+        ``bin``, ``low``, ``high``, ``n``, ``confidence``, ``accuracy``, ``gap``,
+        ``ci_low``, ``ci_high``), ``n``, ``n_bins`` and ``kind``.
+
+    Raises
+    ------
+    ValueError
+        For 2-d probabilities without labels, probabilities of more than 2 dimensions,
+        or lengths that differ.
     """
     prob = y_prob.to_numpy(dtype=float) if isinstance(y_prob, pd.DataFrame) else np.asarray(
         y_prob, dtype=float
@@ -265,7 +400,25 @@ def calibration(
 
 
 def cohen_kappa(pred_a: ArrayLike, pred_b: ArrayLike) -> float:
-    """Cohen's kappa between two models' labels (1 = perfect agreement, 0 = chance)."""
+    """Cohen's kappa between two models' labels (1 = perfect agreement, 0 = chance).
+
+    Cohen 1960; computed by ``sklearn.metrics.cohen_kappa_score``.
+
+    Parameters
+    ----------
+    pred_a, pred_b : array-like
+        ``(n,)`` labels given by two models to the same items.
+
+    Returns
+    -------
+    float
+        Kappa in [-1, 1].
+
+    Raises
+    ------
+    ValueError
+        When the two label arrays differ in length.
+    """
     from sklearn.metrics import cohen_kappa_score
 
     a, b = _pair(pred_a, pred_b)
@@ -284,8 +437,37 @@ def agreement_by_group(
     confidence: float = 0.95,
     seed: int | None = 0,
 ) -> GroupedMetric:
-    """Cohen's kappa between label columns ``a`` and ``b`` per group (fairlearn
-    ``MetricFrame``), with a seeded bootstrap interval (over subjects when given)."""
+    """Cohen's kappa between label columns ``a`` and ``b`` per group.
+
+    Point values from fairlearn's ``MetricFrame``, with a seeded bootstrap interval (over
+    subjects when given).
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per item labelled by both models.
+    a, b : str
+        The two label columns.
+    by : str or sequence of str
+        Group column(s); several give intersectional cells (race x gender).
+    subject : str, optional
+        Identity column: rows of one subject are resampled together.
+    min_count : int
+        Cells with fewer rows are flagged ``small_cell`` and left out of disparities.
+    n_boot : int
+        Bootstrap resamples.
+    confidence : float
+        Interval coverage, strictly between 0 and 1 (default 0.95).
+    seed : int or None
+        Seeds the bootstrap (each cell its own generator from ``(seed, cell)``): the same
+        seed gives the same intervals; ``None`` draws fresh entropy (reruns differ).
+
+    Returns
+    -------
+    GroupedMetric
+        One row per cell with value, counts and interval, the overall value, and the
+        worst/best ratio and difference over cells with at least ``min_count`` rows.
+    """
     by_cols = [by] if isinstance(by, str) else list(by)
     return disaggregate(
         data[a].to_numpy(), data[b].to_numpy(), metric=cohen_kappa,
@@ -316,9 +498,30 @@ def _bin_bounds(value: Any) -> tuple[float, float]:
 
 
 def age_error(true_age: ArrayLike, pred_age: ArrayLike) -> np.ndarray:
-    """Absolute age error in years. ``true_age`` may be numbers or bins such as
-    FairFace's "20-29" or "more than 70": the error is then the distance from the
-    prediction to the bin (0 inside it). Missing predictions give NaN."""
+    """Absolute age error in years.
+
+    ``true_age`` may be numbers or bins such as FairFace's "20-29" or "more than 70": the
+    error is then the distance from the prediction to the bin (0 inside it). Missing
+    predictions give NaN.
+
+    Parameters
+    ----------
+    true_age : array-like
+        ``(n,)`` true ages in years, or age-bin labels.
+    pred_age : array-like
+        ``(n,)`` predicted (apparent) ages in years.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` float64 absolute error in years.
+
+    Raises
+    ------
+    ValueError
+        For an age bin that is not a number, ``"a-b"`` or ``"more than a"``, or arrays of
+        different lengths.
+    """
     t, p = _pair(true_age, pred_age)
     bounds = np.array([_bin_bounds(v) for v in t], dtype=float).reshape(-1, 2)
     pred = p.astype(float)
@@ -339,8 +542,37 @@ def age_mae_by_group(
     confidence: float = 0.95,
     seed: int | None = 0,
 ) -> GroupedMetric:
-    """Mean absolute age error per group with a seeded bootstrap interval (see
-    :func:`age_error` for binned truths). Rows without a prediction are left out."""
+    """Mean absolute age error per group with a seeded bootstrap interval.
+
+    See :func:`age_error` for binned truths. Rows without a prediction are left out.
+    Predicted ages are apparent ages (how old a face looks).
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per face.
+    true, pred : str
+        Columns of true ages (years or bins) and predicted ages (years).
+    by : str or sequence of str
+        Group column(s); several give intersectional cells (race x gender).
+    subject : str, optional
+        Identity column: rows of one subject are resampled together.
+    min_count : int
+        Cells with fewer rows are flagged ``small_cell`` and left out of disparities.
+    n_boot : int
+        Bootstrap resamples.
+    confidence : float
+        Interval coverage, strictly between 0 and 1 (default 0.95).
+    seed : int or None
+        Seeds the bootstrap (each cell its own generator from ``(seed, cell)``): the same
+        seed gives the same intervals; ``None`` draws fresh entropy (reruns differ).
+
+    Returns
+    -------
+    GroupedMetric
+        One row per cell with value, counts and interval, the overall value, and the
+        worst/best ratio and difference over cells with at least ``min_count`` rows.
+    """
     df = data.assign(_abs_error=age_error(data[true].to_numpy(), data[pred].to_numpy()))
     return mean_by_group(
         df, value="_abs_error", by=by, subject=subject, name="age MAE (years)",

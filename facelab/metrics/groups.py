@@ -83,24 +83,45 @@ class GroupedMetric:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def compared(self) -> pd.DataFrame:
-        """Cells that are large enough to compare (``small_cell`` False, value defined)."""
+        """Cells that are large enough to compare (``small_cell`` False, value defined).
+
+        Returns
+        -------
+        DataFrame
+            The rows of ``by_group`` that disparities are computed over.
+        """
         bg = self.by_group
         return bg[~bg["small_cell"] & bg["value"].notna()]
 
     def ratio(self) -> float:
-        """max / min of the compared cells' values (inf when the min is 0)."""
+        """max / min of the compared cells' values (inf when the min is 0).
+
+        Returns
+        -------
+        float
+            The worst/best ratio (NaN when no cell can be compared or all are 0).
+        """
         s = self.disparities()
         return float(s["ratio"])
 
     def difference(self) -> float:
-        """max - min of the compared cells' values."""
+        """max - min of the compared cells' values.
+
+        Returns
+        -------
+        float
+            In the metric's unit (NaN when no cell can be compared).
+        """
         return float(self.disparities()["difference"])
 
     def disparities(self) -> pd.Series:
         """Summary disparities over cells that are not small.
 
-        Keys: ``max``, ``min``, ``group_max``, ``group_min``, ``ratio`` (max/min),
-        ``difference`` (max - min), ``n_cells``, ``n_compared``, ``excluded_small_cells``.
+        Returns
+        -------
+        pandas.Series
+            Keys ``max``, ``min``, ``group_max``, ``group_min``, ``ratio`` (max/min),
+            ``difference`` (max - min), ``n_cells``, ``n_compared``, ``excluded_small_cells``.
         """
         cmp = self.compared()
         out: dict[str, Any] = {
@@ -128,7 +149,13 @@ class GroupedMetric:
         return pd.Series(out, name=self.name)
 
     def table(self) -> pd.DataFrame:
-        """``by_group`` with the overall row appended (index label "overall")."""
+        """``by_group`` with the overall row appended (index label "overall").
+
+        Returns
+        -------
+        DataFrame
+            Same columns as ``by_group``; one more row.
+        """
         bg = self.by_group.reset_index()
         names = list(self.by_group.index.names)
         row = self.overall.to_dict()
@@ -298,10 +325,29 @@ def rate_by_group(
         ``"auto"``: Wilson without ``subject``; with ``subject``, a subject bootstrap when
         the cell has at least ``min_events`` events and non-events, else Clopper-Pearson
         on the number of subjects.
+    name : str, optional
+        What the rate is called in tables (default: ``event``).
     min_count : int
         Cells with fewer rows are flagged ``small_cell`` and left out of disparities.
-    n_boot, confidence, seed
-        Bootstrap resamples, interval coverage and seed (same seed, same intervals).
+    min_events : int
+        Fewest events and non-events a cell needs for the ``"auto"`` subject bootstrap.
+    n_boot, confidence
+        Bootstrap resamples and interval coverage (strictly between 0 and 1).
+    seed : int or None
+        Seeds the bootstrap (each cell its own generator from ``(seed, cell)``): the same
+        seed gives the same intervals; ``None`` draws fresh entropy (reruns differ).
+
+    Returns
+    -------
+    GroupedMetric
+        One row per cell: rate, ``n``, ``count``, interval, ``small_cell``; the overall
+        rate; disparities over cells with at least ``min_count`` rows.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``interval``, a missing column, or an event column that is not
+        boolean or 0/1.
     """
     if interval not in _INTERVALS:
         raise ValueError(_BAD_INTERVAL.format(known=_INTERVALS, got=interval))
@@ -337,9 +383,43 @@ def mean_by_group(
     confidence: float = 0.95,
     seed: int | None = 0,
 ) -> GroupedMetric:
-    """The mean of numeric column ``value`` per cell (e.g. absolute age error), with a
-    seeded bootstrap interval (over subjects when ``subject`` is given). Rows with a
-    missing value are dropped (and not counted in ``n``)."""
+    """The mean of numeric column ``value`` per cell (e.g. absolute age error in years).
+
+    With a seeded percentile bootstrap interval (over subjects when ``subject`` is given).
+    Rows with a missing value are dropped (and not counted in ``n``).
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per item.
+    value : str
+        Numeric column to average.
+    by : str or sequence of str
+        Group column(s); several give intersectional cells (race x gender).
+    subject : str, optional
+        Identity column: rows of one subject are resampled together.
+    name : str, optional
+        What the metric is called in tables.
+    min_count : int
+        Cells with fewer rows are flagged ``small_cell`` and left out of disparities.
+    n_boot : int
+        Bootstrap resamples.
+    confidence : float
+        Interval coverage, strictly between 0 and 1.
+    seed : int or None
+        Seeds the bootstrap (each cell its own generator from ``(seed, cell)``): the same
+        seed gives the same intervals; ``None`` draws fresh entropy (reruns differ).
+
+    Returns
+    -------
+    GroupedMetric
+        One row per cell: mean, ``n``, interval, ``small_cell``; the overall mean.
+
+    Raises
+    ------
+    ValueError
+        For a missing column or no rows.
+    """
     by_cols = _as_list(by)
     _check_columns(data, [value, subject, *by_cols])
     data = data[data[value].notna()]
@@ -385,8 +465,40 @@ def disaggregate(
 
     Point values come from :class:`fairlearn.metrics.MetricFrame`; intervals from a seeded
     percentile bootstrap within each cell, resampling ``subjects`` (when given) rather
-    than rows. ``sensitive_features`` is a Series (one grouping) or a DataFrame (its
-    columns form intersectional cells).
+    than rows.
+
+    Parameters
+    ----------
+    y_true, y_pred : sequence, numpy.ndarray or pandas.Series
+        ``(n,)`` values passed to ``metric``.
+    metric : callable
+        ``metric(y_true, y_pred) -> float``, e.g.
+        :func:`~facelab.metrics.classification.cohen_kappa`.
+    sensitive_features : pandas.Series or DataFrame
+        ``(n,)`` group of each row; a DataFrame's columns form intersectional cells.
+    subjects : sequence, numpy.ndarray or pandas.Series, optional
+        ``(n,)`` identity of each row, resampled together.
+    name : str, optional
+        What the metric is called in tables.
+    min_count : int
+        Cells with fewer rows are flagged ``small_cell`` and left out of disparities.
+    n_boot : int
+        Bootstrap resamples.
+    confidence : float
+        Interval coverage, strictly between 0 and 1.
+    seed : int or None
+        Seeds the bootstrap (each cell its own generator from ``(seed, cell)``): the same
+        seed gives the same intervals; ``None`` draws fresh entropy (reruns differ).
+
+    Returns
+    -------
+    GroupedMetric
+        One row per cell: value, ``n``, interval, ``small_cell``; the overall value.
+
+    Raises
+    ------
+    ValueError
+        For empty input or lengths that differ.
     """
     from fairlearn.metrics import MetricFrame
 
@@ -513,10 +625,28 @@ def demographic_differentials(
     symmetric : bool
         Pairs are unordered: count a cross-group impostor pair in both (a, b) and (b, a)
         cells of the matrix, so the matrix is symmetric.
+    interval : {"auto", "wilson", "clopper-pearson", "bootstrap"}
+        Interval of each group's rate, as in :func:`rate_by_group`.
+    min_count : int
+        Groups with fewer comparisons are flagged ``small_cell``.
+    n_boot, confidence
+        Bootstrap resamples and interval coverage (strictly between 0 and 1).
+    seed : int or None
+        Seeds the bootstrap (each cell its own generator from ``(seed, cell)``): the same
+        seed gives the same intervals; ``None`` draws fresh entropy (reruns differ).
 
     Returns
     -------
     Differentials
+        ``fmr`` and ``fnmr`` (:class:`GroupedMetric` per group), the cross-group FMR
+        matrix with its counts, and the :class:`ThresholdChoice` saying how the one global
+        threshold was set (NIST FRVT Part 3, NISTIR 8280, uses the same design).
+
+    Raises
+    ------
+    ValueError
+        Unless exactly one of ``threshold`` and ``target_fmr`` is given; for missing
+        columns; for a ``reference_group`` without impostor pairs.
     """
     if (target_fmr is None) == (threshold is None):
         raise ValueError(_NEED_THRESHOLD)

@@ -44,8 +44,22 @@ def _decimals(reference: float) -> int:
 
 
 def format_rate(value: float, decimals: int | None = None) -> str:
-    """Format a rate with four decimals, or two significant digits when it is below 1e-3
-    (so small FMRs do not print as 0.0000)."""
+    """Format a rate with four decimals, or two significant digits below 1e-3.
+
+    So small FMRs do not print as 0.0000.
+
+    Parameters
+    ----------
+    value : float
+        The rate in [0, 1] (NaN or None print as ``"nan"``).
+    decimals : int, optional
+        Fixed number of decimals instead of the rule above.
+
+    Returns
+    -------
+    str
+        E.g. ``"0.0123"``, ``"0.00042"``.
+    """
     if value is None or not math.isfinite(value):
         return "nan"
     d = _decimals(value) if decimals is None else decimals
@@ -96,7 +110,14 @@ class RateEstimate:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a plain dict (for ``metrics.json`` and DataFrames)."""
+        """The fields as a plain dict (for ``metrics.json`` and DataFrames).
+
+        Returns
+        -------
+        dict
+            ``rate``, ``count``, ``n``, ``ci_low``, ``ci_high``, ``method``, ``name``,
+            ``confidence``, ``threshold``.
+        """
         return asdict(self)
 
 
@@ -110,9 +131,27 @@ def binomial_ci(
 ) -> tuple[float, float]:
     """Binomial confidence interval for ``count`` events in ``n`` trials.
 
-    ``"wilson"`` (score interval; good coverage even with few events) or
-    ``"clopper-pearson"`` (exact, conservative: coverage at least ``confidence``).
-    Returns ``(nan, nan)`` when ``n == 0``.
+    Parameters
+    ----------
+    count : int
+        Events (e.g. false matches), ``0 <= count <= n``.
+    n : int
+        Trials (e.g. impostor comparisons).
+    confidence : float
+        Interval coverage, strictly between 0 and 1 (default 0.95).
+    method : {"wilson", "clopper-pearson"}
+        Binomial interval: Wilson score (Wilson 1927; good coverage with few events) or
+        Clopper-Pearson (exact, conservative), both from ``scipy.stats.binomtest``.
+
+    Returns
+    -------
+    low, high : float
+        The interval bounds in [0, 1]; ``(nan, nan)`` when ``n == 0``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method, a confidence outside (0, 1), or ``count`` outside [0, n].
     """
     if method not in _SCIPY_METHOD:
         raise ValueError(_BAD_METHOD.format(known=sorted(_SCIPY_METHOD), got=method))
@@ -137,7 +176,34 @@ def rate_estimate(
     method: BinomialMethod = "wilson",
     threshold: float | None = None,
 ) -> RateEstimate:
-    """A :class:`RateEstimate` for ``count`` events in ``n`` trials with a binomial interval."""
+    """A :class:`RateEstimate` for ``count`` events in ``n`` trials with a binomial interval.
+
+    Parameters
+    ----------
+    count : int
+        Events, ``0 <= count <= n``.
+    n : int
+        Trials; ``n == 0`` gives a NaN rate and interval.
+    name : str
+        ISO/IEC 19795-1 name of the rate (``"FMR"``, ``"FNMR"``, ``"FPIR"``, ``"FNIR"``).
+    confidence : float
+        Interval coverage, strictly between 0 and 1 (default 0.95).
+    method : {"wilson", "clopper-pearson"}
+        Binomial interval: Wilson score (Wilson 1927; good coverage with few events) or
+        Clopper-Pearson (exact, conservative), both from ``scipy.stats.binomtest``.
+    threshold : float, optional
+        The similarity threshold the rate was measured at.
+
+    Returns
+    -------
+    RateEstimate
+        ``rate = count / n`` with its count, n and interval.
+
+    Raises
+    ------
+    ValueError
+        As :func:`binomial_ci`.
+    """
     low, high = binomial_ci(count, n, confidence=confidence, method=method)
     rate = count / n if n else math.nan
     return RateEstimate(
@@ -162,7 +228,23 @@ def cluster_bootstrap_indices(
 
     Without ``clusters``, rows are drawn with replacement. With ``clusters`` (one label per
     row, e.g. the subject id), whole clusters are drawn with replacement and all their rows
-    kept, so rows sharing a person stay together.
+    kept, so rows sharing a person stay together (the bootstrap for hierarchical data:
+    Davison & Hinkley 1997, *Bootstrap Methods and their Application*, chapter 3).
+
+    Parameters
+    ----------
+    clusters : sequence, numpy.ndarray or pandas.Series, optional
+        ``(n_rows,)`` cluster label of each row, or None for independent rows.
+    n_rows : int
+        Number of rows.
+    rng : numpy.random.Generator
+        The generator drawing the resample.
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer row indices (``n_rows`` of them without clusters; with clusters the count
+        varies with the clusters drawn).
     """
     if clusters is None:
         return rng.integers(0, n_rows, size=n_rows)
@@ -185,10 +267,35 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic(row_indices)``.
 
-    ``statistic`` receives an integer index array into the data (one resample) and returns
-    a number. With ``clusters`` the resampling unit is the cluster (subject), not the row.
-    Resamples on which the statistic is undefined (NaN) are dropped. Seeded: the same
-    ``seed`` gives the same interval.
+    Resamples on which the statistic is undefined (NaN) are dropped.
+
+    Parameters
+    ----------
+    statistic : callable
+        Receives an integer index array into the data (one resample) and returns a number.
+    n_rows : int
+        Number of rows in the data.
+    clusters : sequence, numpy.ndarray or pandas.Series, optional
+        ``(n_rows,)`` cluster (subject) of each row: the resampling unit is the cluster, not
+        the row (see :func:`cluster_bootstrap_indices`).
+    n_boot : int
+        Number of resamples.
+    confidence : float
+        Interval coverage, strictly between 0 and 1 (default 0.95).
+    seed : int, numpy.random.Generator or None
+        Seeds the resampling: the same seed gives the same interval. ``None`` draws fresh
+        entropy from the operating system (numpy's ``default_rng(None)``): reruns differ.
+
+    Returns
+    -------
+    low, high : float
+        Percentiles ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` of the resampled
+        statistic; ``(nan, nan)`` when no resample gives a finite value.
+
+    Raises
+    ------
+    ValueError
+        For a confidence outside (0, 1).
     """
     _check_confidence(confidence)
     rng = np.random.default_rng(seed)
