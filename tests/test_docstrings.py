@@ -30,12 +30,12 @@ numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
 #: Packages and modules whose public API is checked.
 CHECKED = ["facelab.api", "facelab.core.config", "facelab.core.io", "facelab.core.progress",
-           "facelab.core.provenance", "facelab.core.validation", "facelab.metrics"]
+           "facelab.core.provenance", "facelab.core.validation", "facelab.face", "facelab.metrics"]
 
 #: Modules of facelab not yet checked (a known gap: this list may shrink, never grow).
 KNOWN_GAPS = [
     "facelab.core.types",
-    "facelab.cli", "facelab.data", "facelab.external", "facelab.extract", "facelab.face",
+    "facelab.cli", "facelab.data", "facelab.external", "facelab.extract",
     "facelab.match", "facelab.models", "facelab.perturb", "facelab.report",
     "facelab.studies", "facelab.train", "facelab.viz",
 ]
@@ -121,7 +121,7 @@ def test_known_gaps_are_real_modules_and_not_checked():
     for name in KNOWN_GAPS:
         importlib.import_module(name)
         assert not any(name == c or name.startswith(c + ".") for c in CHECKED), name
-    assert len(KNOWN_GAPS) <= 13, "the list of unchecked modules may only shrink"
+    assert len(KNOWN_GAPS) <= 12, "the list of unchecked modules may only shrink"
     floors = {m.name for m in pkgutil.iter_modules(facelab.__path__)} - {"__main__"}
     covered = {n.split(".")[1] for n in CHECKED + KNOWN_GAPS}
     assert floors <= covered, f"floors neither checked nor listed as a gap: {floors - covered}"

@@ -31,8 +31,21 @@ ARCFACE_TEMPLATE_112 = np.array(
 
 
 def template_points(size: int, margin: float = 0.0) -> np.ndarray:
-    """The 112 template scaled to ``size`` and shrunk towards the centre by ``margin``
-    (``margin=0.2`` leaves 20% more context around the face)."""
+    """The 112 template scaled to ``size`` and shrunk towards the centre by ``margin``.
+
+    Parameters
+    ----------
+    size : int
+        Side of the aligned crop in pixels.
+    margin : float
+        Extra context relative to the template: ``0.2`` leaves 20% more around the face.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(5, 2)`` float64 target ``(x, y)`` positions in pixels of the crop, in
+        :data:`facelab.core.types.LANDMARK_NAMES` order.
+    """
     pts = ARCFACE_TEMPLATE_112 / 112.0 * size
     centre = size / 2.0
     return centre + (pts - centre) / (1.0 + margin)
@@ -42,18 +55,28 @@ def align_face(image: np.ndarray, face: Face, size: int = 112, *, margin: float 
                grey: bool = False) -> np.ndarray:
     """Crop one face, similarity-aligned on its five landmarks.
 
+    The similarity transform is estimated by ``skimage.transform.SimilarityTransform``
+    (Umeyama 1991 least squares) onto :data:`ARCFACE_TEMPLATE_112` (insightface).
+
     Parameters
     ----------
-    image
-        RGB uint8 image the face was detected in.
-    face
-        Detected face; without landmarks, a square crop around the box is returned.
-    size
+    image : numpy.ndarray
+        ``(h, w, 3)`` RGB uint8 image the face was detected in.
+    face : Face
+        Detected face; without landmarks (or with degenerate ones), a square crop around
+        the box is returned (:func:`box_crop`).
+    size : int
         Output side in pixels.
-    margin
+    margin : float
         Extra context around the face, relative to the template (0 = ArcFace framing).
-    grey
+    grey : bool
         Return ``(size, size)`` grey instead of ``(size, size, 3)`` RGB.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(size, size, 3)`` RGB or ``(size, size)`` grey uint8; borders beyond the image
+        replicate its edge pixels.
     """
     if face.landmarks is None:
         crop = box_crop(image, face, size, margin=margin)
@@ -70,7 +93,22 @@ def align_face(image: np.ndarray, face: Face, size: int = 112, *, margin: float 
 
 def align_faces(image: np.ndarray, faces: Sequence[Face], size: int = 112, *,
                 margin: float = 0.0, grey: bool = False) -> np.ndarray:
-    """:func:`align_face` for several faces, stacked into ``(n, size, size[, 3])``."""
+    """:func:`align_face` for several faces, stacked.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(h, w, 3)`` RGB uint8 image the face was detected in.
+    faces : sequence of Face
+        Detected faces.
+    size, margin, grey
+        As for :func:`align_face`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, size, size, 3)`` or, with ``grey``, ``(n, size, size)`` uint8; ``n`` may be 0.
+    """
     shape = (0, size, size) if grey else (0, size, size, 3)
     if not faces:
         return np.zeros(shape, np.uint8)
@@ -78,7 +116,24 @@ def align_faces(image: np.ndarray, faces: Sequence[Face], size: int = 112, *,
 
 
 def box_crop(image: np.ndarray, face: Face, size: int, *, margin: float = 0.0) -> np.ndarray:
-    """Square crop centred on the box (side = longer box side x (1 + margin)), resized."""
+    """Square crop centred on the box (side = longer box side x (1 + margin)), resized.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(h, w, 3)`` RGB uint8 image the face was detected in.
+    face : Face
+        A detected face (``box`` in pixels of ``image``).
+    size : int
+        Output side in pixels.
+    margin : float
+        Extra context as a fraction of the longer box side.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(size, size, 3)`` uint8 (area interpolation; borders replicate edge pixels).
+    """
     x1, y1, x2, y2 = face.box.astype(np.float64)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     half = max(x2 - x1, y2 - y1, 1.0) * (1.0 + margin) / 2
@@ -97,8 +152,28 @@ def _shape_predictor_5():
 
 
 def dlib_chip(image: np.ndarray, face: Face, size: int = 150, padding: float = 0.25) -> np.ndarray:
-    """dlib's aligned face chip: 5-point shape predictor inside the box, then
-    ``dlib.get_face_chip`` (the input of dlib's ResNet embedder and the age/gender models)."""
+    """dlib's aligned face chip.
+
+    dlib's 5-point shape predictor inside the box, then ``dlib.get_face_chip`` (the input
+    of dlib's ResNet embedder and the age/gender models; dlib.net ``face_recognition.py``
+    example).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(h, w, 3)`` RGB uint8 image the face was detected in.
+    face : Face
+        A detected face (``box`` in pixels of ``image``).
+    size : int
+        Chip side in pixels (dlib's embedder uses 150).
+    padding : float
+        Context around the face as a fraction of the chip (dlib's default 0.25).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(size, size, 3)`` RGB uint8.
+    """
     import dlib
 
     x1, y1, x2, y2 = (int(round(v)) for v in face.box)
@@ -109,7 +184,22 @@ def dlib_chip(image: np.ndarray, face: Face, size: int = 150, padding: float = 0
 
 def dlib_chips(image: np.ndarray, faces: Sequence[Face], size: int = 150,
                padding: float = 0.25) -> np.ndarray:
-    """:func:`dlib_chip` for several faces, stacked into ``(n, size, size, 3)``."""
+    """:func:`dlib_chip` for several faces, stacked.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(h, w, 3)`` RGB uint8 image the face was detected in.
+    faces : sequence of Face
+        Detected faces.
+    size, padding
+        As for :func:`dlib_chip`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, size, size, 3)`` uint8; ``n`` may be 0.
+    """
     if not faces:
         return np.zeros((0, size, size, 3), np.uint8)
     return np.stack([dlib_chip(image, f, size, padding) for f in faces])

@@ -66,13 +66,29 @@ class Pose:
     roll: float
 
     def to_dict(self) -> dict:
+        """The angles rounded to 0.1 degree.
+
+        Returns
+        -------
+        dict
+            ``{"yaw": ..., "pitch": ..., "roll": ...}`` in degrees.
+        """
         return {k: round(v, 1) for k, v in asdict(self).items()}
 
 
 def estimate_pose(landmarks: np.ndarray) -> Pose | None:
-    """Pose of one face from its ``(5, 2)`` landmarks (LANDMARK_NAMES order, pixels).
+    """Pose of one face from its five landmarks (method: the module docstring).
 
-    Returns ``None`` for degenerate landmarks (coincident eyes, mouth not below the eyes).
+    Parameters
+    ----------
+    landmarks : numpy.ndarray
+        ``(5, 2)`` ``(x, y)`` in pixels, :data:`facelab.core.types.LANDMARK_NAMES` order.
+
+    Returns
+    -------
+    Pose or None
+        Yaw, pitch and roll in degrees; ``None`` for non-finite or degenerate landmarks
+        (coincident eyes, mouth not below the eyes).
     """
     pts = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
     if not np.isfinite(pts).all():
@@ -97,6 +113,16 @@ def estimate_pose(landmarks: np.ndarray) -> Pose | None:
 
 
 def face_pose(face: Face) -> Pose | None:
-    """:func:`estimate_pose` for a :class:`~facelab.core.types.Face` (``None`` without
-    landmarks)."""
+    """:func:`estimate_pose` for a :class:`~facelab.core.types.Face`.
+
+    Parameters
+    ----------
+    face : Face
+        A detected face.
+
+    Returns
+    -------
+    Pose or None
+        ``None`` when the face has no landmarks or they are degenerate.
+    """
     return None if face.landmarks is None else estimate_pose(face.landmarks)

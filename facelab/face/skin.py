@@ -70,6 +70,7 @@ import numpy as np
 import pandas as pd
 
 from facelab.core.types import Face
+from facelab.face.align import ARCFACE_TEMPLATE_112
 
 __all__ = ["ITA_BINS", "ITA_CATEGORIES", "LIGHTER_DARKER_CUT", "SKIN_TONES", "SKIN_REGIONS",
            "SKIN_COLUMNS", "ita_from_lab", "ita_category", "lighter_darker", "skin_mask",
@@ -140,6 +141,11 @@ def ita_category(ita: np.ndarray | float | Sequence[float]) -> np.ndarray:
     Bins: very light > 55, light (41, 55], intermediate (28, 41], tan (10, 28],
     brown (-30, 10], dark <= -30. NaN or angles outside [-90, 90] give ``None``.
 
+    Parameters
+    ----------
+    ita : array-like or float
+        Individual typology angles in degrees.
+
     Returns
     -------
     numpy.ndarray
@@ -155,9 +161,24 @@ def ita_category(ita: np.ndarray | float | Sequence[float]) -> np.ndarray:
 
 def lighter_darker(ita: np.ndarray | float | Sequence[float],
                    cut: float = LIGHTER_DARKER_CUT) -> np.ndarray:
-    """``"lighter"`` where ITA > ``cut`` degrees, ``"darker"`` where ITA <= ``cut``
-    (Buolamwini & Gebru 2018's Fitzpatrick I-III / IV-VI split, approximated by ITA; see
-    the module docstring), ``None`` where ITA is NaN or outside [-90, 90]."""
+    """``"lighter"`` where ITA > ``cut`` degrees, ``"darker"`` where ITA <= ``cut``.
+
+    Buolamwini & Gebru 2018's Fitzpatrick I-III / IV-VI split, approximated by ITA (see
+    the module docstring).
+
+    Parameters
+    ----------
+    ita : array-like or float
+        Individual typology angles in degrees.
+    cut : float
+        The cut in degrees (:data:`LIGHTER_DARKER_CUT`).
+
+    Returns
+    -------
+    numpy.ndarray
+        Object array of ``"lighter"``, ``"darker"`` or ``None`` (NaN or outside [-90, 90]),
+        same shape as ``ita``.
+    """
     ita = np.asarray(ita, np.float64)
     flat = ita.reshape(-1)
     out = np.where(flat > cut, "lighter", "darker").astype(object)
@@ -178,6 +199,10 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     numpy.ndarray
         bool, shape ``rgb.shape[:-1]``: ``133 <= Cr <= 173``, ``77 <= Cb <= 127``,
         ``Y >= 20`` and no channel saturated at 255.
+    Raises
+    ------
+    ValueError
+        When ``rgb`` is not uint8 with 3 channels last.
     """
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.shape[-1] != 3:
@@ -208,8 +233,6 @@ def region_masks(shape: tuple[int, ...], landmarks: np.ndarray
         the landmarks are degenerate (no similarity transform).
     """
     from skimage.transform import SimilarityTransform
-
-    from facelab.face.align import ARCFACE_TEMPLATE_112
 
     tform = SimilarityTransform.from_estimate(ARCFACE_TEMPLATE_112,
                                               np.asarray(landmarks, np.float64).reshape(5, 2))
@@ -255,6 +278,11 @@ def measure_skin_tone(image: np.ndarray, face: Face, *, min_pixels: int = 50,
         (degrees), median ``L``, ``a``, ``b`` of the skin pixels, ``n_pixels`` (skin pixels
         used), ``region_pixels`` (pixels in the regions), ``fraction`` and ``flag`` (``""``
         when measured, else why not: then ``tone``/``category`` are None, ``ita`` NaN).
+
+    Raises
+    ------
+    ValueError
+        When ``image`` is not RGB uint8 ``(H, W, 3)``.
     """
     from skimage.color import rgb2lab
 
@@ -293,7 +321,27 @@ def measure_skin_tone(image: np.ndarray, face: Face, *, min_pixels: int = 50,
 
 
 def skin_tone_table(image: np.ndarray, faces: Sequence[Face], **options) -> pd.DataFrame:
-    """:func:`measure_skin_tone` for every face: one row per face, :data:`SKIN_COLUMNS`."""
+    """:func:`measure_skin_tone` for every face: one row per face.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        RGB uint8 ``(H, W, 3)``.
+    faces : sequence of Face
+        Detected faces with landmarks.
+    **options
+        ``min_pixels``, ``min_fraction``, ``cut``: see :func:`measure_skin_tone`.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`SKIN_COLUMNS` (``ita``, ``L``, ``a``, ``b``, ``fraction`` float64).
+
+    Raises
+    ------
+    ValueError
+        When ``image`` is not RGB uint8 ``(H, W, 3)`` (and there is a face).
+    """
     rows = [measure_skin_tone(image, f, **options) for f in faces]
     df = pd.DataFrame(rows, columns=list(SKIN_COLUMNS))
     for col in ("ita", "L", "a", "b", "fraction"):
