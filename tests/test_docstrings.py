@@ -30,12 +30,13 @@ numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
 #: Packages and modules whose public API is checked.
 CHECKED = ["facelab.api", "facelab.core.config", "facelab.core.io", "facelab.core.progress",
-           "facelab.core.provenance", "facelab.core.validation", "facelab.face", "facelab.metrics"]
+           "facelab.core.provenance", "facelab.core.validation", "facelab.external", "facelab.face",
+           "facelab.metrics"]
 
 #: Modules of facelab not yet checked (a known gap: this list may shrink, never grow).
 KNOWN_GAPS = [
     "facelab.core.types",
-    "facelab.cli", "facelab.data", "facelab.external", "facelab.extract",
+    "facelab.cli", "facelab.data", "facelab.extract",
     "facelab.match", "facelab.models", "facelab.perturb", "facelab.report",
     "facelab.studies", "facelab.train", "facelab.viz",
 ]
@@ -48,7 +49,8 @@ def _modules(prefix: str) -> list[str]:
     mod = importlib.import_module(prefix)
     names = [prefix]
     if hasattr(mod, "__path__"):
-        names += [m.name for m in pkgutil.walk_packages(mod.__path__, prefix + ".")]
+        names += [m.name for m in pkgutil.walk_packages(mod.__path__, prefix + ".")
+                  if not m.name.rsplit(".", 1)[1].startswith("_")]  # private modules
     return names
 
 
@@ -121,7 +123,7 @@ def test_known_gaps_are_real_modules_and_not_checked():
     for name in KNOWN_GAPS:
         importlib.import_module(name)
         assert not any(name == c or name.startswith(c + ".") for c in CHECKED), name
-    assert len(KNOWN_GAPS) <= 12, "the list of unchecked modules may only shrink"
+    assert len(KNOWN_GAPS) <= 11, "the list of unchecked modules may only shrink"
     floors = {m.name for m in pkgutil.iter_modules(facelab.__path__)} - {"__main__"}
     covered = {n.split(".")[1] for n in CHECKED + KNOWN_GAPS}
     assert floors <= covered, f"floors neither checked nor listed as a gap: {floors - covered}"

@@ -102,11 +102,29 @@ def _guess(path: str, formats: tuple[str, ...]) -> str:
 def load_scores(spec: Any) -> ImportedScores:
     """Verification scores from a path or a mapping (the ``-p scores`` value).
 
-    ``spec``: a path (format from its extension: ``.csv`` CSV, ``.txt``/``.scores`` bob,
-    ``.json`` deepface verify records; a CompareFaces index is a CSV with a ``response``
-    column: give ``format: rekognition``), or ``{path, format, scale: {direction, low,
-    high, name}, errors: raise|drop, system, default_threshold, similarity_threshold,
-    censored}``.
+    Parameters
+    ----------
+    spec : str, os.PathLike or mapping
+        A path (format from its extension: ``.csv`` CSV, ``.txt``/``.scores`` bob,
+        ``.json`` deepface verify records; a CompareFaces index is a CSV with a ``response``
+        column: give ``format: rekognition``), or ``{path, format, scale: {direction, low,
+        high, name}, errors: raise|drop, system, default_threshold, similarity_threshold,
+        censored}``.
+
+    Returns
+    -------
+    ImportedScores
+        One row per comparison with the score turned into a similarity (higher = more
+        alike), the system's scale and threshold, and the counted drops.
+
+    Raises
+    ------
+    ValueError
+        For a mapping without ``path`` or an unknown format.
+    TypeError
+        When ``spec`` is neither a path nor a mapping.
+    facelab.core.validation.InputError
+        For a bad value in the file (named by file and line/row) with ``errors: raise``.
     """
     d = _spec(spec)
     fmt = d.pop("format", None) or _guess(d["path"], SCORE_FORMATS)
@@ -119,10 +137,29 @@ def load_scores(spec: Any) -> ImportedScores:
 
 
 def load_candidates(spec: Any) -> ImportedCandidates:
-    """Candidate lists from a path or a mapping (the ``-p candidates`` value): CSV file,
-    folder of SearchFacesByImage JSON (``format: rekognition``, with
-    ``face_match_threshold``, ``max_faces``) or of ``DeepFace.find`` CSVs (``format:
-    deepface``, with ``metric``)."""
+    """Candidate lists from a path or a mapping (the ``-p candidates`` value).
+
+    Parameters
+    ----------
+    spec : str, os.PathLike or mapping
+        A CSV file, a folder of SearchFacesByImage JSON (``format: rekognition``, with
+        ``face_match_threshold``, ``max_faces``) or of ``DeepFace.find`` CSVs (``format:
+        deepface``, with ``metric``).
+
+    Returns
+    -------
+    ImportedCandidates
+        One row per (probe, candidate) with rank and similarity, and the counted drops.
+
+    Raises
+    ------
+    ValueError
+        For a mapping without ``path`` or an unknown format.
+    TypeError
+        When ``spec`` is neither a path nor a mapping.
+    facelab.core.validation.InputError
+        For a bad value in the file (named by file and line/row) with ``errors: raise``.
+    """
     d = _spec(spec)
     fmt = d.pop("format", None) or _guess(d["path"], CANDIDATE_FORMATS)
     path = d.pop("path")
@@ -134,8 +171,29 @@ def load_candidates(spec: Any) -> ImportedCandidates:
 
 
 def load_predictions(spec: Any) -> ImportedPredictions:
-    """Per-image predictions from a path or a mapping: CSV, folder of DetectFaces JSON
-    (``format: rekognition``) or of ``DeepFace.analyze`` JSON (``format: deepface``)."""
+    """Per-image predictions from a path or a mapping.
+
+    Parameters
+    ----------
+    spec : str, os.PathLike or mapping
+        A CSV, a folder of DetectFaces JSON (``format: rekognition``) or of
+        ``DeepFace.analyze`` JSON (``format: deepface``).
+
+    Returns
+    -------
+    ImportedPredictions
+        One row per (image, face): box in pixels, detection confidence, attributes; the
+        counted drops.
+
+    Raises
+    ------
+    ValueError
+        For a mapping without ``path`` or an unknown format.
+    TypeError
+        When ``spec`` is neither a path nor a mapping.
+    facelab.core.validation.InputError
+        For a bad value in the file (named by file and line/row) with ``errors: raise``.
+    """
     d = _spec(spec)
     fmt = d.pop("format", None) or ("csv" if str(d["path"]).endswith(".csv") else None)
     path = d.pop("path")

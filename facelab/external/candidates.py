@@ -65,6 +65,12 @@ class ImportedCandidates:
             self.system = Path(self.source).name or "imported candidates"
 
     def summary(self) -> str:
+        """One sentence for a report: searches, candidates, empty searches, censoring, drops.
+
+        Returns
+        -------
+        str
+        """
         n = len(self.probes)
         empty = n - self.table["probe"].nunique()
         text = (f"{self.system}: {n:,} searches and {len(self.table):,} candidates read from "
@@ -80,9 +86,37 @@ class ImportedCandidates:
 
 def check_candidate_table(table: pd.DataFrame, *, source: str, scale: ScoreScale,
                           errors: str, drops: Drops) -> pd.DataFrame:
-    """Checks shared by every candidate-list importer: ranks are integers >= 1, scores are
-    finite and in range, no probe lists a rank or a candidate twice, ranks run 1, 2, 3...
-    and scores do not improve with rank. Returns the kept rows."""
+    """Checks shared by every candidate-list importer.
+
+    Ranks are integers >= 1, scores are finite and in range, no probe lists a rank or a
+    candidate twice, ranks run 1, 2, 3... and scores do not improve with rank.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Columns ``probe``, ``rank``, ``candidate``, ``score`` (strings as read) and
+        ``where`` (line of each row).
+    source : str
+        The file the table came from.
+    scale : ScoreScale or mapping, optional
+        The score's direction (``higher`` or ``lower`` = more alike) and range
+        (:meth:`~facelab.external.ScoreScale.parse`).
+    errors : {"raise", "drop"}
+        Stop at the first bad entry (naming its file and line/row), or count it in the
+        result's ``drops``.
+    drops : Drops
+        Where dropped rows are counted.
+
+    Returns
+    -------
+    DataFrame
+        The kept rows, columns :data:`CANDIDATE_COLUMNS`, ``rank`` int, ``score`` float.
+
+    Raises
+    ------
+    facelab.core.validation.InputError
+        A bad value, named by its file and line/row (with ``errors="raise"``).
+    """
     wheres = table["where"].tolist()
     ranks, keep = numbers(table, "rank", source=source, wheres=wheres, errors=errors,
                           drops=drops)
@@ -140,6 +174,13 @@ def read_candidates(path: str | os.PathLike, *, scale: Any = None, errors: str =
         ``"raise"`` (stop at the first bad line, naming it) or ``"drop"`` (count it).
     censored_below
         The system's own cut-off, when it returned only candidates at or above it.
+    system
+        Name of the system shown in reports (default: the file name).
+
+    Returns
+    -------
+    ImportedCandidates
+        The checked candidate table, every probe, the scale and the counted drops.
 
     Raises
     ------
@@ -172,9 +213,26 @@ def read_candidates(path: str | os.PathLike, *, scale: Any = None, errors: str =
 
 def write_candidates(results: pd.DataFrame, path: str | os.PathLike, *,
                      probes: list | None = None, transform=None) -> Path:
-    """Write search results (``probe, candidate_rank, subject, score``, as
-    :meth:`facelab.match.gallery.Gallery.search` returns) as a candidate-list CSV; ``probes``
-    lists every search so that those without a candidate get their empty row."""
+    """Write search results as a candidate-list CSV ``probe,rank,candidate,score``.
+
+    Parameters
+    ----------
+    results : DataFrame
+        ``probe, candidate_rank, subject, score``, as
+        :meth:`facelab.match.gallery.Gallery.search` returns; rows with NaN score are left
+        out.
+    path : str or os.PathLike
+        The CSV to write (folders are created).
+    probes : list, optional
+        Every search, so that those without a candidate get their empty row.
+    transform : callable, optional
+        Maps facelab similarities onto the written scale (e.g. :func:`to_percent`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     res = results.dropna(subset=["score"])
     values = res["score"].to_numpy(dtype=float)
     values = transform(values) if transform is not None else values

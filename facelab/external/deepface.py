@@ -47,7 +47,25 @@ _RANGES = {"cosine": (0.0, 2.0), "euclidean_l2": (0.0, 2.0), "euclidean": (0.0, 
 
 
 def distance_scale(metric: str, model: str = "") -> ScoreScale:
-    """The :class:`ScoreScale` of a deepface distance metric (lower = more alike)."""
+    """The :class:`ScoreScale` of a deepface distance metric (lower = more alike).
+
+    Parameters
+    ----------
+    metric : {"cosine", "euclidean", "euclidean_l2", ...}
+        deepface's ``distance_metric`` (its documented range sets the scale's range).
+    model : str
+        deepface model name, used in the scale's name.
+
+    Returns
+    -------
+    ScoreScale
+        ``direction="lower"`` with the metric's range.
+
+    Raises
+    ------
+    ValueError
+        For a metric deepface does not have.
+    """
     if metric not in _RANGES:
         raise ValueError(f"unknown deepface distance metric {metric!r}; known: {list(_RANGES)}")
     low, high = _RANGES[metric]
@@ -79,6 +97,22 @@ def read_deepface_verify(source: Any, *, errors: str = "raise", system: str = ""
     ``verified`` and ``similarity_metric`` (``model`` is used in the name). The scale is
     the metric's distance (lower = more alike, :func:`distance_scale`); the records'
     common ``threshold`` becomes the system's default threshold.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, list of dict or mapping
+        A JSON file holding a list of records, a folder of JSON files, or parsed records.
+    errors : {"raise", "drop"}
+        Stop at the first bad entry (naming its file and line/row), or count it in the
+        result's ``drops``.
+    system : str
+        Name of the system shown in reports.
+
+    Returns
+    -------
+    ImportedScores
+        One row per pair, ``score`` = deepface's distance, default threshold = the
+        records' ``threshold``.
 
     Raises
     ------
@@ -129,7 +163,25 @@ def write_deepface_verify(scored: pd.DataFrame, path: str | os.PathLike, *,
                           metric: str = "cosine") -> Path:
     """Write scored pairs as a JSON list of ``DeepFace.verify`` results; the facelab
     cosine similarity ``s`` becomes deepface's cosine distance ``1 - s``; ``threshold``
-    is on the distance scale."""
+    is on the distance scale.
+
+    Parameters
+    ----------
+    scored : DataFrame
+        :func:`facelab.studies.verification.score_pairs` output (``index_a``, ``index_b``,
+        ``score`` cosine similarity).
+    path : str or os.PathLike
+        The JSON file to write (folders are created).
+    threshold : float
+        deepface's decision threshold on the distance scale.
+    model, metric : str
+        Written as ``model`` and ``similarity_metric``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     recs = []
     for a, b, s in zip(scored["index_a"], scored["index_b"], scored["score"], strict=True):
         d = 1.0 - float(s)
@@ -157,11 +209,23 @@ def read_deepface_find(source: Any, *, errors: str = "raise", metric: str = "cos
         that returned nothing.
     metric, model
         The distance metric (and model) ``find`` used, for the scale and its range.
+    errors : {"raise", "drop"}
+        Stop at the first bad entry (naming its file and line/row), or count it in the
+        result's ``drops``.
+    system : str
+        Name of the system shown in reports.
 
     Returns
     -------
     ImportedCandidates
         Candidate = ``identity``, rank by ascending distance.
+
+    Raises
+    ------
+    facelab.core.validation.InputError
+        Missing ``identity`` or ``distance`` columns, bad distances, naming file and row.
+    ValueError
+        For an unknown metric.
     """
     scale = distance_scale(metric, model)
     drops = Drops(str(source)[:200])
@@ -220,7 +284,26 @@ def write_deepface_find(results: pd.DataFrame, folder: str | os.PathLike, *,
                         threshold: float | None = None) -> Path:
     """Write search results as one ``DeepFace.find`` CSV per probe (cosine distance
     ``1 - s``); ``identity_of`` maps a gallery id to the image path written in
-    ``identity`` (default: the id)."""
+    ``identity`` (default: the id).
+
+    Parameters
+    ----------
+    results : DataFrame
+        ``probe, candidate_rank, subject, score`` (:meth:`facelab.match.gallery.Gallery.search`).
+    folder : str or os.PathLike
+        Where the ``<probe>.csv`` files go.
+    identity_of : callable, optional
+        Gallery id -> image path written in ``identity``.
+    probes : list, optional
+        Every search (those without a candidate get an empty CSV).
+    threshold : float, optional
+        Written in a ``threshold`` column (distance scale).
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``.
+    """
     folder = Path(folder)
     res = results.dropna(subset=["score"])
     groups = dict(list(res.groupby("probe", sort=False)))
@@ -249,6 +332,18 @@ def read_deepface_analyze(source: Any, *, system: str = "deepface analyze"
     Percentages become [0, 1]; ``dominant_gender`` Woman/Man becomes female/male with the
     confidence of that label; the box is ``region`` (pixels). An empty list is an image
     with no face found.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or mapping
+        Folder of ``<image id>.json``, or mapping ``{image id: list of dicts or path}``.
+    system : str
+        Name of the system shown in reports.
+
+    Returns
+    -------
+    ImportedPredictions
+        One row per face (``face == -1``: no face found in that image).
 
     Raises
     ------
@@ -312,7 +407,21 @@ def read_deepface_analyze(source: Any, *, system: str = "deepface analyze"
 
 
 def write_deepface_analyze(predictions: pd.DataFrame, folder: str | os.PathLike) -> Path:
-    """Write a predictions table as one ``DeepFace.analyze`` JSON per image."""
+    """Write a predictions table as one ``DeepFace.analyze`` JSON per image.
+
+    Parameters
+    ----------
+    predictions : DataFrame
+        A predictions table (:data:`facelab.external.predictions.PREDICTION_COLUMNS`, boxes
+        in pixels).
+    folder : str or os.PathLike
+        Where the ``<image>.json`` files go.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``.
+    """
     folder = Path(folder)
     for image, part in predictions.groupby("image", sort=True):
         faces = []

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from facelab.core.validation import Drops, InputError, check_columns, check_numeric
+from facelab.data.schema import normalise_gender
 from facelab.external._common import read_table
 
 __all__ = ["ImportedPredictions", "read_predictions", "write_predictions",
@@ -76,7 +77,13 @@ class ImportedPredictions:
             self.system = Path(self.source).name or "imported predictions"
 
     def largest_face(self) -> pd.DataFrame:
-        """One row per image: the largest face (by box area), or the ``face == -1`` row."""
+        """One row per image: the largest face (by box area), or the ``face == -1`` row.
+
+        Returns
+        -------
+        DataFrame
+            Same columns as ``table``.
+        """
         t = self.table.copy()
         if self.box_units == "ratio":
             area = t["box_width"] * t["box_height"]
@@ -88,6 +95,12 @@ class ImportedPredictions:
         return t.drop_duplicates("image").drop(columns="_area").reset_index(drop=True)
 
     def summary(self) -> str:
+        """One sentence for a report: faces, images, images without a face, drops.
+
+        Returns
+        -------
+        str
+        """
         n_img = self.table["image"].nunique()
         none = int((self.table["face"] < 0).sum())
         text = (f"{self.system}: {len(self.table) - none:,} faces in {n_img:,} images read "
@@ -98,11 +111,30 @@ class ImportedPredictions:
 
 
 def check_prediction_table(table: pd.DataFrame, *, source: str) -> pd.DataFrame:
-    """Checks shared by the prediction importers: numbers finite and in their documented
-    range (:data:`RANGES`, ``p_*`` in [0, 1]), ``gender`` in :data:`GENDERS`,
-    ``age_low <= age_high``, boxes with ``x2 > x1`` and ``y2 > y1``, no image listing a face
-    twice. Fills missing standard columns. Raises :class:`InputError` naming the row's
-    ``where``."""
+    """Checks shared by the prediction importers.
+
+    Numbers finite and in their documented range (:data:`RANGES`, ``p_*`` in [0, 1]),
+    ``gender`` in :data:`GENDERS`, ``age_low <= age_high`` (years), boxes with ``x2 > x1``
+    and ``y2 > y1``, no image listing a face twice. Fills missing standard columns and
+    ``p_female`` from ``gender`` and ``gender_confidence`` when only those are given.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Predictions as read, optionally with a ``where`` column (line or JSON path).
+    source : str
+        The file or folder they came from.
+
+    Returns
+    -------
+    DataFrame
+        The checked table with every column of :data:`PREDICTION_COLUMNS`.
+
+    Raises
+    ------
+    facelab.core.validation.InputError
+        A bad value, named by its file and line/row (with ``errors="raise"``).
+    """
     t = table.copy()
     if "where" not in t:
         t["where"] = [f"row {i}" for i in range(len(t))]
@@ -129,8 +161,6 @@ def check_prediction_table(table: pd.DataFrame, *, source: str) -> pd.DataFrame:
     for col in PREDICTION_COLUMNS:
         if col not in t:
             t[col] = pd.NA if col in ("gender", "expression") else np.nan
-    from facelab.data.schema import normalise_gender
-
     raw_g = t["gender"].astype("string").str.strip().replace("", pd.NA)
     g = raw_g.map(normalise_gender).astype("string")
     bad = raw_g.notna() & g.isna()
@@ -168,6 +198,18 @@ def check_prediction_table(table: pd.DataFrame, *, source: str) -> pd.DataFrame:
 def read_predictions(path: str | os.PathLike, *, system: str = "") -> ImportedPredictions:
     """Read a per-face predictions CSV (layout in the module docstring).
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV file.
+    system : str
+        Name of the system shown in reports (default: the file name).
+
+    Returns
+    -------
+    ImportedPredictions
+        One row per (image, face) (``face == -1``: no face found in that image).
+
     Raises
     ------
     InputError
@@ -186,7 +228,20 @@ def read_predictions(path: str | os.PathLike, *, system: str = "") -> ImportedPr
 
 
 def write_predictions(predictions: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write a predictions table as CSV (floats at full precision)."""
+    """Write a predictions table as CSV (floats at full precision).
+
+    Parameters
+    ----------
+    predictions : DataFrame
+        A predictions table (``where``, ``image_width`` and ``image_height`` are left out).
+    path : str or os.PathLike
+        The CSV to write (folders are created).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     cols = [c for c in predictions.columns if c not in ("where", "image_width", "image_height")]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from facelab.core.validation import Drops, InputError
-from facelab.external._common import JsonDoc, ScoreScale, json_files, read_table
+from facelab.core.validation import Drops, InputError, check_columns
+from facelab.external._common import JsonDoc, ScoreScale, json_files, read_table, to_bool
 from facelab.external.candidates import ImportedCandidates, check_candidate_table
 from facelab.external.predictions import ImportedPredictions, check_prediction_table
 from facelab.external.scores import ImportedScores, _finish
@@ -60,12 +60,34 @@ _GENDERS = {"Male": "male", "Female": "female"}
 
 def to_percent(similarity: np.ndarray) -> np.ndarray:
     """A cosine similarity in [-1, 1] on Rekognition's 0-100 scale: ``50 (s + 1)``. Exact
-    and invertible in float64 for float32 cosines (used by the exporters)."""
+    and invertible in float64 for float32 cosines (used by the exporters).
+
+    Parameters
+    ----------
+    similarity : numpy.ndarray
+        Cosine similarities in [-1, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 in [0, 100].
+    """
     return 50.0 * (np.asarray(similarity, dtype=float) + 1.0)
 
 
 def from_percent(percent: np.ndarray | float) -> np.ndarray | float:
-    """Inverse of :func:`to_percent`."""
+    """Inverse of :func:`to_percent`.
+
+    Parameters
+    ----------
+    percent : numpy.ndarray or float
+        Values on Rekognition's 0-100 scale.
+
+    Returns
+    -------
+    numpy.ndarray or float
+        float64 cosine similarities in [-1, 1].
+    """
     return np.asarray(percent, dtype=float) / 50.0 - 1.0
 
 
@@ -88,6 +110,11 @@ def read_detect_faces(source: Any, *, errors: str = "raise", system: str = "Reko
     source
         Folder of ``<image id>.json`` files, mapping ``{image id: path or parsed dict}``
         or list of paths.
+    errors : {"raise", "drop"}
+        Stop at the first bad entry (naming its file and line/row), or count it in the
+        result's ``drops``.
+    system : str
+        Name of the system shown in reports.
 
     Returns
     -------
@@ -177,7 +204,20 @@ def write_detect_faces(predictions: pd.DataFrame, folder: str | os.PathLike) -> 
     """Write a predictions table (:data:`facelab.external.predictions.PREDICTION_COLUMNS`,
     boxes in pixels with ``image_width``/``image_height``) as one DetectFaces response per
     image, ``<folder>/<image id>.json`` (ids with ``/`` make sub-folders). Ages are written
-    as ``AgeRange{Low: floor(age), High: ceil(age)}`` (the API gives integers)."""
+    as ``AgeRange{Low: floor(age), High: ceil(age)}`` (the API gives integers).
+
+    Parameters
+    ----------
+    predictions : DataFrame
+        Predictions with ``image_width``/``image_height`` (pixels).
+    folder : str or os.PathLike
+        Where the responses go.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``.
+    """
     folder = Path(folder)
     for image, part in predictions.groupby("image", sort=True):
         faces = []
@@ -229,6 +269,11 @@ def read_compare_faces(index: str | os.PathLike, *, errors: str = "raise",
         request with ``SimilarityThreshold=0`` to get every similarity), or ``"keep"``:
         the pair is kept as a non-match with the scale's lowest value (0) and
         ``censored=True``, and no threshold below ``similarity_threshold`` can be used.
+    errors : {"raise", "drop"}
+        Stop at the first bad entry (naming its file and line/row), or count it in the
+        result's ``drops``.
+    system : str
+        Name of the system shown in reports.
 
     Returns
     -------
@@ -236,10 +281,15 @@ def read_compare_faces(index: str | os.PathLike, *, errors: str = "raise",
         ``score`` = the highest ``FaceMatches[].Similarity`` (0-100). A response without
         any target face, or an error response, is a failure to acquire: counted in
         ``drops`` with its reason.
+
+    Raises
+    ------
+    facelab.core.validation.InputError
+        Missing columns or fields, similarities outside 0-100, a censored pair with
+        ``censored="raise"``, naming file and JSON path.
     """
     src = str(index)
     frame, wheres = read_table(index)
-    from facelab.core.validation import check_columns
 
     check_columns(frame, ["probe", "reference", "response"], source=src,
                   hint="Expected probe,reference,response[,mated].")
@@ -284,7 +334,6 @@ def read_compare_faces(index: str | os.PathLike, *, errors: str = "raise",
         flags.append(cens)
     out = pd.DataFrame(rows)
     if "mated" in frame.columns and len(out):
-        from facelab.external._common import to_bool
 
         out["mated"] = pd.array(to_bool(out["mated"], source=src, column="mated",
                                         wheres=kept_wheres), dtype="boolean")
@@ -307,7 +356,22 @@ def write_compare_faces(scored: pd.DataFrame, folder: str | os.PathLike, *,
                         transform=to_percent) -> Path:
     """Write scored pairs as CompareFaces responses made with ``SimilarityThreshold=0``
     (every similarity given): ``<folder>/responses/<n>.json`` and the index
-    ``<folder>/pairs.csv`` (``probe,reference,response``). Returns the index path."""
+    ``<folder>/pairs.csv`` (``probe,reference,response``). Returns the index path.
+
+    Parameters
+    ----------
+    scored : DataFrame
+        :func:`facelab.studies.verification.score_pairs` output.
+    folder : str or os.PathLike
+        Where ``responses/`` and ``pairs.csv`` go.
+    transform : callable, optional
+        Maps facelab similarities onto the written scale (e.g. :func:`to_percent`).
+
+    Returns
+    -------
+    pathlib.Path
+        The index ``<folder>/pairs.csv``.
+    """
     folder = Path(folder)
     (folder / "responses").mkdir(parents=True, exist_ok=True)
     sims = transform(scored["score"].to_numpy(dtype=float))
@@ -340,6 +404,11 @@ def read_search_faces(source: Any, *, errors: str = "raise",
         The request's ``FaceMatchThreshold`` (default 80) and ``MaxFaces``: the system
         returned only candidates at or above the threshold, so no lower threshold can be
         evaluated (``censored_below``).
+    errors : {"raise", "drop"}
+        Stop at the first bad entry (naming its file and line/row), or count it in the
+        result's ``drops``.
+    system : str
+        Name of the system shown in reports.
 
     Returns
     -------
@@ -410,7 +479,26 @@ def write_search_faces(results: pd.DataFrame, folder: str | os.PathLike, *,
     """Write search results (``probe, candidate_rank, subject, score``) as one
     SearchFacesByImage response per probe, ``<folder>/<probe id>.json``, as if requested
     with ``FaceMatchThreshold=face_match_threshold`` (candidates below it are left out,
-    as the service does)."""
+    as the service does).
+
+    Parameters
+    ----------
+    results : DataFrame
+        ``probe, candidate_rank, subject, score``.
+    folder : str or os.PathLike
+        Where the responses go.
+    probes : list, optional
+        Every search (those without a candidate get an empty response).
+    transform : callable, optional
+        Maps facelab similarities onto the written scale (e.g. :func:`to_percent`).
+    face_match_threshold : float
+        On the 0-100 scale; candidates below it are left out.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``.
+    """
     folder = Path(folder)
     res = results.dropna(subset=["score"])
     all_probes = list(probes) if probes is not None else pd.unique(res["probe"]).tolist()

@@ -87,6 +87,12 @@ class ImportedScores:
         return self.scale.to_similarity(self.table["score"].to_numpy(dtype=float))
 
     def summary(self) -> str:
+        """One sentence for a report: comparisons, scale, mated/non-mated, censoring, drops.
+
+        Returns
+        -------
+        str
+        """
         n = len(self.table)
         mated = self.table["mated"]
         known = int(mated.notna().sum())
@@ -157,6 +163,12 @@ def read_scores(path: str | os.PathLike, *, scale: Any = None, errors: str = "ra
     system, default_threshold, default_how
         Name for reports; the system's own threshold on the file's scale and its source.
 
+
+    Returns
+    -------
+    ImportedScores
+        The checked pairs, the scale and the counted drops.
+
     Raises
     ------
     InputError
@@ -197,6 +209,22 @@ def read_bob_scores(path: str | os.PathLike, *, scale: Any = None, errors: str =
     ``claimed_id == real_id`` and ``probe_subject`` is ``real_id``. Same checks and
     ``errors`` policy as :func:`read_scores`; in 4-column files a probe is compared with a
     model at most once.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The score file (white-space separated, one comparison per line).
+    scale : ScoreScale or mapping, optional
+        Direction and documented range of the score (:meth:`ScoreScale.parse`).
+    errors : {"raise", "drop"}
+        Stop at the first bad line, or count it in ``drops``.
+    system : str
+        Name of the system shown in reports (default: the file name).
+
+    Returns
+    -------
+    ImportedScores
+        The checked pairs, the scale and the counted drops.
 
     Raises
     ------
@@ -254,10 +282,27 @@ def _pairs_for_export(scored: pd.DataFrame) -> pd.DataFrame:
 
 def write_scores(scored: pd.DataFrame, path: str | os.PathLike, *, mated: bool = True,
                  transform=None) -> Path:
-    """Write scored pairs (:func:`facelab.studies.verification.score_pairs` output) as a
-    ``probe,reference,score[,mated]`` CSV. ``transform`` maps facelab similarities to the
-    file's scale (default: unchanged); scores are written with ``repr`` precision, so
-    reading them back gives the same floats."""
+    """Write scored pairs as a ``probe,reference,score[,mated]`` CSV.
+
+    Scores are written with ``repr`` precision, so reading them back gives the same floats.
+
+    Parameters
+    ----------
+    scored : DataFrame
+        :func:`facelab.studies.verification.score_pairs` output (``index_a``, ``index_b``,
+        ``score``, ``same``).
+    path : str or os.PathLike
+        The CSV to write (folders are created).
+    mated : bool
+        Write the ``mated`` column (1/0).
+    transform : callable, optional
+        Maps facelab similarities onto the written scale (e.g. :func:`to_percent`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     s = _pairs_for_export(scored)
     values = s["score"].to_numpy(dtype=float)
     values = transform(values) if transform is not None else values
@@ -277,8 +322,28 @@ def write_bob_scores(scored: pd.DataFrame, path: str | os.PathLike, *, columns: 
 
     5 columns: ``subject_b index_b subject_a index_a score``; 4 columns:
     ``subject_b subject_a index_a score`` (the model is the reference's identity, so each
-    probe may meet each identity once: a ``ValueError`` says when pairs share one).
-    Ids may not contain white space.
+    probe may meet each identity once). Ids may not contain white space. Layout: bob.measure
+    documentation, "Score file formats".
+
+    Parameters
+    ----------
+    scored : DataFrame
+        :func:`facelab.studies.verification.score_pairs` output with subject columns.
+    path : str or os.PathLike
+        The file to write (folders are created).
+    columns : {4, 5}
+        The layout.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        For another column count, ids with white space, or (4 columns) a probe meeting one
+        identity twice.
     """
     s = _pairs_for_export(scored)
     if columns not in (4, 5):

@@ -45,6 +45,7 @@ import pandas as pd
 from scipy.special import softmax
 
 from facelab.core.types import Face
+from facelab.data.schema import normalise_expression, normalise_gender
 from facelab.face.align import align_faces, box_crop
 from facelab.models.embedders.base import BaseEmbedder
 from facelab.models.registry import set_card_loader
@@ -179,7 +180,6 @@ def load_card(path: str | Path) -> ModelCard:
             raise CardError(f"{path}: a classifier card needs 'labels': two or more distinct "
                             "names in the model's output order")
         if kind == "expression":
-            from facelab.data.schema import normalise_expression
 
             unknown_labels = [lab for lab in labels if normalise_expression(lab) is pd.NA]
             if unknown_labels:
@@ -187,7 +187,6 @@ def load_card(path: str | Path) -> ModelCard:
                                 "expressions (see facelab.data.datasets.EXPRESSIONS)")
             labels = tuple(normalise_expression(lab) for lab in labels)
         else:
-            from facelab.data.schema import normalise_gender
 
             genders = tuple(normalise_gender(lab) for lab in labels)
             if sorted(g for g in genders if g is not pd.NA) != ["female", "male"] \

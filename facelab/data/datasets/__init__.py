@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from facelab.core.config import data_root
 from facelab.data.datasets._registry import (
     DatasetNotFoundError,
     DatasetSpec,
@@ -123,7 +124,6 @@ def find_datasets(root: str | os.PathLike | None = None) -> pd.DataFrame:
         One row per dataset found: ``dataset, images, path``, plus ``malformed`` (count of
         entries skipped) and ``note`` (empty, or why loading failed; then ``images`` is -1).
     """
-    from facelab.core.config import data_root
 
     base = data_root(root)
     rows = []

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from facelab.core.config import data_root
+
 __all__ = ["DatasetSpec", "DatasetNotFoundError", "register_dataset", "dataset_spec",
            "dataset_specs", "resolve_root"]
 
@@ -99,8 +101,6 @@ def resolve_root(spec: DatasetSpec, root: str | Path | None) -> Path:
     ``root=None`` means ``facelab.core.config.data_root() / spec.folder``. A given ``root`` may be
     the dataset folder itself or the data root containing ``spec.folder``.
     """
-    from facelab.core.config import data_root
-
     if root is None:
         base = data_root()
         candidates = [base / n for n in (spec.folder, *spec.aliases) if n]

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facelab.core.config import cache_dir
 from facelab.data.datasets._registry import register_dataset
 from facelab.data.schema import Malformed, finalize, normalise_expression
 
@@ -128,7 +129,6 @@ def _materialize(csv: Path, rows: list[int], pixels: list[np.ndarray]) -> Path:
     """Write each row as ``<row>.png`` once, atomically; a ``.complete`` marker skips reruns."""
     from PIL import Image
 
-    from facelab.core.config import cache_dir
 
     h = hashlib.sha256()
     with open(csv, "rb") as fh:

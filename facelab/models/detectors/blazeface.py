@@ -26,6 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from facelab.core.progress import native_stderr_filtered
 from facelab.core.provenance import package_file
 from facelab.core.types import Face
 from facelab.models.registry import register_model
@@ -107,7 +108,6 @@ class BlazeFaceDetector:
         self.model = model
         self.name = _NAMES[model]
         self.score_threshold = float(score_threshold)
-        from facelab.core.progress import native_stderr_filtered
 
         with native_stderr_filtered():  # litert's "INFO: Created ... XNNPACK delegate"
             self._net = fd.FaceDetection(model_type=kind, model_path=str(path))
