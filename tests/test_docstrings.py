@@ -22,23 +22,22 @@ import textwrap
 from dataclasses import is_dataclass
 from types import FunctionType
 
+import numpydoc.validate as numpydoc_validate
 import pytest
 
 import facelab
 
-numpydoc_validate = pytest.importorskip("numpydoc.validate")
-
-#: Packages and modules whose public API is checked.
-CHECKED = ["facelab.api", "facelab.core.config", "facelab.core.io", "facelab.core.progress",
-           "facelab.core.provenance", "facelab.core.validation", "facelab.external", "facelab.face",
-           "facelab.metrics"]
+#: Packages and modules whose public API is checked (minus :data:`KNOWN_GAPS`).
+CHECKED = ["facelab.api", "facelab.core", "facelab.external", "facelab.face",
+           "facelab.metrics", "facelab.models"]
 
 #: Modules of facelab not yet checked (a known gap: this list may shrink, never grow).
+#: ``core.types`` (Protocols) and ``models.embedders.sface`` are being changed by other
+#: work; the other floors have not been documented to this standard yet.
 KNOWN_GAPS = [
-    "facelab.core.types",
-    "facelab.cli", "facelab.data", "facelab.extract",
-    "facelab.match", "facelab.models", "facelab.perturb", "facelab.report",
-    "facelab.studies", "facelab.train", "facelab.viz",
+    "facelab.core.types", "facelab.models.embedders.sface",
+    "facelab.cli", "facelab.data", "facelab.extract", "facelab.match", "facelab.perturb",
+    "facelab.report", "facelab.studies", "facelab.train", "facelab.viz",
 ]
 
 #: numpydoc codes enforced: no docstring, undocumented / unknown parameters, no Returns.
@@ -119,17 +118,21 @@ def problems(module_name: str) -> list[str]:
     return out
 
 
-def test_known_gaps_are_real_modules_and_not_checked():
+def _gap(name: str) -> bool:
+    return any(name == g or name.startswith(g + ".") for g in KNOWN_GAPS)
+
+
+def test_known_gaps_are_real_modules_and_shrink():
     for name in KNOWN_GAPS:
         importlib.import_module(name)
-        assert not any(name == c or name.startswith(c + ".") for c in CHECKED), name
     assert len(KNOWN_GAPS) <= 11, "the list of unchecked modules may only shrink"
     floors = {m.name for m in pkgutil.iter_modules(facelab.__path__)} - {"__main__"}
     covered = {n.split(".")[1] for n in CHECKED + KNOWN_GAPS}
     assert floors <= covered, f"floors neither checked nor listed as a gap: {floors - covered}"
 
 
-@pytest.mark.parametrize("module_name", [m for c in CHECKED for m in _modules(c)])
+@pytest.mark.parametrize("module_name",
+                         [m for c in CHECKED for m in _modules(c) if not _gap(m)])
 def test_public_api_has_numpydoc_sections(module_name):
     found = problems(module_name)
     assert not found, "\n" + "\n".join(found)

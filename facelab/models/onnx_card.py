@@ -121,6 +121,16 @@ def _floats(path: Path, raw: dict, key: str, default: float, channels: int
 def load_card(path: str | Path) -> ModelCard:
     """Read and check a model card.
 
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The card (YAML; fields in ``docs/models.md``).
+
+    Returns
+    -------
+    ModelCard
+        The checked card, with the ONNX file's absolute path.
+
     Raises
     ------
     CardError
@@ -307,7 +317,13 @@ class _OnnxFaceModel:
 
 
 class OnnxEmbedder(_OnnxFaceModel, BaseEmbedder):
-    """An ONNX face embedder described by a model card (``kind: embedder``)."""
+    """An ONNX face embedder described by a model card (``kind: embedder``).
+
+    Parameters
+    ----------
+    card : ModelCard, str or pathlib.Path
+        The card (or its path); the embedding size is read from one run on a blank crop.
+    """
 
     def __init__(self, card: ModelCard | str | Path):
         _OnnxFaceModel.__init__(self, card)
@@ -360,11 +376,37 @@ class OnnxClassifier(_OnnxLabeller):
     :attr:`labels` (how a face looks, not what a person feels)."""
 
     def crops(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-        """The model's crops of ``faces`` (RGB uint8)."""
+        """The model's crops of ``faces`` (RGB uint8).
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 image the faces were detected in.
+        faces : sequence of Face
+            Detected faces (pixels).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, s, s, 3)`` RGB uint8 at the card's input size ``s``.
+        """
         return self.face_crops(image, list(faces))
 
     def predict(self, image: np.ndarray, faces: Sequence[Face]) -> pd.DataFrame:
-        """One row per face, one probability column per label."""
+        """One row per face, one probability column per label.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 image the faces were detected in.
+        faces : sequence of Face
+            Detected faces (pixels).
+
+        Returns
+        -------
+        DataFrame
+            ``(len(faces), len(labels))`` float32 probabilities (rows sum to 1).
+        """
         return pd.DataFrame(self.predict_crops(self.crops(image, list(faces))),
                             columns=list(self.labels))
 
@@ -375,7 +417,20 @@ class OnnxGenderClassifier(_OnnxLabeller):
     ``gender_confidence`` and ``p_female``; no age."""
 
     def predict(self, image: np.ndarray, faces: Sequence[Face]) -> pd.DataFrame:
-        """One row per face: ``gender``, ``gender_confidence``, ``p_female``."""
+        """One row per face: ``gender``, ``gender_confidence``, ``p_female``.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 image the faces were detected in.
+        faces : sequence of Face
+            Detected faces (pixels).
+
+        Returns
+        -------
+        DataFrame
+            Gender describes appearance, not gender identity; ``p_female`` in [0, 1].
+        """
         p = self.predict_crops(self.face_crops(image, list(faces)))
         p_female = p[:, self.labels.index("female")].astype(np.float64)
         is_female = p_female >= 0.5
@@ -387,7 +442,23 @@ class OnnxGenderClassifier(_OnnxLabeller):
 
 
 def create_from_card(card: ModelCard | str | Path) -> Any:
-    """The adapter for a card's kind."""
+    """The adapter for a card's kind.
+
+    Parameters
+    ----------
+    card : ModelCard, str or pathlib.Path
+        A card or its path.
+
+    Returns
+    -------
+    OnnxEmbedder, OnnxClassifier or OnnxGenderClassifier
+        The adapter for the card's ``kind``.
+
+    Raises
+    ------
+    CardError
+        For a malformed card.
+    """
     card = card if isinstance(card, ModelCard) else load_card(card)
     cls = {"embedder": OnnxEmbedder, "expression": OnnxClassifier,
            "attribute": OnnxGenderClassifier}[card.kind]
@@ -413,6 +484,18 @@ def register_card(path: str | Path | ModelCard, *, override: bool = False) -> st
 
     Registering the same card file again (unchanged) is a no-op; another model under the
     same name is an error unless ``override=True``.
+
+    Parameters
+    ----------
+    path : str, pathlib.Path or ModelCard
+        The card.
+    override : bool
+        Replace another model registered under the card's name.
+
+    Returns
+    -------
+    str
+        The registered name.
 
     Raises
     ------

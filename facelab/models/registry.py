@@ -78,7 +78,18 @@ class ModelSpec:
 
     def weight_paths(self) -> list[Path]:
         """Absolute paths of the weight files: inside the installed package, or the file
-        itself for models trained by facelab (registered as ``"</absolute/path>"``)."""
+        itself for models trained by facelab (registered as ``"</absolute/path>"``).
+
+        Returns
+        -------
+        list of pathlib.Path
+            The files (weights compiled into a library, ``"<...>"``, give none).
+
+        Raises
+        ------
+        facelab.core.provenance.PackageFileError
+            When the package or a weights file is missing.
+        """
         paths = []
         for w in self.weights:
             if w.startswith("<") and w.endswith(">"):
@@ -90,6 +101,13 @@ class ModelSpec:
         return paths
 
     def as_row(self) -> dict:
+        """The spec as one row of :func:`list_models`.
+
+        Returns
+        -------
+        dict
+            The fields without the factory; labels and weights joined into strings.
+        """
         row = asdict(self)
         row.pop("factory")
         row["labels"] = ", ".join(self.labels) if self.labels else ""
@@ -136,6 +154,35 @@ def register_model(
     trained by the project, ONNX model cards). ``revision`` names a change in how the
     same weights are run that changes the outputs (even within a tolerance); it enters
     feature-cache keys, so cached outputs of the previous way are not mixed with new ones.
+
+    Parameters
+    ----------
+    name : str
+        The model's registered name (e.g. ``"sface"``).
+    kind : {"detector", "embedder", "expression", "attribute"}
+        What the model does.
+    description, output, input_size : str
+        One line each for ``facelab info`` and the model tables: what it is, what it
+        outputs (with units), what it takes (pixels, colour).
+    package : str
+        The installed package shipping the weights.
+    weights : str or sequence of str
+        Weight files relative to the package folder, or ``"<...>"`` as above.
+    licence : str
+        The weights' licence (as its vendor states it).
+    labels : sequence of str, optional
+        Class labels of a classifier, in output order.
+    default : bool
+        Whether this is the default model of its kind.
+    override : bool
+        Replace a model already registered under ``name``.
+    revision : str
+        Names a change in how the weights are run (enters feature-cache keys).
+
+    Returns
+    -------
+    callable
+        The decorator; it returns the factory unchanged.
 
     Raises
     ------
@@ -208,7 +255,13 @@ def _load_plugins() -> None:
 
 def plugins() -> pd.DataFrame:
     """Model plugins found through :data:`ENTRY_POINT_GROUP`: ``entry_point, value,
-    distribution, models`` (the names it registered) and ``error`` (empty when loaded)."""
+    distribution, models`` (the names it registered) and ``error`` (empty when loaded).
+
+    Returns
+    -------
+    DataFrame
+        One row per entry point.
+    """
     _discover()
     return pd.DataFrame(_PLUGINS, columns=["entry_point", "value", "distribution", "models",
                                            "error"])
@@ -218,6 +271,18 @@ def resolve_model(value: Any, kind: str | None = None) -> str:
     """A registered model name for ``value``: a name is returned as is (after checking it
     exists), a path to a model card (``.yaml``/``.yml``) is registered first
     (:func:`facelab.models.onnx_card.register_card`; the same card twice is one model).
+
+    Parameters
+    ----------
+    value : str or os.PathLike
+        Registered name or model card path.
+    kind : {"detector", "embedder", "expression", "attribute"}, optional
+        Only a model of this kind (see :data:`KINDS`).
+
+    Returns
+    -------
+    str
+        The registered name.
 
     Raises
     ------
@@ -234,7 +299,24 @@ def resolve_model(value: Any, kind: str | None = None) -> str:
 
 
 def list_models(kind: str | None = None) -> pd.DataFrame:
-    """Registered models (optionally of one kind) as a DataFrame, one row per model."""
+    """Registered models (optionally of one kind) as a DataFrame, one row per model.
+
+    Parameters
+    ----------
+    kind : {"detector", "embedder", "expression", "attribute"}, optional
+        Only a model of this kind (see :data:`KINDS`).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``name``, ``kind``, ``default``, ``description``, ``output``, ``labels``,
+        ``input_size``, ``package``, ``weights``, ``licence``; sorted by kind and name.
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind.
+    """
     _discover()
     if kind is not None and kind not in KINDS:
         raise ValueError(ERR_UNKNOWN_KIND.format(kind=kind, kinds=", ".join(KINDS)))
@@ -246,7 +328,24 @@ def list_models(kind: str | None = None) -> pd.DataFrame:
 
 def model_spec(name: str, kind: str | None = None) -> ModelSpec:
     """The :class:`ModelSpec` registered under ``name``; unknown names list the known ones.
-    A path to a model card (``.yaml``) is registered first (:func:`resolve_model`)."""
+    A path to a model card (``.yaml``) is registered first (:func:`resolve_model`).
+
+    Parameters
+    ----------
+    name : str
+        Registered name, or a model card path.
+    kind : {"detector", "embedder", "expression", "attribute"}, optional
+        Only a model of this kind (see :data:`KINDS`).
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    ModelError
+        For an unknown name or a model of another kind (the message lists the known ones).
+    """
     _discover()
     if name not in _REGISTRY and str(name).lower().endswith((".yaml", ".yml")):
         name = resolve_model(name)
@@ -268,7 +367,27 @@ def default_model(kind: str) -> str:
 
 
 def create_model(name: str, *, kind: str | None = None, **options: Any) -> Any:
-    """Build the model registered under ``name`` with ``options`` passed to its factory."""
+    """Build the model registered under ``name`` with ``options`` passed to its factory.
+
+    Parameters
+    ----------
+    name : str
+        Registered name (or a model card path).
+    kind : {"detector", "embedder", "expression", "attribute"}, optional
+        Only a model of this kind (see :data:`KINDS`).
+    **options
+        Passed to the model's factory (e.g. ``score_threshold=0.8`` for a detector).
+
+    Returns
+    -------
+    object
+        The model (a detector, embedder, expression or attribute model), with ``spec`` set.
+
+    Raises
+    ------
+    ModelError
+        For an unknown name or a model of another kind.
+    """
     spec = model_spec(name, kind)
     model = spec.factory(**options)
     try:

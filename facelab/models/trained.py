@@ -37,12 +37,33 @@ DEFAULT_MARGIN = 0.4
 
 
 def trained_models_dir() -> Path:
-    """``<results>/models``: where trained weights are written and discovered."""
+    """``<results>/models``: where trained weights are written and discovered.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (may not exist yet).
+    """
     return results_dir() / "models"
 
 
 def build_backbone(backbone: str, n_labels: int, in_chans: int = 1) -> torch.nn.Module:
-    """A randomly initialised timm architecture (no pretrained weights: none exist offline)."""
+    """A randomly initialised timm architecture (no pretrained weights: none exist offline).
+
+    Parameters
+    ----------
+    backbone : str
+        A timm architecture name (e.g. ``"resnet18"``).
+    n_labels : int
+        Output classes.
+    in_chans : int
+        Input channels (1 grey, 3 RGB).
+
+    Returns
+    -------
+    torch.nn.Module
+        The network, randomly initialised (``timm.create_model(pretrained=False)``).
+    """
     import timm
 
     return timm.create_model(backbone, pretrained=False, num_classes=n_labels,
@@ -50,7 +71,18 @@ def build_backbone(backbone: str, n_labels: int, in_chans: int = 1) -> torch.nn.
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    """The str->str metadata stored in a safetensors file."""
+    """The str->str metadata stored in a safetensors file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.safetensors`` file.
+
+    Returns
+    -------
+    dict of str to str
+        The file's header metadata (empty when it has none).
+    """
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as fh:
@@ -118,7 +150,20 @@ class TrainedExpression:
         return json.loads(self.metadata.get("metrics", "{}"))
 
     def crops(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-        """Aligned ``(n, s, s)`` grey uint8 crops at the model's input size."""
+        """Aligned ``(n, s, s)`` grey uint8 crops at the model's input size.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 image the faces were detected in.
+        faces : sequence of Face
+            Detected faces (pixels).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, s, s)`` grey uint8.
+        """
         return align_faces(image, faces, size=self.input_size, margin=self.margin, grey=True)
 
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
@@ -134,6 +179,11 @@ class TrainedExpression:
         -------
         numpy.ndarray
             ``(n, len(labels))`` float32 probabilities in :attr:`labels` order.
+
+        Raises
+        ------
+        ValueError
+            For crops that are not ``(n, h, w)`` or ``(n, h, w, 3)``.
         """
 
         crops = np.asarray(crops)
@@ -156,7 +206,21 @@ class TrainedExpression:
         return out
 
     def predict(self, image: np.ndarray, faces: Sequence[Face]) -> pd.DataFrame:
-        """One row per face, one probability column per label (columns = :attr:`labels`)."""
+        """One row per face, one probability column per label (columns = :attr:`labels`).
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 image the faces were detected in.
+        faces : sequence of Face
+            Detected faces (pixels).
+
+        Returns
+        -------
+        DataFrame
+            ``(len(faces), len(labels))`` float32 probabilities. Expression labels describe how
+            a face looks, not a person's inner emotional state.
+        """
         return pd.DataFrame(self.predict_crops(self.crops(image, faces)),
                             columns=list(self.labels))
 
@@ -165,7 +229,26 @@ def register_trained(path: str | Path, *, override: bool = False) -> str:
     """Register one trained weights file under its metadata name; returns the name.
 
     ``override=True`` replaces a model already registered under that name (a retrained
-    model written to the same file)."""
+    model written to the same file).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.safetensors`` file written by :func:`facelab.train.train_expression`.
+    override : bool
+        Replace a model already registered under that name.
+
+    Returns
+    -------
+    str
+        The registered name.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a facelab expression model, or the name is taken and
+        ``override`` is False.
+    """
     path = Path(path)
     meta = read_metadata(path)
     if meta.get("format") != FORMAT:
@@ -192,7 +275,13 @@ def register_trained(path: str | Path, *, override: bool = False) -> str:
 def model_folders() -> list[Path]:
     """Folders searched at discovery: :func:`trained_models_dir`, and the repository's
     own ``results/models`` when ``$FACELAB_RESULTS`` is unset and the working directory
-    is elsewhere (papermill runs notebooks inside ``notebooks/``)."""
+    is elsewhere (papermill runs notebooks inside ``notebooks/``).
+
+    Returns
+    -------
+    list of pathlib.Path
+        :func:`trained_models_dir` (which may not exist yet), then the repository's folder.
+    """
     folders = [trained_models_dir().resolve()]
     if not os.environ.get("FACELAB_RESULTS"):
         repo = (Path(__file__).resolve().parents[2] / "results" / "models")
@@ -206,6 +295,16 @@ def register_trained_models(folder: str | Path | None = None) -> list[str]:
 
     Files that cannot be read become warnings, never errors; names already registered by
     a built-in model are skipped.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path, optional
+        Where to look.
+
+    Returns
+    -------
+    list of str
+        The names registered.
     """
     folders = [Path(folder)] if folder is not None else model_folders()
     paths = [p for f in folders if f.is_dir() for p in sorted(f.glob("*.safetensors"))]

@@ -59,6 +59,23 @@ def age_band(age: np.ndarray, coverage: float = 0.8) -> tuple[np.ndarray, np.nda
 
     The band is multiplicative in ``1 + age`` (wider for older faces), from
     :data:`AGE_LOG_RESIDUAL_QUANTILES`.
+
+    Parameters
+    ----------
+    age : numpy.ndarray
+        Predicted ages in years.
+    coverage : {0.5, 0.8, 0.9}
+        Share of faces whose true age the band should hold.
+
+    Returns
+    -------
+    low, high : numpy.ndarray
+        float64 band limits in years (``low >= 0``), same shape as ``age``.
+
+    Raises
+    ------
+    ValueError
+        For another coverage.
     """
     if coverage not in AGE_BAND_LEVELS:
         raise ValueError(f"coverage must be one of {sorted(AGE_BAND_LEVELS)}, got {coverage!r}")
@@ -132,7 +149,20 @@ class AgeGender:
                 for task, path in (("age", AGE_FILE), ("gender", GENDER_FILE))}
 
     def chips(self, image: np.ndarray, faces: Sequence[Face]) -> dict[str, np.ndarray]:
-        """Aligned RGB chips: ``{"gender": (n, 32, 32, 3), "age": (n, 64, 64, 3)}``."""
+        """Aligned RGB chips: ``{"gender": (n, 32, 32, 3), "age": (n, 64, 64, 3)}``.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 image the faces were detected in.
+        faces : sequence of Face
+            Detected faces with landmarks (pixels).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            uint8 RGB chips per task (dlib ``get_face_chip`` with the manifest's padding).
+        """
         return {"gender": dlib_chips(image, faces, self.gender_size_, self.padding_),
                 "age": dlib_chips(image, faces, self.age_size_, self.padding_)}
 
@@ -149,7 +179,20 @@ class AgeGender:
         return np.concatenate(out) if out else np.zeros((0, classes), np.float32)
 
     def predict_chips(self, gender_chips: np.ndarray, age_chips: np.ndarray) -> pd.DataFrame:
-        """Estimates from already aligned chips (see :meth:`chips`), one row per face."""
+        """Estimates from already aligned chips (see :meth:`chips`), one row per face.
+
+        Parameters
+        ----------
+        gender_chips : numpy.ndarray
+            ``(n, 32, 32, 3)`` RGB uint8.
+        age_chips : numpy.ndarray
+            ``(n, 64, 64, 3)`` RGB uint8.
+
+        Returns
+        -------
+        DataFrame
+            Columns :data:`AGE_GENDER_COLUMNS` (as :meth:`predict`).
+        """
         pg = self._run("gender", np.asarray(gender_chips, np.uint8))
         pa = self._run("age", np.asarray(age_chips, np.uint8))
         age = pa.astype(np.float64) @ self.age_weights_.astype(np.float64)
@@ -172,6 +215,19 @@ class AgeGender:
         expected age in years under the model's 81-class distribution, ``[age_low,
         age_high]`` a band meant to hold the true age for ``age_coverage`` of faces
         (calibrated on UTKFace, :func:`age_band`).
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 image the faces were detected in.
+        faces : sequence of Face
+            Detected faces with landmarks (pixels).
+
+        Returns
+        -------
+        DataFrame
+            ``(len(faces), len(AGE_GENDER_COLUMNS))``; gender describes appearance, not
+            gender identity; ages in years.
         """
         c = self.chips(image, faces)
         return self.predict_chips(c["gender"], c["age"])

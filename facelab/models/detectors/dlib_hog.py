@@ -55,7 +55,19 @@ class DlibHOGDetector:
         return float(1.0 / (1.0 + np.exp(-self.adjust_threshold)))
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces in one RGB uint8 image, highest score first."""
+        """Faces in one RGB uint8 image, highest score first.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8.
+
+        Returns
+        -------
+        list of Face
+            Boxes ``[x1, y1, x2, y2]`` in pixels of ``image``, scores in [0, 1], landmarks
+            ``(5, 2)`` pixels when the detector gives them; empty when no face is found.
+        """
         h, w = image.shape[:2]
         rects, margins, _ = self._net.run(np.ascontiguousarray(image), self.upsample,
                                           self.adjust_threshold)
@@ -67,7 +79,18 @@ class DlibHOGDetector:
         return sorted(faces, key=lambda f: -f.score)
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """Faces per image (loops; dlib's batch API is for its CNN detector only)."""
+        """Faces per image (loops; dlib's batch API is for its CNN detector only).
+
+        Parameters
+        ----------
+        images : sequence of numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 images (sizes may differ).
+
+        Returns
+        -------
+        list of list of Face
+            One list per image, as :meth:`detect` gives.
+        """
         return [self.detect(im) for im in images]
 
 
@@ -80,4 +103,15 @@ class DlibHOGDetector:
     licence="Boost Software License (dlib code and built-in HOG model)",
 )
 def create_dlib_hog(**options) -> DlibHOGDetector:
+    """The registered factory of :class:`DlibHOGDetector`.
+
+    Parameters
+    ----------
+    **options
+        Passed to :class:`DlibHOGDetector` (its constructor's parameters).
+
+    Returns
+    -------
+    DlibHOGDetector
+    """
     return DlibHOGDetector(**options)

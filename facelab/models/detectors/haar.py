@@ -50,7 +50,19 @@ class HaarDetector:
             raise FileNotFoundError(f"Haar cascade {path} could not be loaded")
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces in one RGB uint8 image, highest score first."""
+        """Faces in one RGB uint8 image, highest score first.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8.
+
+        Returns
+        -------
+        list of Face
+            Boxes ``[x1, y1, x2, y2]`` in pixels of ``image``, scores in [0, 1], landmarks
+            ``(5, 2)`` pixels when the detector gives them; empty when no face is found.
+        """
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         rects, _, weights = self._net.detectMultiScale3(
             grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
@@ -65,7 +77,18 @@ class HaarDetector:
         return sorted(faces, key=lambda f: -f.score)
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """Faces per image (loops)."""
+        """Faces per image (loops).
+
+        Parameters
+        ----------
+        images : sequence of numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 images (sizes may differ).
+
+        Returns
+        -------
+        list of list of Face
+            One list per image, as :meth:`detect` gives.
+        """
         return [self.detect(im) for im in images]
 
 
@@ -79,4 +102,15 @@ class HaarDetector:
     licence="Intel License Agreement (BSD-style, in the cascade file) / Apache-2.0 (OpenCV)",
 )
 def create_haar(**options) -> HaarDetector:
+    """The registered factory of :class:`HaarDetector`.
+
+    Parameters
+    ----------
+    **options
+        Passed to :class:`HaarDetector` (its constructor's parameters).
+
+    Returns
+    -------
+    HaarDetector
+    """
     return HaarDetector(**options)

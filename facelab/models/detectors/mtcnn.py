@@ -81,13 +81,36 @@ class MTCNNDetector:
             torch.set_num_threads(before)
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces in one RGB uint8 image, highest score first."""
+        """Faces in one RGB uint8 image, highest score first.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8.
+
+        Returns
+        -------
+        list of Face
+            Boxes ``[x1, y1, x2, y2]`` in pixels of ``image``, scores in [0, 1], landmarks
+            ``(5, 2)`` pixels when the detector gives them; empty when no face is found.
+        """
         with self._torch():
             boxes, probs, points = self._net.detect(np.ascontiguousarray(image), landmarks=True)
         return self._faces(image, boxes, probs, points)
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """Faces per image. Images of the same size run through the cascade as one batch."""
+        """Faces per image. Images of the same size run through the cascade as one batch.
+
+        Parameters
+        ----------
+        images : sequence of numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 images (sizes may differ).
+
+        Returns
+        -------
+        list of list of Face
+            One list per image, as :meth:`detect` gives.
+        """
         out: list[list[Face] | None] = [None] * len(images)
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, im in enumerate(images):
@@ -110,4 +133,15 @@ class MTCNNDetector:
     licence="MIT (facenet-pytorch code and MTCNN weights)",
 )
 def create_mtcnn(**options) -> MTCNNDetector:
+    """The registered factory of :class:`MTCNNDetector`.
+
+    Parameters
+    ----------
+    **options
+        Passed to :class:`MTCNNDetector` (its constructor's parameters).
+
+    Returns
+    -------
+    MTCNNDetector
+    """
     return MTCNNDetector(**options)

@@ -50,7 +50,19 @@ class YuNetDetector:
             self.score_threshold, self.nms_threshold, self.top_k)
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces in one RGB uint8 image, highest score first."""
+        """Faces in one RGB uint8 image, highest score first.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8.
+
+        Returns
+        -------
+        list of Face
+            Boxes ``[x1, y1, x2, y2]`` in pixels of ``image``, scores in [0, 1], landmarks
+            ``(5, 2)`` pixels when the detector gives them; empty when no face is found.
+        """
         h, w = image.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
@@ -77,7 +89,18 @@ class YuNetDetector:
         return sorted(faces, key=lambda f: -f.score)
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """Faces per image. YuNet takes one input size at a time, so this loops."""
+        """Faces per image. YuNet takes one input size at a time, so this loops.
+
+        Parameters
+        ----------
+        images : sequence of numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 images (sizes may differ).
+
+        Returns
+        -------
+        list of list of Face
+            One list per image, as :meth:`detect` gives.
+        """
         return [self.detect(im) for im in images]
 
 
@@ -90,4 +113,15 @@ class YuNetDetector:
     licence="MIT (OpenCV zoo YuNet weights)",
 )
 def create_yunet(**options) -> YuNetDetector:
+    """The registered factory of :class:`YuNetDetector`.
+
+    Parameters
+    ----------
+    **options
+        Passed to :class:`YuNetDetector` (its constructor's parameters).
+
+    Returns
+    -------
+    YuNetDetector
+    """
     return YuNetDetector(**options)

@@ -28,19 +28,52 @@ _BAD_SHAPES = "cannot compare embeddings of shapes {a} and {b}: give equal shape
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (zero rows stay zero), as ``float32``."""
+    """Rows scaled to unit L2 norm (zero rows stay zero), as ``float32``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(dim,)`` or ``(n, dim)`` vectors.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, same shape.
+    """
     x = np.asarray(x, dtype=np.float32)
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
 
 
 def distance_to_similarity(distance: np.ndarray | float) -> np.ndarray | float:
-    """Euclidean distance to facelab's similarity: ``1 - distance``."""
+    """Euclidean distance to facelab's similarity: ``1 - distance``.
+
+    Parameters
+    ----------
+    distance : numpy.ndarray or float
+        Euclidean distances between embeddings.
+
+    Returns
+    -------
+    numpy.ndarray or float
+        ``1 - distance`` (dlib's 0.6 distance threshold becomes 0.4).
+    """
     return 1.0 - distance
 
 
 def similarity_to_distance(similarity: np.ndarray | float) -> np.ndarray | float:
-    """Inverse of :func:`distance_to_similarity`: ``distance = 1 - similarity``."""
+    """Inverse of :func:`distance_to_similarity`: ``distance = 1 - similarity``.
+
+    Parameters
+    ----------
+    similarity : numpy.ndarray or float
+        facelab similarities of a Euclidean model.
+
+    Returns
+    -------
+    numpy.ndarray or float
+        ``1 - similarity``.
+    """
     return 1.0 - similarity
 
 
@@ -54,7 +87,25 @@ def _rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray, *, matrix: bool = False) -> np.ndarray:
     """Cosine similarity of rows (``matrix=False``: ``a[i]`` vs ``b[i]``) or of every pair
-    (``matrix=True``: ``(len(a), len(b))``)."""
+    (``matrix=True``: ``(len(a), len(b))``).
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        Embeddings, ``(dim,)`` or ``(n, dim)`` (``matrix=False``: same shape).
+    matrix : bool
+        Every pair instead of matching rows.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 in [-1, 1]: ``(n,)`` (a scalar array for 1-D input) or ``(len(a), len(b))``.
+
+    Raises
+    ------
+    ValueError
+        When ``matrix=False`` and the shapes differ.
+    """
     if matrix:
         return l2_normalize(np.atleast_2d(a)) @ l2_normalize(np.atleast_2d(b)).T
     a, b = _rows(a, b)
@@ -62,7 +113,25 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray, *, matrix: bool = False) -> 
 
 
 def euclidean_similarity(a: np.ndarray, b: np.ndarray, *, matrix: bool = False) -> np.ndarray:
-    """``1 - Euclidean distance`` of rows or (``matrix=True``) of every pair."""
+    """``1 - Euclidean distance`` of rows or (``matrix=True``) of every pair.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        Embeddings, ``(dim,)`` or ``(n, dim)`` (``matrix=False``: same shape).
+    matrix : bool
+        Every pair instead of matching rows.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``1 - distance``: ``(n,)`` or ``(len(a), len(b))``.
+
+    Raises
+    ------
+    ValueError
+        When ``matrix=False`` and the shapes differ.
+    """
     if matrix:
         a = np.atleast_2d(np.asarray(a, dtype=np.float64))
         b = np.atleast_2d(np.asarray(b, dtype=np.float64))
@@ -95,12 +164,46 @@ class BaseEmbedder(ABC):
 
     # -- public ---------------------------------------------------------------------
     def align(self, image, faces: Sequence[Face]) -> np.ndarray:
-        """The aligned crops this model embeds, ``(n, crop_size, crop_size, 3)`` RGB uint8."""
+        """The aligned crops this model embeds, ``(n, crop_size, crop_size, 3)`` RGB uint8.
+
+        Parameters
+        ----------
+        image : str, os.PathLike, bytes, PIL.Image.Image or numpy.ndarray
+            The image the faces were detected in (anything :func:`facelab.core.io.load_image`
+            reads).
+        faces : sequence of Face
+            Detected faces (box and landmarks in pixels of ``image``).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, crop_size, crop_size, 3)`` RGB uint8.
+        """
         return self._crops(load_image(image), list(faces))
 
     def embed(self, image, faces: Sequence[Face]) -> np.ndarray:
         """Embeddings of ``faces`` found in ``image`` (any :func:`facelab.core.io.load_image`
-        source), ``(len(faces), dim)`` float32, in the order of ``faces``."""
+        source), ``(len(faces), dim)`` float32, in the order of ``faces``.
+
+        Parameters
+        ----------
+        image : str, os.PathLike, bytes, PIL.Image.Image or numpy.ndarray
+            The image the faces were detected in (anything :func:`facelab.core.io.load_image`
+            reads).
+        faces : sequence of Face
+            Detected faces (box and landmarks in pixels of ``image``).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(len(faces), dim)`` float32 (L2-normalised for cosine models); ``(0, dim)`` for
+            no faces.
+
+        Raises
+        ------
+        facelab.core.io.ImageError
+            When the image cannot be read.
+        """
         faces = list(faces)
         if not faces:
             return np.zeros((0, self.dim), np.float32)
@@ -108,7 +211,25 @@ class BaseEmbedder(ABC):
 
     def embed_batch(self, images: Sequence, faces_per_image: Sequence[Sequence[Face]]
                     ) -> list[np.ndarray]:
-        """:meth:`embed` for several images: one ``(n_i, dim)`` array per image."""
+        """:meth:`embed` for several images: one ``(n_i, dim)`` array per image.
+
+        Parameters
+        ----------
+        images : sequence
+            Image sources, one per entry of ``faces_per_image``.
+        faces_per_image : sequence of sequence of Face
+            The faces of each image.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One ``(n_i, dim)`` float32 array per image.
+
+        Raises
+        ------
+        ValueError
+            When the two sequences differ in length.
+        """
         images, faces_per_image = list(images), [list(f) for f in faces_per_image]
         if len(images) != len(faces_per_image):
             raise ValueError(f"{len(images)} images but {len(faces_per_image)} face lists")
@@ -125,7 +246,23 @@ class BaseEmbedder(ABC):
 
     def embed_aligned(self, crops: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Embeddings of already aligned RGB uint8 crops (``crop_size`` square, as made by
-        :meth:`align`), ``(n, dim)`` float32."""
+        :meth:`align`), ``(n, dim)`` float32.
+
+        Parameters
+        ----------
+        crops : numpy.ndarray or sequence of numpy.ndarray
+            ``(n, crop_size, crop_size, 3)`` (or one ``(crop_size, crop_size, 3)``) RGB uint8.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, dim)`` float32 (L2-normalised for cosine models).
+
+        Raises
+        ------
+        ValueError
+            For crops of another shape.
+        """
         crops = np.asarray(crops, dtype=np.uint8)
         if crops.ndim == 3:
             crops = crops[None]
@@ -140,12 +277,39 @@ class BaseEmbedder(ABC):
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Similarity of matching rows of ``a`` and ``b`` (same shape; 1-D gives a scalar
-        array). Higher = more alike; same person when ``>= threshold``."""
+        array). Higher = more alike; same person when ``>= threshold``.
+
+        Parameters
+        ----------
+        a, b : numpy.ndarray
+            Embeddings, ``(dim,)`` or ``(n, dim)`` (``matrix=False``: same shape).
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 similarity per row (cosine, or ``1 - distance`` for Euclidean models).
+
+        Raises
+        ------
+        ValueError
+            When the shapes differ.
+        """
         fn = cosine_similarity if self.metric == "cosine" else euclidean_similarity
         return fn(a, b)
 
     def similarity_matrix(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Similarity of every row of ``a`` with every row of ``b``: ``(len(a), len(b))``."""
+        """Similarity of every row of ``a`` with every row of ``b``: ``(len(a), len(b))``.
+
+        Parameters
+        ----------
+        a, b : numpy.ndarray
+            ``(n, dim)`` and ``(m, dim)`` embeddings.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, m)`` float32.
+        """
         fn = cosine_similarity if self.metric == "cosine" else euclidean_similarity
         return fn(a, b, matrix=True)
 

@@ -78,4 +78,15 @@ class DlibResNetEmbedder(BaseEmbedder):
     licence="CC0 (dlib model by Davis King); dlib code Boost",
 )
 def create_dlib_resnet(**options) -> DlibResNetEmbedder:
+    """The registered factory of the dlib ResNet embedder.
+
+    Parameters
+    ----------
+    **options
+        Passed to its constructor.
+
+    Returns
+    -------
+    DlibResNetEmbedder
+    """
     return DlibResNetEmbedder(**options)

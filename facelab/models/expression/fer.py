@@ -94,7 +94,20 @@ class FerExpression:
             self._request = _openvino_request(self.net_, threads)
 
     def crops(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-        """Aligned ``(n, 64, 64)`` grey uint8 crops, as the model sees them."""
+        """Aligned ``(n, 64, 64)`` grey uint8 crops, as the model sees them.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 image the faces were detected in.
+        faces : sequence of Face
+            Detected faces with landmarks (pixels).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, 64, 64)`` grey uint8.
+        """
         return align_faces(image, faces, size=INPUT_SIZE, margin=self.margin, grey=True)
 
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
@@ -110,6 +123,11 @@ class FerExpression:
         -------
         numpy.ndarray
             ``(n, 7)`` float32 probabilities in :data:`FER_LABELS` order.
+
+        Raises
+        ------
+        ValueError
+            For crops that are not ``(n, h, w)``.
         """
         crops = np.asarray(crops)
         if crops.ndim == 2:
@@ -135,7 +153,21 @@ class FerExpression:
         return out
 
     def predict(self, image: np.ndarray, faces: Sequence[Face]) -> pd.DataFrame:
-        """One row per face, one probability column per label (columns = :data:`FER_LABELS`)."""
+        """One row per face, one probability column per label (columns = :data:`FER_LABELS`).
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 image the faces were detected in.
+        faces : sequence of Face
+            Detected faces with landmarks (pixels).
+
+        Returns
+        -------
+        DataFrame
+            ``(len(faces), 7)`` float32 probabilities (rows sum to 1). Expression labels
+            describe how a face looks, not a person's inner emotional state.
+        """
         probs = self.predict_crops(self.crops(image, faces))
         return pd.DataFrame(probs, columns=list(FER_LABELS))
 
