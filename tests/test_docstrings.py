@@ -28,17 +28,23 @@ import pytest
 import facelab
 
 #: Packages and modules whose public API is checked (minus :data:`KNOWN_GAPS`).
-CHECKED = ["facelab.api", "facelab.core", "facelab.external", "facelab.face",
+CHECKED = ["facelab.api", "facelab.core", "facelab.data", "facelab.external", "facelab.face",
            "facelab.metrics", "facelab.models"]
 
-#: Modules of facelab not yet checked (a known gap: this list may shrink, never grow).
+#: Modules of facelab not yet checked (a known gap: it may shrink, never grow; the test
+#: counts the modules it covers).
 #: ``core.types`` (Protocols) and ``models.embedders.sface`` are being changed by other
 #: work; the other floors have not been documented to this standard yet.
 KNOWN_GAPS = [
     "facelab.core.types", "facelab.models.embedders.sface",
-    "facelab.cli", "facelab.data", "facelab.extract", "facelab.match", "facelab.perturb",
+    "facelab.data.fetch", "facelab.data.label_errors", "facelab.data.protocols",
+    "facelab.data.resolve", "facelab.data.schema",
+    "facelab.cli", "facelab.extract", "facelab.match", "facelab.perturb",
     "facelab.report", "facelab.studies", "facelab.train", "facelab.viz",
 ]
+
+#: Public modules inside :data:`KNOWN_GAPS` when this was last lowered.
+UNCHECKED_MODULES = 51
 
 #: numpydoc codes enforced: no docstring, undocumented / unknown parameters, no Returns.
 CODES = {"GL08", "PR01", "PR02", "RT01"}
@@ -125,7 +131,10 @@ def _gap(name: str) -> bool:
 def test_known_gaps_are_real_modules_and_shrink():
     for name in KNOWN_GAPS:
         importlib.import_module(name)
-    assert len(KNOWN_GAPS) <= 11, "the list of unchecked modules may only shrink"
+    unchecked = [m for m in _modules("facelab") if _gap(m)]
+    assert len(unchecked) <= UNCHECKED_MODULES, (
+        f"{len(unchecked)} public modules are unchecked; the gap may only shrink (lower "
+        f"UNCHECKED_MODULES to {len(unchecked)} when it does)")
     floors = {m.name for m in pkgutil.iter_modules(facelab.__path__)} - {"__main__"}
     covered = {n.split(".")[1] for n in CHECKED + KNOWN_GAPS}
     assert floors <= covered, f"floors neither checked nor listed as a gap: {floors - covered}"

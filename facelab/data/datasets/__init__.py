@@ -94,6 +94,31 @@ def load_pairs(name: str, root: str | os.PathLike | None = None, *,
     ``index_a`` / ``index_b`` are row labels of ``manifest`` (by default
     ``load_dataset(name, root)``), so ``manifest.loc[pairs.index_a]`` gives the images.
     Pairs naming images that are not in the manifest are reported as malformed.
+
+    Parameters
+    ----------
+    name : str
+        A registered dataset that ships pairs (``"lfw"``, ``"deepface_pairs"``).
+    root : str or os.PathLike, optional
+        The dataset folder or the data root holding it.
+    manifest : pandas.DataFrame, optional
+        The dataset's manifest (default: ``load_dataset(name, root)``).
+    **options
+        Adapter options (e.g. ``pairs_file=``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`facelab.data.datasets.PAIR_COLUMNS` (``index_a``, ``index_b``: row
+        labels of ``manifest``; paths, subjects, ``same`` bool, ``fold``);
+        ``attrs["malformed"]`` counts the pairs left out and why.
+
+    Raises
+    ------
+    ValueError
+        For a dataset that ships no pairs file (or an unknown name).
+    DatasetNotFoundError
+        When the dataset folder is missing.
     """
     spec = dataset_spec(name)
     if spec.pairs is None:
@@ -108,7 +133,14 @@ def load_pairs(name: str, root: str | os.PathLike | None = None, *,
 
 
 def list_datasets() -> pd.DataFrame:
-    """Supported dataset formats: name, usual folder, labels/layout, where to get them."""
+    """Supported dataset formats: name, usual folder, labels/layout, where to get them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per registered dataset: ``dataset``, ``folder``, ``description``,
+        ``layout``, ``source``, ``pairs`` (whether it ships verification pairs).
+    """
     rows = [{"dataset": s.name, "folder": s.folder, "description": s.description,
              "layout": s.labels, "source": s.source, "pairs": s.pairs is not None}
             for s in dataset_specs()]
@@ -117,6 +149,11 @@ def list_datasets() -> pd.DataFrame:
 
 def find_datasets(root: str | os.PathLike | None = None) -> pd.DataFrame:
     """Supported datasets present under ``root`` (default: the data root).
+
+    Parameters
+    ----------
+    root : str or os.PathLike, optional
+        The data root (default ``$FACELAB_DATA``).
 
     Returns
     -------

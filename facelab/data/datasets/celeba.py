@@ -44,7 +44,19 @@ def _read_pairs_file(path: Path, bad: Malformed, what: str) -> pd.DataFrame:
 
 
 def read_attributes(path: Path) -> pd.DataFrame:
-    """``list_attr_celeba.txt`` as a boolean frame indexed by file name (``+1`` -> True)."""
+    """``list_attr_celeba.txt`` as a boolean frame indexed by file name (``+1`` -> True).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The attribute file (CelebA release layout: count line, header line, one line per
+        image with 40 ``+1``/``-1`` values).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``(n_images, 40)`` bool, indexed by file name.
+    """
     with open(path, encoding="utf-8") as fh:
         fh.readline()  # count
         names = fh.readline().split()
@@ -73,6 +85,20 @@ def load_celeba(root: Path, *, split=None, allow_outside_root: bool = False,
     attributes
         Add the 40 attributes as boolean ``attr_<Name>`` columns when
         ``list_attr_celeba.txt`` exists; ``gender`` then comes from ``Male``.
+    root : pathlib.Path
+        The dataset folder (resolved by :func:`facelab.data.datasets.load_dataset`).
+    split : str or list of str, optional
+        Keep only these splits (unknown splits raise ``ValueError``).
+    allow_outside_root : bool
+        Accept label-file paths pointing outside ``root`` (refused by default; such rows
+        are reported as malformed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image, schema columns first (:data:`facelab.data.schema.COLUMNS`: ``path``,
+        ``subject``, ``gender``, ``race``, ``age`` in years, ``age_bin``, ``expression``,
+        ``split``); ``attrs["malformed"]`` counts the entries left out and why.
     """
     bad = Malformed("celeba")
     image_dir = root / images if images else next(

@@ -39,7 +39,25 @@ def _looks_like(folder: Path) -> bool:
 def load_cfd(root: Path, *, split=None, allow_outside_root: bool = False) -> pd.DataFrame:
     """CFD. ``subject`` is the target id (``BF-001``), ``race_original`` the letter code;
     extra columns ``race_name`` and ``image_code``. HC/HO (happy, closed/open mouth) both
-    map to ``happy``; ``expression_original`` keeps the code."""
+    map to ``happy``; ``expression_original`` keeps the code.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The dataset folder (resolved by :func:`facelab.data.datasets.load_dataset`).
+    split : str or list of str, optional
+        Keep only these splits (unknown splits raise ``ValueError``).
+    allow_outside_root : bool
+        Accept label-file paths pointing outside ``root`` (refused by default; such rows
+        are reported as malformed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image, schema columns first (:data:`facelab.data.schema.COLUMNS`: ``path``,
+        ``subject``, ``gender``, ``race``, ``age`` in years, ``age_bin``, ``expression``,
+        ``split``); ``attrs["malformed"]`` counts the entries left out and why.
+    """
     bad = Malformed("cfd")
     images = _images_dir(root)
     rows = []

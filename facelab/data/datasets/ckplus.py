@@ -33,7 +33,25 @@ def _looks_like(folder: Path) -> bool:
 )
 def load_ckplus48(root: Path, *, split=None, allow_outside_root: bool = False) -> pd.DataFrame:
     """CK+48. ``subject`` = ``S###``; extra columns ``sequence`` and ``frame``. Frames of one
-    sequence are near duplicates: split by subject, never by frame."""
+    sequence are near duplicates: split by subject, never by frame.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The dataset folder (resolved by :func:`facelab.data.datasets.load_dataset`).
+    split : str or list of str, optional
+        Keep only these splits (unknown splits raise ``ValueError``).
+    allow_outside_root : bool
+        Accept label-file paths pointing outside ``root`` (refused by default; such rows
+        are reported as malformed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image, schema columns first (:data:`facelab.data.schema.COLUMNS`: ``path``,
+        ``subject``, ``gender``, ``race``, ``age`` in years, ``age_bin``, ``expression``,
+        ``split``); ``attrs["malformed"]`` counts the entries left out and why.
+    """
     bad = Malformed("ckplus48")
     images = _images_dir(root)
     rows = []

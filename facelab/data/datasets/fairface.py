@@ -26,7 +26,25 @@ def _looks_like(folder: Path) -> bool:
 def load_fairface(root: Path, *, split=None, allow_outside_root: bool = False) -> pd.DataFrame:
     """FairFace. No identity labels: ``subject`` is NA (different files are treated as
     different people by :func:`facelab.data.protocols.make_pairs` with ``missing="distinct"``).
-    Extra column: ``service_test``."""
+    Extra column: ``service_test``.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The dataset folder (resolved by :func:`facelab.data.datasets.load_dataset`).
+    split : str or list of str, optional
+        Keep only these splits (unknown splits raise ``ValueError``).
+    allow_outside_root : bool
+        Accept label-file paths pointing outside ``root`` (refused by default; such rows
+        are reported as malformed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image, schema columns first (:data:`facelab.data.schema.COLUMNS`: ``path``,
+        ``subject``, ``gender``, ``race``, ``age`` in years, ``age_bin``, ``expression``,
+        ``split``); ``attrs["malformed"]`` counts the entries left out and why.
+    """
     bad = Malformed("fairface")
     frames = []
     for s in SPLITS:

@@ -52,7 +52,28 @@ def _looks_like(folder: Path) -> bool:
 )
 def load_fer2013(root: Path, *, split=None, allow_outside_root: bool = False,
                  materialize: bool = True) -> pd.DataFrame:
-    """FER2013 from its folder release, or from ``fer2013.csv`` when present."""
+    """FER2013 from its folder release, or from ``fer2013.csv`` when present.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The dataset folder (resolved by :func:`facelab.data.datasets.load_dataset`).
+    split : str or list of str, optional
+        Keep only these splits (unknown splits raise ``ValueError``).
+    allow_outside_root : bool
+        Accept label-file paths pointing outside ``root`` (refused by default; such rows
+        are reported as malformed).
+    materialize : bool
+        Write the 48 x 48 grey images as PNG files in the cache (``path`` column); ``False``
+        keeps a ``pixels`` column of ``uint8 (48, 48)`` arrays instead.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image, schema columns first (:data:`facelab.data.schema.COLUMNS`: ``path``,
+        ``subject``, ``gender``, ``race``, ``age`` in years, ``age_bin``, ``expression``,
+        ``split``); ``attrs["malformed"]`` counts the entries left out and why.
+    """
     csv = _csv_file(root)
     if csv is not None:
         return _load_csv(root, csv, split=split, materialize=materialize,

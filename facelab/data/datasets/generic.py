@@ -56,6 +56,25 @@ def load_csv_manifest(root: Path, *, split=None, allow_outside_root: bool = Fals
         Value of the ``dataset`` column (default: the CSV's file stem).
     race_map, expression_map
         ``{your label: coarse race group / expression}`` overrides.
+    split : str or list of str, optional
+        Keep only these splits.
+    allow_outside_root : bool
+        Accept image paths outside ``images_root`` (refused by default: malformed rows).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image, schema columns first (:data:`facelab.data.schema.COLUMNS`: ``path``,
+        ``subject``, ``gender``, ``race``, ``age`` in years, ``age_bin``, ``expression``,
+        ``split``); ``attrs["malformed"]`` counts the entries left out and why.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the CSV does not exist.
+    ValueError
+        For a column map onto unknown schema columns, mapped columns missing from the file,
+        or no image path column.
     """
     csv = Path(root)
     if not csv.is_file():

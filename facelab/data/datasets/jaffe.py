@@ -31,7 +31,25 @@ def _looks_like(folder: Path) -> bool:
 )
 def load_jaffe(root: Path, *, split=None, allow_outside_root: bool = False) -> pd.DataFrame:
     """JAFFE. All posers are Japanese women, as the dataset documents: ``gender`` is
-    ``female``, ``race_original`` ``Japanese`` (coarse ``Asian``). Extra column ``image_id``."""
+    ``female``, ``race_original`` ``Japanese`` (coarse ``Asian``). Extra column ``image_id``.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The dataset folder (resolved by :func:`facelab.data.datasets.load_dataset`).
+    split : str or list of str, optional
+        Keep only these splits (unknown splits raise ``ValueError``).
+    allow_outside_root : bool
+        Accept label-file paths pointing outside ``root`` (refused by default; such rows
+        are reported as malformed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image, schema columns first (:data:`facelab.data.schema.COLUMNS`: ``path``,
+        ``subject``, ``gender``, ``race``, ``age`` in years, ``age_bin``, ``expression``,
+        ``split``); ``attrs["malformed"]`` counts the entries left out and why.
+    """
     bad = Malformed("jaffe")
     images = _images_dir(root)
     rows = []

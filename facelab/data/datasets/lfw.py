@@ -52,7 +52,18 @@ __all__ = ["load_lfw", "load_lfw_pairs", "label_report", "LFW_RACE_COARSE"]
 
 def label_report(manifest) -> pd.DataFrame:
     """How the LFW adapter handled its demographic label files: one row per case
-    (``label, case, count, example``), from ``manifest.attrs["label_report"]``."""
+    (``label, case, count, example``), from ``manifest.attrs["label_report"]``.
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        :func:`load_lfw`'s manifest.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``label``, ``case``, ``count``, ``example``.
+    """
     rows = manifest.attrs.get("label_report", [])
     return pd.DataFrame(list(rows), columns=["label", "case", "count", "example"])
 
@@ -86,7 +97,29 @@ def _image_name(name: str, number: str) -> str:
 def load_lfw_pairs(root: Path, manifest: pd.DataFrame, *, pairs_file: str = "pairs.txt"
                    ) -> pd.DataFrame:
     """LFW ``pairs.txt``: header ``<folds> <n>`` (or ``<n>``), then per fold ``n`` same-person
-    lines ``Name n1 n2`` and ``n`` different-person lines ``Name1 n1 Name2 n2``."""
+    lines ``Name n1 n2`` and ``n`` different-person lines ``Name1 n1 Name2 n2``.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The LFW folder.
+    manifest : pandas.DataFrame
+        :func:`load_lfw`'s manifest (pairs name its rows).
+    pairs_file : str
+        The pairs file inside ``root``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`facelab.data.datasets.PAIR_COLUMNS` (``index_a``, ``index_b``: row
+        labels of ``manifest``; paths, subjects, ``same`` bool, ``fold``);
+        ``attrs["malformed"]`` counts the pairs left out and why.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the pairs file is missing.
+    """
     bad = Malformed("lfw")
     images = _images_dir(root)
     prefix = images.relative_to(root).as_posix()
@@ -138,6 +171,13 @@ def load_lfw(root: Path, *, split=None, allow_outside_root: bool = False,
     race_combined
         Coarse group for people with several comma-joined race labels (kept whole in
         ``race_original``); ``None`` leaves their ``race`` missing.
+    root : pathlib.Path
+        The dataset folder (resolved by :func:`facelab.data.datasets.load_dataset`).
+    split : str or list of str, optional
+        Keep only these splits (unknown splits raise ``ValueError``).
+    allow_outside_root : bool
+        Accept label-file paths pointing outside ``root`` (refused by default; such rows
+        are reported as malformed).
 
     Returns
     -------

@@ -29,7 +29,33 @@ def load_csv_pairs(root: Path, manifest: pd.DataFrame, *, pairs_file: str = "pai
                    columns: tuple[str, str, str] = ("file_x", "file_y", "same"),
                    allow_outside_root: bool = False) -> pd.DataFrame:
     """Pairs from a CSV with two image columns (relative to the images folder) and a
-    0/1 (or true/false) ``same`` column; names not in the manifest are malformed."""
+    0/1 (or true/false) ``same`` column; names not in the manifest are malformed.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The dataset folder.
+    manifest : pandas.DataFrame
+        The dataset's manifest (pairs name its rows).
+    pairs_file : str
+        The CSV inside ``root``.
+    columns : tuple of str
+        Names of the two image columns and the same-person column.
+    allow_outside_root : bool
+        Accept image names outside the images folder (refused by default: malformed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`facelab.data.datasets.PAIR_COLUMNS` (``index_a``, ``index_b``: row
+        labels of ``manifest``; paths, subjects, ``same`` bool, ``fold``);
+        ``attrs["malformed"]`` counts the pairs left out and why.
+
+    Raises
+    ------
+    ValueError
+        When the named columns are missing.
+    """
     bad = Malformed(manifest.attrs.get("dataset", "pairs"))
     table = pd.read_csv(root / pairs_file, dtype=str, keep_default_na=False)
     a_col, b_col, same_col = columns
@@ -65,7 +91,25 @@ def load_csv_pairs(root: Path, manifest: pd.DataFrame, *, pairs_file: str = "pai
 def load_pairs_folder(root: Path, *, split=None, allow_outside_root: bool = False
                       ) -> pd.DataFrame:
     """Every image of the images folder (one row each; no identity labels). The labelled
-    pairs come from :func:`facelab.data.datasets.load_pairs`."""
+    pairs come from :func:`facelab.data.datasets.load_pairs`.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The dataset folder (resolved by :func:`facelab.data.datasets.load_dataset`).
+    split : str or list of str, optional
+        Keep only these splits (unknown splits raise ``ValueError``).
+    allow_outside_root : bool
+        Accept label-file paths pointing outside ``root`` (refused by default; such rows
+        are reported as malformed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image, schema columns first (:data:`facelab.data.schema.COLUMNS`: ``path``,
+        ``subject``, ``gender``, ``race``, ``age`` in years, ``age_bin``, ``expression``,
+        ``split``); ``attrs["malformed"]`` counts the entries left out and why.
+    """
     images = _images_dir(root)
     files = sorted(p for p in images.iterdir() if p.is_file() and _IMAGE.search(p.name))
     df = pd.DataFrame({"file": [p.relative_to(root).as_posix() for p in files]})

@@ -32,7 +32,27 @@ def load_rafdb(root: Path, *, split=None, allow_outside_root: bool = False,
                aligned: bool = True) -> pd.DataFrame:
     """RAF-DB basic. ``split`` from the name prefix (``train_``/``test_``).
     ``aligned=False`` uses ``Image/original/<name>.jpg``. Label lines whose image file
-    is missing are reported as malformed."""
+    is missing are reported as malformed.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The dataset folder (resolved by :func:`facelab.data.datasets.load_dataset`).
+    split : str or list of str, optional
+        Keep only these splits (unknown splits raise ``ValueError``).
+    allow_outside_root : bool
+        Accept label-file paths pointing outside ``root`` (refused by default; such rows
+        are reported as malformed).
+    aligned : bool
+        Use the release's aligned 100 x 100 crops instead of the original images.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image, schema columns first (:data:`facelab.data.schema.COLUMNS`: ``path``,
+        ``subject``, ``gender``, ``race``, ``age`` in years, ``age_bin``, ``expression``,
+        ``split``); ``attrs["malformed"]`` counts the entries left out and why.
+    """
     bad = Malformed("rafdb")
     rows = []
     with open(root / LABEL_FILE, encoding="utf-8") as fh:

@@ -48,7 +48,25 @@ def load_utkface(root: Path, *, split=None, allow_outside_root: bool = False) ->
     """UTKFace. Names without the four numeric fields (the release has a few with the
     race missing), unknown gender or race codes and ages outside the documented 0-116
     (:data:`AGE_RANGE`) are reported as malformed entries with their reason
-    (:func:`facelab.data.datasets.malformed`). No identity labels."""
+    (:func:`facelab.data.datasets.malformed`). No identity labels.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The dataset folder (resolved by :func:`facelab.data.datasets.load_dataset`).
+    split : str or list of str, optional
+        Keep only these splits (unknown splits raise ``ValueError``).
+    allow_outside_root : bool
+        Accept label-file paths pointing outside ``root`` (refused by default; such rows
+        are reported as malformed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image, schema columns first (:data:`facelab.data.schema.COLUMNS`: ``path``,
+        ``subject``, ``gender``, ``race``, ``age`` in years, ``age_bin``, ``expression``,
+        ``split``); ``attrs["malformed"]`` counts the entries left out and why.
+    """
     bad = Malformed("utkface")
     images = _images_dir(root)
     rows = []
