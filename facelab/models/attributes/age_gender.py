@@ -235,7 +235,20 @@ class AgeGender:
     def predict_batch(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]
                       ) -> list[pd.DataFrame]:
         """:meth:`predict` for several images; with ``batch_images`` the faces of all of
-        them run together (one onnxruntime call per task and ``batch_size`` faces)."""
+        them run together (one onnxruntime call per task and ``batch_size`` faces).
+
+        Parameters
+        ----------
+        images : sequence of numpy.ndarray
+            ``(h, w, 3)`` RGB uint8 images.
+        faces : sequence of sequence of Face
+            The faces of each image.
+
+        Returns
+        -------
+        list of DataFrame
+            One table per image, as :meth:`predict` gives.
+        """
         if not self.batch_images:
             return [self.predict(im, fs) for im, fs in zip(images, faces, strict=True)]
         chips = [self.chips(im, fs) for im, fs in zip(images, faces, strict=True)]
