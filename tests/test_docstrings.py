@@ -33,10 +33,10 @@ CHECKED = ["facelab.api", "facelab.core", "facelab.data", "facelab.external", "f
 
 #: Modules of facelab not yet checked (a known gap: it may shrink, never grow; the test
 #: counts the modules it covers).
-#: ``core.types`` (Protocols) and ``models.embedders.sface`` are being changed by other
-#: work; the other floors have not been documented to this standard yet.
+#: ``core.types`` (Protocols) is being changed by other work; the rest have not been
+#: documented to this standard yet.
 KNOWN_GAPS = [
-    "facelab.core.types", "facelab.models.embedders.sface",
+    "facelab.core.types",
     "facelab.data.fetch", "facelab.data.label_errors", "facelab.data.protocols",
     "facelab.data.resolve", "facelab.data.schema",
     "facelab.cli", "facelab.extract", "facelab.match", "facelab.perturb",
@@ -44,7 +44,7 @@ KNOWN_GAPS = [
 ]
 
 #: Public modules inside :data:`KNOWN_GAPS` when this was last lowered.
-UNCHECKED_MODULES = 51
+UNCHECKED_MODULES = 50
 
 #: numpydoc codes enforced: no docstring, undocumented / unknown parameters, no Returns.
 CODES = {"GL08", "PR01", "PR02", "RT01"}

@@ -61,6 +61,24 @@ class SFaceEmbedder(BaseEmbedder):
     ``embed(image, faces)`` aligns each face to the 112x112 ArcFace template on its five
     landmarks (a box crop when a face has none, which degrades accuracy) and returns
     L2-normalised 128-d vectors.
+
+    Parameters
+    ----------
+    backend : {"openvino", "onnxruntime", "opencv"}
+        How the graph runs (see the module docstring; ``"opencv"`` is the reference).
+    threads : int, optional
+        Intra-op threads of OpenVINO / onnxruntime (default ``$OMP_NUM_THREADS``, else every
+        core).
+    batch_size : int
+        Faces per inference call (``>= 1``; the ``"opencv"`` backend runs one at a time).
+    precision : {"f32", "bf16"}
+        OpenVINO's inference precision hint (``"bf16"`` needs ``backend="openvino"``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend or precision, ``"bf16"`` with another backend, or
+        ``batch_size < 1``.
     """
 
     name = "sface"
@@ -170,4 +188,16 @@ class SFaceEmbedder(BaseEmbedder):
     revision="fp32-openvino",
 )
 def create_sface(**options) -> SFaceEmbedder:
+    """The registered factory of :class:`SFaceEmbedder`.
+
+    Parameters
+    ----------
+    **options
+        Passed to :class:`SFaceEmbedder` (``backend``, ``threads``, ``batch_size``,
+        ``precision``).
+
+    Returns
+    -------
+    SFaceEmbedder
+    """
     return SFaceEmbedder(**options)
