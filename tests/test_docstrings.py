@@ -37,14 +37,13 @@ CHECKED = ["facelab.api", "facelab.core", "facelab.data", "facelab.external", "f
 #: documented to this standard yet.
 KNOWN_GAPS = [
     "facelab.core.types",
-    "facelab.data.fetch", "facelab.data.label_errors", "facelab.data.protocols",
-    "facelab.data.resolve", "facelab.data.schema",
+    "facelab.data.fetch", "facelab.data.label_errors", "facelab.data.resolve",
     "facelab.cli", "facelab.extract", "facelab.match", "facelab.perturb",
     "facelab.report", "facelab.studies", "facelab.train", "facelab.viz",
 ]
 
 #: Public modules inside :data:`KNOWN_GAPS` when this was last lowered.
-UNCHECKED_MODULES = 50
+UNCHECKED_MODULES = 48
 
 #: numpydoc codes enforced: no docstring, undocumented / unknown parameters, no Returns.
 CODES = {"GL08", "PR01", "PR02", "RT01"}

@@ -32,7 +32,27 @@ def subjects_of(manifest: pd.DataFrame, subject: str = "subject",
                 missing: str = "drop") -> pd.Series:
     """Subject labels as strings; rows without one are dropped (``missing="drop"``) or
     become their own one-image subject (``missing="distinct"``, e.g. FairFace, whose
-    different files are different people by construction)."""
+    different files are different people by construction).
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        A manifest.
+    subject : str
+        The identity column.
+    missing : {"drop", "distinct"}
+        What to do with rows without a subject.
+
+    Returns
+    -------
+    pandas.Series
+        String dtype, indexed like the kept manifest rows.
+
+    Raises
+    ------
+    ValueError
+        For another ``missing`` value.
+    """
     if missing not in ("drop", "distinct"):
         raise ValueError("missing must be 'drop' or 'distinct'")
     s = manifest[subject].astype("string")
@@ -92,7 +112,28 @@ def genuine_pairs(manifest: pd.DataFrame, *, n: int | None = None, seed: int = 0
 
     ``max_per_subject`` keeps at most that many pairs of each subject (a seeded sample),
     so that people with very many images (530 of one person in LFW) do not dominate a
-    pair-weighted rate; applied before ``n``."""
+    pair-weighted rate; applied before ``n``.
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        A manifest with a ``subject`` column.
+    n : int, optional
+        How many pairs to sample (``None``: all).
+    seed : int
+        Seeds every random choice (the same seed gives the same pairs).
+    subject : str
+        The identity column.
+    group_cols : sequence of str
+        Columns copied for both images as ``<col>_a`` / ``<col>_b``.
+    max_per_subject : int, optional
+        Cap on pairs per subject.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns as :func:`make_pairs`, ``same`` True.
+    """
     subj = subjects_of(manifest, subject)
     pos = pd.Series(np.arange(len(manifest)), index=manifest.index)
     rng = np.random.default_rng(seed + 7)
@@ -119,7 +160,35 @@ def impostor_pairs(manifest: pd.DataFrame, *, n: int | None = None, seed: int = 
     """Pairs of images of different subjects: all (``n=None``) or ``n`` sampled with
     ``seed``; with ``within`` (column name or names) only pairs whose two images share
     those group values (rows with a missing group value are left out). Sampled impostors
-    are spread over groups in proportion to each group's number of impostor pairs."""
+    are spread over groups in proportion to each group's number of impostor pairs.
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        A manifest with a ``subject`` column.
+    n : int, optional
+        How many pairs to sample (``None``: all).
+    seed : int
+        Seeds every random choice (the same seed gives the same pairs).
+    subject : str
+        The identity column.
+    within : str or sequence of str, optional
+        Column(s) both images must share.
+    missing : {"drop", "distinct"}
+        Rows without a subject (see :func:`subjects_of`).
+    group_cols : sequence of str
+        Columns copied for both images as ``<col>_a`` / ``<col>_b``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns as :func:`make_pairs`, ``same`` False.
+
+    Raises
+    ------
+    ValueError
+        For ``within`` columns not in the manifest, or another ``missing`` value.
+    """
     subj = subjects_of(manifest, subject, missing)
     groups = _group_keys(manifest.loc[subj.index], within)
     rng = np.random.default_rng(seed)
@@ -217,6 +286,8 @@ def make_pairs(manifest: pd.DataFrame, *, n_genuine: int | None = None,
     missing
         Rows without a subject: ``"drop"``, or ``"distinct"`` (each its own person; they
         then only form impostor pairs).
+    subject : str
+        The identity column.
 
     Returns
     -------
@@ -259,12 +330,29 @@ def gallery_probe_split(manifest: pd.DataFrame, *, nonmated_fraction: float = 0.
         Use only this many eligible subjects (seeded sample); ``None`` = all.
     probes_per_subject
         Cap on probe images per subject (``None``: all).
+    manifest : pandas.DataFrame
+        A manifest with a ``subject`` column.
+    nonmated_fraction : float
+        Share of eligible subjects kept out of the gallery, in [0, 1).
+    gallery_per_subject : int
+        Gallery images per enrolled subject.
+    seed : int
+        Seeds every random choice (the same seed gives the same pairs).
+    subject : str
+        The identity column.
+    distractors : bool
+        Enrol subjects with too few images as gallery-only distractors.
 
     Returns
     -------
     gallery, probes
         Manifest rows (index kept). ``gallery`` gains ``role="gallery"``; ``probes`` gains
         ``role="probe"`` and ``mated`` (bool).
+
+    Raises
+    ------
+    ValueError
+        For ``nonmated_fraction`` outside [0, 1).
     """
     if not 0.0 <= nonmated_fraction < 1.0:
         raise ValueError("nonmated_fraction must be in [0, 1)")

@@ -101,13 +101,28 @@ class MalformedEntriesWarning(UserWarning):
 
 
 class Malformed:
-    """Collects entries an adapter had to skip, each with the reason."""
+    """Collects entries an adapter had to skip, each with the reason.
+
+    Parameters
+    ----------
+    dataset : str
+        The dataset's name (the ``dataset`` column of :func:`malformed`).
+    """
 
     def __init__(self, dataset: str):
         self.dataset = dataset
         self.rows: list[dict[str, str]] = []
 
     def add(self, entry: object, reason: str) -> None:
+        """Record one skipped entry.
+
+        Parameters
+        ----------
+        entry : object
+            The file name, line or row that was skipped.
+        reason : str
+            Why, in plain words.
+        """
         self.rows.append({"dataset": self.dataset, "entry": str(entry), "reason": reason})
 
     def __len__(self) -> int:
@@ -119,20 +134,52 @@ def malformed(manifest: pd.DataFrame) -> pd.DataFrame:
 
     They are kept in ``manifest.attrs["malformed"]`` as a list of records (not a
     DataFrame, so that ``pd.concat`` of manifests keeps working).
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        A manifest made by :func:`facelab.data.datasets.load_dataset`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``dataset``, ``entry``, ``reason``; empty when nothing was skipped.
     """
     rows = manifest.attrs.get("malformed", [])
     return pd.DataFrame(list(rows), columns=["dataset", "entry", "reason"])
 
 
 def normalise_expression(label: object) -> object:
-    """Map a dataset's expression label or code to :data:`EXPRESSIONS` (``pd.NA`` if unknown)."""
+    """Map a dataset's expression label or code to :data:`EXPRESSIONS` (``pd.NA`` if unknown).
+
+    Parameters
+    ----------
+    label : object
+        A label or numeric code as a dataset writes it.
+
+    Returns
+    -------
+    str or pandas.NA
+        One of :data:`EXPRESSIONS`.
+    """
     if label is None or (isinstance(label, float) and math.isnan(label)) or label is pd.NA:
         return pd.NA
     return EXPRESSION_ALIASES.get(str(label).strip().lower(), pd.NA)
 
 
 def normalise_gender(label: object) -> object:
-    """``"female"``/``"male"`` from common spellings (F/M, Female/Male, woman/man), else NA."""
+    """``"female"``/``"male"`` from common spellings (F/M, Female/Male, woman/man), else NA.
+
+    Parameters
+    ----------
+    label : object
+        A label as a dataset or system writes it.
+
+    Returns
+    -------
+    str or pandas.NA
+        ``"female"``, ``"male"`` or NA.
+    """
     if label is None or label is pd.NA or (isinstance(label, float) and math.isnan(label)):
         return pd.NA
     key = str(label).strip().lower()
@@ -144,7 +191,20 @@ def normalise_gender(label: object) -> object:
 
 
 def coarse_race(dataset: str, labels: pd.Series) -> pd.Series:
-    """Coarse :data:`RACE_GROUPS` for a dataset's original race labels (NA if unmapped)."""
+    """Coarse :data:`RACE_GROUPS` for a dataset's original race labels (NA if unmapped).
+
+    Parameters
+    ----------
+    dataset : str
+        The dataset whose label vocabulary applies (:data:`RACE_COARSE`).
+    labels : pandas.Series
+        Its original race labels.
+
+    Returns
+    -------
+    pandas.Series
+        String dtype, same index; one of :data:`RACE_GROUPS` or NA.
+    """
     mapping = RACE_COARSE.get(dataset, {})
     if not mapping and dataset not in RACE_COARSE:
         # generic data: accept labels that already are coarse groups (case-insensitive)
@@ -154,7 +214,18 @@ def coarse_race(dataset: str, labels: pd.Series) -> pd.Series:
 
 
 def age_to_bin(age: pd.Series) -> pd.Series:
-    """FairFace-style :data:`AGE_BINS` for ages in years (NA for missing ages)."""
+    """FairFace-style :data:`AGE_BINS` for ages in years (NA for missing ages).
+
+    Parameters
+    ----------
+    age : pandas.Series
+        Ages in years.
+
+    Returns
+    -------
+    pandas.Series
+        String dtype: ``"0-2"``, ``"3-9"``, ..., ``"more than 70"`` (FairFace's bins) or NA.
+    """
     values = pd.to_numeric(age, errors="coerce").to_numpy(dtype=float)
     idx = np.searchsorted(np.array(_AGE_EDGES), values, side="right")
     out = np.array(AGE_BINS, dtype=object)[np.clip(idx, 0, len(AGE_BINS) - 1)]
@@ -164,7 +235,19 @@ def age_to_bin(age: pd.Series) -> pd.Series:
 
 def inside_root(path: str | os.PathLike, root: str | os.PathLike) -> bool:
     """Whether ``path`` stays inside ``root`` once ``..`` and ``.`` are resolved
-    lexically (a relative ``path`` is taken relative to ``root``)."""
+    lexically (a relative ``path`` is taken relative to ``root``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A path as a label file gives it.
+    root : str or os.PathLike
+        The dataset folder.
+
+    Returns
+    -------
+    bool
+    """
     root_s = os.path.normpath(os.path.abspath(root))
     path_s = os.path.normpath(os.path.join(root_s, path))
     return path_s == root_s or path_s.startswith(root_s.rstrip(os.sep) + os.sep)
@@ -186,6 +269,34 @@ def finalize(
     leaves ``root`` (unless ``allow_outside_root``) or, with ``check_files``, whose file is
     missing, move to the malformed list. Malformed entries are stored in
     ``attrs["malformed"]`` and announced with a :class:`MalformedEntriesWarning`.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The adapter's rows.
+    dataset : str
+        The dataset's name (``dataset`` column).
+    root : pathlib.Path
+        The dataset folder; ``file`` entries are relative to it.
+    bad : Malformed, optional
+        Entries the adapter already skipped.
+    split : str or iterable of str, optional
+        Keep only these splits.
+    check_files : bool
+        Move rows whose file does not exist to the malformed list.
+    allow_outside_root : bool
+        Keep rows whose path leaves ``root``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`COLUMNS` first, then the adapter's extras; ``attrs`` holds
+        ``dataset``, ``root`` and ``malformed``.
+
+    Raises
+    ------
+    ValueError
+        For a split the dataset does not have.
     """
     bad = bad if bad is not None else Malformed(dataset)
     df = df.copy()
