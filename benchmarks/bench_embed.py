@@ -23,7 +23,8 @@ CFD, half FairFace val, aligned once to 112x112) are embedded by
 Reported per face: wall-clock ms, CPU ms of this process (the processes row: wall only),
 speed-up over (a), and cosine similarity to (a)'s embeddings (min and mean). (a) runs first
 and again last, and its mean is the reference time, so drifting machine load shows.
-``--lfw``: LFW View 2 (6,000 pairs, 10 folds) accuracy of (a) and (d): each fold's
+``--lfw``: LFW View 2 (6,000 pairs, 10 folds) accuracy of (a) and (g) (``--lfw-precision
+f32``: (d)): each fold's
 threshold is the accuracy-maximising one on the other nine folds; plus accuracy at
 OpenCV's fixed 0.363 and the number of pairs whose decision at 0.363 differs.
 """
@@ -185,6 +186,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lfw", action="store_true", help="also LFW View 2 accuracy (slow)")
+    ap.add_argument("--lfw-precision", choices=("bf16", "f32"), default="bf16",
+                    help="OpenVINO precision compared with OpenCV on LFW: (g) bf16 or (d) f32")
     ap.add_argument("--out", default=str(RESULTS / "embed.md"))
     args = ap.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -235,7 +238,9 @@ def main() -> None:
                      "cos mean": cos.mean()})
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    lfw = lfw_accuracy(opencv, fast) if args.lfw else None
+    lfw_model = fast if args.lfw_precision == "f32" else SFaceEmbedder("openvino",
+                                                                        precision="bf16")
+    lfw = lfw_accuracy(opencv, lfw_model) if args.lfw else None
     up_end = uptime()
     print(up_end)
     lines = [
@@ -245,7 +250,7 @@ def main() -> None:
         f"{len(manifest)} shared-data images (half CFD, half FairFace val; {no_face} without "
         "a face), aligned once to 112x112; only the embedding is timed. "
         f"{os.cpu_count()} CPUs. Produced by `benchmarks/bench_embed.py"
-        f"{' --lfw' if args.lfw else ''}`.",
+        f"{f' --lfw --lfw-precision {args.lfw_precision}' if args.lfw else ''}`.",
         "",
         "| method | ms/face (wall) | CPU ms/face | speed-up vs (a) | cosine to (a): min | mean |",
         "|---|---:|---:|---:|---:|---:|",
@@ -279,7 +284,8 @@ def main() -> None:
             "|---|---:|---:|---:|",
             f"| (a) OpenCV int8 | {lfw['opencv_acc_mean']:.4f} +- {lfw['opencv_acc_std']:.4f} | "
             f"{lfw['opencv_acc_0363']:.4f} | {lfw['opencv_seconds']:.0f} |",
-            f"| (d) OpenVINO fp32 | {lfw['fast_acc_mean']:.4f} +- {lfw['fast_acc_std']:.4f} | "
+            f"| {'(d) OpenVINO fp32' if args.lfw_precision == 'f32' else '(g) OpenVINO bf16'} | "
+            f"{lfw['fast_acc_mean']:.4f} +- {lfw['fast_acc_std']:.4f} | "
             f"{lfw['fast_acc_0363']:.4f} | {lfw['fast_seconds']:.0f} |",
             "",
             f"Pairs whose same/different decision at 0.363 differs between the two: "

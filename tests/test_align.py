@@ -14,6 +14,7 @@ from facelab.face.align import (
     box_crop,
     dlib_chip,
     dlib_chips,
+    dlib_chips_sizes,
     template_points,
 )
 from facelab.models.registry import create_model
@@ -131,6 +132,11 @@ def test_dlib_chip(mtcnn, face, astronaut):
     assert chip.shape == (150, 150, 3) and chip.dtype == np.uint8
     assert dlib_chips(astronaut, [face, face]).shape == (2, 150, 150, 3)
     assert dlib_chips(astronaut, []).shape == (0, 150, 150, 3)
+    # several sizes from one shape prediction: the same pixels as one size at a time
+    small, large = dlib_chips_sizes(astronaut, [face, face], (32, 64), 0.4)
+    np.testing.assert_array_equal(small, dlib_chips(astronaut, [face, face], 32, 0.4))
+    np.testing.assert_array_equal(large, dlib_chips(astronaut, [face, face], 64, 0.4))
+    assert dlib_chips_sizes(astronaut, [], (32, 64))[1].shape == (0, 64, 64, 3)
     found = mtcnn.detect(np.pad(chip, ((50, 50), (50, 50), (0, 0)), mode="edge"))
     assert found
     eye_vec = found[0].landmarks[1] - found[0].landmarks[0]

@@ -21,7 +21,7 @@ from facelab.core.provenance import package_file
 from facelab.core.types import Face
 
 __all__ = ["ARCFACE_TEMPLATE_112", "template_points", "align_face", "align_faces", "dlib_chip",
-           "dlib_chips", "box_crop"]
+           "dlib_chips", "dlib_chips_sizes", "box_crop"]
 
 #: Reference landmark positions of the 112x112 ArcFace/SFace crop (insightface, SFace),
 #: in :data:`facelab.core.types.LANDMARK_NAMES` order.
@@ -200,6 +200,40 @@ def dlib_chips(image: np.ndarray, faces: Sequence[Face], size: int = 150,
     numpy.ndarray
         ``(n, size, size, 3)`` uint8; ``n`` may be 0.
     """
+    return dlib_chips_sizes(image, faces, (size,), padding)[0]
+
+
+def dlib_chips_sizes(image: np.ndarray, faces: Sequence[Face], sizes: Sequence[int],
+                     padding: float = 0.25) -> list[np.ndarray]:
+    """:func:`dlib_chips` at several sizes, the shape predictor run once per face.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(h, w, 3)`` RGB uint8 image the face was detected in.
+    faces : sequence of Face
+        Detected faces.
+    sizes : sequence of int
+        Chip sizes in pixels.
+    padding
+        As for :func:`dlib_chip`.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One ``(n, size, size, 3)`` uint8 stack per entry of ``sizes``, each identical to
+        ``dlib_chips(image, faces, size, padding)``.
+    """
+    import dlib
+
     if not faces:
-        return np.zeros((0, size, size, 3), np.uint8)
-    return np.stack([dlib_chip(image, f, size, padding) for f in faces])
+        return [np.zeros((0, s, s, 3), np.uint8) for s in sizes]
+    predictor = _shape_predictor_5()
+    out: list[list[np.ndarray]] = [[] for _ in sizes]
+    for face in faces:
+        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+        shape = predictor(image, dlib.rectangle(x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)))
+        for k, size in enumerate(sizes):
+            out[k].append(np.asarray(dlib.get_face_chip(image, shape, size=size,
+                                                        padding=padding)))
+    return [np.stack(chips) for chips in out]

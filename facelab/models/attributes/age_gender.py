@@ -24,7 +24,7 @@ import pandas as pd
 
 from facelab.core.provenance import file_sha256, package_file
 from facelab.core.types import Face
-from facelab.face.align import dlib_chips
+from facelab.face.align import dlib_chips_sizes
 from facelab.models.registry import register_model
 
 __all__ = ["AGE_GENDER_COLUMNS", "AgeGender", "age_band"]
@@ -163,8 +163,9 @@ class AgeGender:
         dict of str to numpy.ndarray
             uint8 RGB chips per task (dlib ``get_face_chip`` with the manifest's padding).
         """
-        return {"gender": dlib_chips(image, faces, self.gender_size_, self.padding_),
-                "age": dlib_chips(image, faces, self.age_size_, self.padding_)}
+        gender, age = dlib_chips_sizes(image, faces, (self.gender_size_, self.age_size_),
+                                       self.padding_)  # one shape prediction per face
+        return {"gender": gender, "age": age}
 
     def _run(self, task: str, chips: np.ndarray) -> np.ndarray:
         session = self.sessions_[task]
