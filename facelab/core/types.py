@@ -9,7 +9,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-__all__ = ["Face", "Detector", "FaceHead", "Embedder", "LANDMARK_NAMES", "APPEARANCE_NOTE"]
+__all__ = ["Face", "Detector", "FaceHead", "BatchFaceHead", "CropClassifier", "Embedder",
+           "BatchEmbedder", "LANDMARK_NAMES", "APPEARANCE_NOTE", "box_areas",
+           "largest_box_index", "largest_face"]
 
 #: Order of the five landmarks, in image coordinates (left = smaller x), as YuNet,
 #: MTCNN and the ArcFace/SFace alignment template use them.
@@ -103,12 +105,104 @@ class FaceHead(Protocol):
 
 
 @runtime_checkable
+class BatchFaceHead(FaceHead, Protocol):
+    """A face head that also takes several images in one call (one DataFrame per image)."""
+
+    def predict_batch(self, images: Sequence[np.ndarray],
+                      faces: Sequence[Sequence[Face]]) -> list[pd.DataFrame]: ...
+
+
+@runtime_checkable
+class CropClassifier(Protocol):
+    """A classifier that runs on aligned face crops: ``crops`` cuts them out of an image,
+    ``predict_crops`` maps ``(n, h, w)`` (or ``(n, h, w, 3)``) uint8 crops to ``(n,
+    len(labels))`` float32 probabilities in ``labels`` order. Crops of many images can be
+    classified in one call (the extraction pipeline does so)."""
+
+    labels: Sequence[str]
+
+    def crops(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray: ...
+
+    def predict_crops(self, crops: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
 class Embedder(Protocol):
-    """Turns faces into fixed-length vectors; ``similarity`` is higher for more alike."""
+    """Turns faces into fixed-length vectors; ``similarity`` is higher for more alike.
+
+    Attributes
+    ----------
+    dim
+        Length of an embedding (``embed`` returns ``(n_faces, dim)`` float32).
+    metric
+        ``"cosine"`` (vectors L2-normalised, similarity = dot product in [-1, 1]) or
+        ``"euclidean"`` (similarity = ``1 - distance``).
+    default_threshold
+        The model's published same-person threshold on ``similarity``; the sentence in
+        ``threshold_source`` says where it comes from.
+    """
 
     name: str
     dim: int
+    metric: str
+    default_threshold: float
+    threshold_source: str
 
     def embed(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray: ...
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class BatchEmbedder(Embedder, Protocol):
+    """An embedder that also embeds the faces of several images in one forward pass."""
+
+    def embed_batch(self, images: Sequence[np.ndarray],
+                    faces_per_image: Sequence[Sequence[Face]]) -> list[np.ndarray]: ...
+
+
+def box_areas(boxes: np.ndarray) -> np.ndarray:
+    """Areas of ``[x1, y1, x2, y2]`` boxes.
+
+    Parameters
+    ----------
+    boxes
+        ``(n, 4)`` boxes in pixels (any float dtype).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` float64 areas in square pixels; a box with a negative side has area 0,
+        a box with a NaN coordinate has area NaN.
+    """
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+
+
+def largest_box_index(boxes: np.ndarray) -> int | None:
+    """Index of the largest box, the rule every part of facelab uses to pick "the" face of
+    an image (the first one on a tie; NaN areas never win).
+
+    Parameters
+    ----------
+    boxes
+        ``(n, 4)`` ``[x1, y1, x2, y2]`` boxes in pixels.
+
+    Returns
+    -------
+    int or None
+        The index, or ``None`` for no boxes.
+    """
+    area = box_areas(boxes)
+    if area.size == 0:
+        return None
+    return int(np.argmax(np.nan_to_num(area, nan=-1.0)))
+
+
+def largest_face(faces: Sequence[Face]) -> Face | None:
+    """The face with the largest box (:func:`largest_box_index`), or ``None`` if there
+    are none."""
+    faces = list(faces)
+    if not faces:
+        return None
+    return faces[largest_box_index(np.stack([f.box for f in faces]))]

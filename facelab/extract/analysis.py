@@ -21,15 +21,12 @@ from facelab.core.io import ImageSource, load_image
 from facelab.core.types import APPEARANCE_NOTE, LANDMARK_NAMES, Face
 from facelab.face.pose import face_pose
 from facelab.face.quality import face_quality
-from facelab.models.registry import create_model
+from facelab.models.registry import get_model
 
 __all__ = ["FaceAnalysis", "analyze", "SCHEMA_VERSION"]
 
 #: Bumped whenever a field of :meth:`FaceAnalysis.to_dict` changes name or meaning.
 SCHEMA_VERSION = 1
-
-_MODELS: dict[tuple[str, str], Any] = {}
-
 
 @dataclass
 class FaceAnalysis:
@@ -108,10 +105,7 @@ def _model(model: Any, kind: str) -> tuple[Any, str | None]:
         return None, None
     if not isinstance(model, str):
         return model, getattr(model, "name", type(model).__name__)
-    key = (kind, model)
-    if key not in _MODELS:
-        _MODELS[key] = create_model(model, kind=kind)
-    return _MODELS[key], model
+    return get_model(model, kind), model
 
 
 def _labels(model: Any, frame: pd.DataFrame) -> list[str]:

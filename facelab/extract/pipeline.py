@@ -25,7 +25,23 @@ expr_<label>   expression probabilities, one column per model label, and ``expr_
 pred_<name>    attribute model outputs, e.g. ``pred_gender`` (head ``"attributes"``)
 skin_<name>    skin tone from the face's pixels (head ``"skin_tone"``, :mod:`facelab.face.skin`):
                ``skin_tone`` (lighter/darker), ``skin_category``, ``skin_ita``, ...
-image_sha256   content hash of the image file
+image_sha256   content address of the image the row describes: SHA-256 of the file
+               (``path``), of the array (``pixels``), or, with a ``transform``,
+               :func:`~facelab.extract.cache.make_key` of the source's hash and the
+               transform's ``cache_token``
+
+Optional manifest columns
+-------------------------
+transform      an :class:`ImageTransform` applied to the loaded image before detection
+               (e.g. a perturbation of :mod:`facelab.perturb`); ``None`` for none. The
+               cache key is the *source* image's content hash plus the transform's
+               ``cache_token``, so a warm rerun reads the features without loading or
+               transforming the image, and a different transform (or a changed
+               implementation, which the token includes) gets a new key.
+faces          faces given instead of detecting (``list`` of :class:`~facelab.core.types.Face`
+               in the coordinates of the *source* image; ``None`` to detect). When a
+               transform changes the image's size, boxes and landmarks are scaled by the
+               ratio of the sizes. Their geometry is part of the cache key.
 
 ``df.attrs`` records the models (name, weights checksums, options), ``face_policy``,
 ``engine`` and counts of what was read from the cache and what was computed.
@@ -37,19 +53,23 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
 from facelab.core.io import ImageError, load_image
+from facelab.core.progress import tqdm
 from facelab.core.provenance import digest_array, digest_bytes
-from facelab.core.types import Face
+from facelab.core.types import BatchEmbedder, BatchFaceHead, CropClassifier, Face, largest_box_index
 from facelab.extract.cache import ColumnarCache, FeatureCache, make_key
+from facelab.models.onnx_card import register_card
+from facelab.models.registry import default_model, get_model, model_spec, weights_checksums
 
 __all__ = ["extract", "stack_embeddings", "HEADS", "FACE_POLICIES", "ENGINES",
-           "compute_batch", "resolve_models"]
+           "compute_batch", "resolve_models", "ImageTransform", "WorkItem", "ImageResult"]
 
 #: Head name -> registered model kind.
 HEADS: dict[str, str] = {"embedding": "embedder", "expression": "expression",
@@ -60,13 +80,102 @@ ENGINES: tuple[str, ...] = ("local", "processes", "dask")
 COMPACT_AFTER = 64
 _PREFIX = {"expression": "expr_", "attributes": "pred_", "skin_tone": "skin_"}
 ModelChoice = str | tuple[str, dict] | None
+#: A stage's cache record: named NumPy arrays (the format of :mod:`facelab.extract.cache`).
+Record = dict[str, np.ndarray]
+
+
+@runtime_checkable
+class ImageTransform(Protocol):
+    """A deterministic change of an image's pixels, applied before detection (manifest
+    column ``transform``). It must be picklable for ``engine="processes"``/``"dask"``.
+
+    Attributes
+    ----------
+    cache_token
+        A string that changes whenever the output pixels could change: the transform's
+        name, parameters, seed and a digest of its implementation. Combined with the
+        source image's content hash it is the cache key of the transformed image.
+    """
+
+    cache_token: str
+
+    def __call__(self, image: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class WorkItem:
+    """One image sent to :func:`compute_batch` (pickled to workers).
+
+    Attributes
+    ----------
+    source
+        Path (str, remote engines), file bytes, or an ``(H, W, 3)`` uint8 array.
+    need
+        Stages to compute (``"detect"`` and/or head names).
+    det
+        The cached detection record when ``"detect"`` is not needed, else ``None``.
+    transform
+        Applied to the loaded image first (:class:`ImageTransform`), or ``None``.
+    faces
+        Faces given instead of detecting (source image coordinates), or ``None``.
+    """
+
+    source: Any
+    need: list[str]
+    det: Record | None = None
+    transform: ImageTransform | None = None
+    faces: list[Face] | None = None
+
+
+@dataclass
+class ImageResult:
+    """What :func:`compute_batch` returns for one image.
+
+    Attributes
+    ----------
+    records
+        ``{stage: record}`` for every stage computed.
+    transient
+        Stages whose failure was unexpected (a model error): reported, never cached.
+    """
+
+    records: dict[str, Record] = field(default_factory=dict)
+    transient: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Unit:
+    """The driver's view of one manifest row: the work item and its cache keys."""
+
+    item: WorkItem
+    keys: dict[str, str]
+
+
+@dataclass
+class _ImageState:
+    """What is known about one manifest row while :func:`extract` runs.
+
+    Attributes
+    ----------
+    sha
+        Content address of the image (see the ``image_sha256`` column), or ``None``.
+    error
+        Why the row has no image at all (unreadable file, nothing given), or ``None``.
+    records
+        ``{stage: record}`` read from the cache or computed.
+    cached
+        Stages read from the cache.
+    """
+
+    sha: str | None = None
+    error: str | None = None
+    records: dict[str, Record] = field(default_factory=dict)
+    cached: set[str] = field(default_factory=set)
 
 
 # --------------------------------------------------------------------------- config
 
 def _choice(value: ModelChoice, kind: str) -> tuple[str, dict]:
-    from facelab.models.registry import default_model
-
     if value is None:
         return default_model(kind), {}
     if isinstance(value, str):
@@ -80,8 +189,6 @@ def resolve_models(detector: ModelChoice = "yunet", heads: Sequence[str] = ("emb
                    detector_options: dict | None = None) -> dict[str, dict]:
     """``{stage: {"name", "kind", "options", "weights"}}`` for the detector and each head,
     with weights checksums from :func:`facelab.models.registry.weights_checksums`."""
-    from facelab.models.registry import model_spec, weights_checksums
-
     models = dict(models or {})
     unknown = set(heads) - set(HEADS)
     if unknown:
@@ -107,21 +214,12 @@ def resolve_models(detector: ModelChoice = "yunet", heads: Sequence[str] = ("emb
 
 # --------------------------------------------------------------------------- workers
 
-_MODELS: dict[str, Any] = {}
-
-
 def _model(stage: dict) -> Any:
-    """One model instance per process (and per name + options), created on first use."""
-    from facelab.models.registry import create_model
-
-    key = json.dumps([stage["name"], stage["options"]], sort_keys=True, default=str)
-    if key not in _MODELS and stage.get("card"):
-        from facelab.models.onnx_card import register_card
-
+    """The stage's model: one shared instance per process (and per name + options), from
+    :func:`facelab.models.registry.get_model`."""
+    if stage.get("card"):
         register_card(stage["card"])  # no-op when this process knows it already
-    if key not in _MODELS:
-        _MODELS[key] = create_model(stage["name"], **stage["options"])
-    return _MODELS[key]
+    return get_model(stage["name"], stage["kind"], **stage["options"])
 
 
 def _init_worker() -> None:
@@ -132,7 +230,7 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _faces_from(rec: dict[str, np.ndarray]) -> list[Face]:
+def _faces_from(rec: Record) -> list[Face]:
     faces = []
     for box, score, lm in zip(rec["boxes"], rec["scores"], rec["landmarks"], strict=True):
         faces.append(Face(box=box, score=float(score),
@@ -141,7 +239,7 @@ def _faces_from(rec: dict[str, np.ndarray]) -> list[Face]:
 
 
 def _det_record(faces: list[Face] | None, shape: tuple[int, ...] | None,
-                error: str = "") -> dict[str, np.ndarray]:
+                error: str = "") -> Record:
     faces = faces or []
     n = len(faces)
     lms = np.full((n, 5, 2), np.nan, np.float32)
@@ -157,7 +255,7 @@ def _det_record(faces: list[Face] | None, shape: tuple[int, ...] | None,
     }
 
 
-def _select(rec: dict[str, np.ndarray], policy: str) -> tuple[list[int], str]:
+def _select(rec: Record, policy: str) -> tuple[list[int], str]:
     """Indices of the faces the heads run on, or ``([], reason)``."""
     n = len(rec["scores"])
     if n == 0:
@@ -168,15 +266,12 @@ def _select(rec: dict[str, np.ndarray], policy: str) -> tuple[list[int], str]:
         if n != 1:
             return [], f"{n} faces detected; face_policy='single' expects exactly one"
         return [0], ""
-    boxes = rec["boxes"].astype(np.float64)
-    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0,
-                                                                  None)
-    return [int(np.argmax(area))], ""
+    return [largest_box_index(rec["boxes"])], ""
 
 
-def _encode_frame(df: pd.DataFrame, faces: list[int]) -> dict[str, np.ndarray]:
+def _encode_frame(df: pd.DataFrame, faces: list[int]) -> Record:
     """A head's per-face DataFrame as pickle-free arrays."""
-    rec: dict[str, np.ndarray] = {"faces": np.array(faces, np.int64)}
+    rec: Record = {"faces": np.array(faces, np.int64)}
     spec = []
     for i, col in enumerate(df.columns):
         values = df[col].to_numpy()
@@ -190,7 +285,7 @@ def _encode_frame(df: pd.DataFrame, faces: list[int]) -> dict[str, np.ndarray]:
     return rec
 
 
-def _decode_frame(rec: dict[str, np.ndarray]) -> pd.DataFrame:
+def _decode_frame(rec: Record) -> pd.DataFrame:
     spec = json.loads(str(rec["columns"]))
     data = {}
     for i, (col, how) in enumerate(spec):
@@ -199,48 +294,89 @@ def _decode_frame(rec: dict[str, np.ndarray]) -> pd.DataFrame:
 
 
 def _run_head(head: str, model: Any, images: list[np.ndarray], faces: list[list[Face]]
-              ) -> list[dict[str, np.ndarray]]:
-    """One head over a batch of images (batched when the model offers a batch API)."""
+              ) -> list[Record]:
+    """One head over a batch of images (batched when the model declares a batch API:
+    :class:`~facelab.core.types.BatchEmbedder`, :class:`~facelab.core.types.CropClassifier`,
+    :class:`~facelab.core.types.BatchFaceHead`)."""
     if head == "embedding":
-        if hasattr(model, "embed_batch"):
+        if isinstance(model, BatchEmbedder):
             embs = model.embed_batch(images, faces)
         else:
             embs = [model.embed(im, fs) for im, fs in zip(images, faces, strict=True)]
         return [{"embedding": np.asarray(e, np.float32)} for e in embs]
-    if hasattr(model, "crops") and hasattr(model, "predict_crops"):
+    if isinstance(model, CropClassifier):
         crops = [model.crops(im, fs) for im, fs in zip(images, faces, strict=True)]
         probs = model.predict_crops(np.concatenate(crops)) if crops else None
-        labels = list(getattr(model, "labels", range(probs.shape[1])))
+        labels = list(model.labels)
         frames, start = [], 0
         for c in crops:
             frames.append(pd.DataFrame(probs[start:start + len(c)], columns=labels))
             start += len(c)
-    elif hasattr(model, "predict_batch"):
+    elif isinstance(model, BatchFaceHead):
         frames = list(model.predict_batch(images, faces))
     else:
         frames = [model.predict(im, fs) for im, fs in zip(images, faces, strict=True)]
     return [_encode_frame(f.reset_index(drop=True), []) for f in frames]
 
 
-def compute_batch(config: dict, units: list[dict]) -> list[dict[str, Any]]:
+def _scaled_faces(faces: list[Face], before: tuple[int, ...], after: tuple[int, ...]
+                  ) -> list[Face]:
+    """Given faces moved from an image of shape ``before`` to one of shape ``after``
+    (boxes and landmarks scaled by the ratio of the sizes, in float32)."""
+    if tuple(before[:2]) == tuple(after[:2]):
+        return faces
+    s = np.array([after[1] / before[1], after[0] / before[0]], np.float32)
+    return [Face(box=f.box * np.tile(s, 2), score=f.score,
+                 landmarks=None if f.landmarks is None else f.landmarks * s,
+                 detector=f.detector) for f in faces]
+
+
+def compute_batch(config: dict, units: list[WorkItem]) -> list[ImageResult]:
     """Compute the missing stages of a batch of images (runs in any worker).
 
-    Each unit has ``source`` (path, bytes or array), ``need`` (stages to compute) and
-    ``det`` (the cached detection record, or None). Returns, per unit, ``{stage: record}``
-    plus ``"_transient"``: stages whose failure was unexpected (not cached).
+    Parameters
+    ----------
+    config
+        ``{"stages": resolve_models(...), "policy": face_policy}``.
+    units
+        One :class:`WorkItem` per image.
+
+    Returns
+    -------
+    list of ImageResult
+        Per unit, the records computed and the stages whose failure was unexpected (not
+        cached). An unreadable image or a failing transform gives a detection record with
+        its ``error``, which is cached (it is a property of the content).
     """
     stages = config["stages"]
-    out: list[dict[str, Any]] = [{"_transient": []} for _ in units]
+    out = [ImageResult() for _ in units]
     images: list[np.ndarray | None] = [None] * len(units)
-    dets: list[dict | None] = [u["det"] for u in units]
+    dets: list[Record | None] = [u.det for u in units]
     for i, u in enumerate(units):
-        if not u["need"]:
+        if not u.need:
             continue
         try:
-            images[i] = load_image(u["source"])
+            images[i] = load_image(u.source)
         except ImageError as exc:
             if dets[i] is None:
-                dets[i] = out[i]["detect"] = _det_record(None, None, f"ImageError: {exc.reason}")
+                dets[i] = out[i].records["detect"] = _det_record(
+                    None, None, f"ImageError: {exc.reason}")
+            continue
+        if u.transform is not None:
+            before = images[i].shape
+            try:
+                images[i] = np.ascontiguousarray(u.transform(images[i]))
+            except Exception as exc:  # noqa: BLE001 - a failing transform becomes a record
+                images[i] = None
+                if dets[i] is None:
+                    dets[i] = out[i].records["detect"] = _det_record(
+                        None, None, f"transform failed: {type(exc).__name__}: {exc}")
+                continue
+        else:
+            before = images[i].shape
+        if dets[i] is None and u.faces is not None:
+            given = _scaled_faces(list(u.faces), before, images[i].shape)
+            dets[i] = out[i].records["detect"] = _det_record(given, images[i].shape)
     todo = [i for i, u in enumerate(units) if dets[i] is None and images[i] is not None]
     if todo:
         detector = _model(stages["detect"])
@@ -255,15 +391,15 @@ def compute_batch(config: dict, units: list[dict]) -> list[dict[str, Any]]:
                     found.append(exc)
         for i, faces in zip(todo, found, strict=True):
             if isinstance(faces, Exception):
-                dets[i] = out[i]["detect"] = _det_record(
+                dets[i] = out[i].records["detect"] = _det_record(
                     None, images[i].shape, f"detector error: {type(faces).__name__}: {faces}")
-                out[i]["_transient"].append("detect")
+                out[i].transient.add("detect")
             else:
-                dets[i] = out[i]["detect"] = _det_record(faces, images[i].shape)
+                dets[i] = out[i].records["detect"] = _det_record(faces, images[i].shape)
     for head in [s for s in stages if s != "detect"]:
         idx, sel_faces = [], []
         for i, u in enumerate(units):
-            if head not in u["need"] or images[i] is None or str(dets[i]["error"]):
+            if head not in u.need or images[i] is None or str(dets[i]["error"]):
                 continue
             sel, _ = _select(dets[i], config["policy"])
             if sel:
@@ -284,9 +420,9 @@ def compute_batch(config: dict, units: list[dict]) -> list[dict[str, Any]]:
                     recs.append({"error": np.array(f"{head} error: {type(exc).__name__}: {exc}")})
         for i, rec in zip(idx, recs, strict=True):
             rec["faces"] = np.array(_select(dets[i], config["policy"])[0], np.int64)
-            out[i][head] = rec
+            out[i].records[head] = rec
             if "error" in rec:
-                out[i]["_transient"].append(head)
+                out[i].transient.add(head)
     return out
 
 
@@ -379,30 +515,27 @@ def extract(
     store = (cache if isinstance(cache, FeatureCache | ColumnarCache) else
              ColumnarCache(None if cache is True else cache)) if cache is not False else None
 
-    units, pre = _prepare(frame, stages, face_policy, store, remote=engine != "local")
+    units, states = _prepare(frame, stages, face_policy, store, remote=engine != "local")
     computed = {s: 0 for s in stages}
-    todo = [i for i, u in enumerate(units) if u is not None and u["need"]]
-    from facelab.core.progress import tqdm
-
+    todo = [i for i, u in enumerate(units) if u is not None and u.item.need]
     bar = tqdm(total=len(frame), disable=not progress, desc=f"facelab.extract [{engine}]",
                unit="img")
     bar.update(len(frame) - len(todo))
     batches = list(_chunks(todo, batch_size))
 
-    def finish(batch: list[int], results: list[dict]) -> None:
+    def finish(batch: list[int], results: list[ImageResult]) -> None:
         for i, res in zip(batch, results, strict=True):
-            transient = set(res.pop("_transient"))
-            for stage, rec in res.items():
-                pre[i][stage] = rec
+            for stage, rec in res.records.items():
+                states[i].records[stage] = rec
                 computed[stage] += 1
-                if store is not None and stage not in transient:
-                    store.put(units[i]["keys"][stage], rec)
+                if store is not None and stage not in res.transient:
+                    store.put(units[i].keys[stage], rec)
         if isinstance(store, ColumnarCache):
             store.flush()  # one segment per batch: a kill loses at most the batch in flight
         bar.update(len(batch))
 
-    def payload(batch: list[int]) -> list[dict]:
-        return [{k: units[i][k] for k in ("source", "need", "det")} for i in batch]
+    def payload(batch: list[int]) -> list[WorkItem]:
+        return [units[i].item for i in batch]
 
     if engine == "local":
         for b in batches:
@@ -426,13 +559,12 @@ def extract(
             store.compact(wait=False)
         elif len(store.written) > 1:
             store.compact(wait=False, segments=store.written)
-    out = _assemble(frame, units, pre, stages, face_policy)
+    out = _assemble(frame, states, stages, face_policy)
     out.attrs = {
         "models": {s: {k: v for k, v in st.items()} for s, st in stages.items()},
         "face_policy": face_policy, "engine": engine, "images": len(frame),
         "computed": computed,
-        "from_cache": {s: sum(1 for p in pre if p is not None and p.get(f"_cached_{s}"))
-                       for s in stages},
+        "from_cache": {s: sum(1 for st in states if s in st.cached) for s in stages},
         "cache_dir": str(store.root) if store is not None else None,
         "corrupt_entries": store.corrupt if store is not None else 0,
     }
@@ -472,60 +604,102 @@ def _run_dask(config, batches, payload, finish, scheduler) -> None:
             client.close()
 
 
-def _prepare(frame: pd.DataFrame, stages: dict, policy: str, store: FeatureCache | None,
-             remote: bool) -> tuple[list[dict | None], list[dict | None]]:
-    """Hash every image, look its stages up in the cache and list what must be computed."""
-    units: list[dict | None] = []
-    pre: list[dict | None] = []
-    paths = frame["path"].tolist() if "path" in frame else [None] * len(frame)
-    pixels = frame["pixels"].tolist() if "pixels" in frame else [None] * len(frame)
+def _geometry_digest(faces: Sequence[Face]) -> str:
+    """Content address of given faces (boxes, scores, landmarks as float32)."""
+    n = len(faces)
+    boxes = np.array([f.box for f in faces], np.float32).reshape(n, 4)
+    scores = np.array([f.score for f in faces], np.float32).reshape(n)
+    lms = np.full((n, 5, 2), np.nan, np.float32)
+    for i, f in enumerate(faces):
+        if f.landmarks is not None:
+            lms[i] = f.landmarks
+    return digest_array(np.concatenate([boxes.ravel(), scores, lms.ravel()]))
+
+
+def _column(frame: pd.DataFrame, name: str) -> list:
+    return frame[name].tolist() if name in frame else [None] * len(frame)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (np.isscalar(value) and pd.isna(value))
+
+
+def _prepare(frame: pd.DataFrame, stages: dict, policy: str,
+             store: FeatureCache | ColumnarCache | None, remote: bool
+             ) -> tuple[list[_Unit | None], list[_ImageState]]:
+    """Hash every image, look its stages up in the cache and list what must be computed.
+
+    A file's bytes are read and hashed once per call, however many rows use it (e.g. one
+    row per perturbation of the same photo)."""
+    units: list[_Unit | None] = []
+    states: list[_ImageState] = []
     heads = [s for s in stages if s != "detect"]
-    for path, pix in zip(paths, pixels, strict=True):
+    files: dict[str, tuple[str, bytes] | str] = {}  # path -> (digest, bytes) or error
+    for path, pix, transform, faces in zip(_column(frame, "path"), _column(frame, "pixels"),
+                                           _column(frame, "transform"),
+                                           _column(frame, "faces"), strict=True):
         if isinstance(path, str | os.PathLike) and not pd.isna(path):
-            try:
-                data = Path(path).read_bytes()
-            except OSError as exc:
-                reason = "file not found" if isinstance(exc, FileNotFoundError) else \
-                    f"cannot read file ({exc.strerror or exc})"
+            key = str(path)
+            if key not in files:
+                try:
+                    data = Path(path).read_bytes()
+                    files[key] = (digest_bytes(data), data)
+                except OSError as exc:
+                    files[key] = ("file not found" if isinstance(exc, FileNotFoundError) else
+                                  f"cannot read file ({exc.strerror or exc})")
+            got = files[key]
+            if isinstance(got, str):
                 units.append(None)
-                pre.append({"_error": f"ImageError: {reason}"})
+                states.append(_ImageState(error=f"ImageError: {got}"))
                 continue
-            digest, source = digest_bytes(data), (str(path) if remote else data)
-        elif pix is not None and not (np.isscalar(pix) and pd.isna(pix)):
+            digest, source = got[0], (key if remote else got[1])
+        elif not _missing(pix):
             arr = np.asarray(pix)
             digest, source = digest_array(arr), arr
         else:
             units.append(None)
-            pre.append({"_error": "ImageError: no path and no pixels"})
+            states.append(_ImageState(error="ImageError: no path and no pixels"))
             continue
-        keys = {"detect": make_key(stage="detect", image=digest, **_ident(stages["detect"]))}
+        transform = None if _missing(transform) else transform
+        if transform is not None:
+            if not isinstance(transform, ImageTransform):
+                raise TypeError(f"manifest column 'transform' holds {type(transform).__name__}, "
+                                "not an ImageTransform (a callable with a cache_token)")
+            digest = make_key(image=digest, transform=transform.cache_token)
+        faces = None if _missing(faces) else list(faces)
+        if faces is None:
+            det_key = make_key(stage="detect", image=digest, **_ident(stages["detect"]))
+        else:
+            det_key = make_key(stage="faces", image=digest, faces=_geometry_digest(faces))
+        keys = {"detect": det_key}
         for h in heads:
-            keys[h] = make_key(stage=h, det=keys["detect"], policy=policy, **_ident(stages[h]))
-        units.append({"source": source, "keys": keys})
-        pre.append({"_sha": digest})
-    wanted = [k for u in units if u is not None for k in u["keys"].values()]
+            keys[h] = make_key(stage=h, det=det_key, policy=policy, **_ident(stages[h]))
+        units.append(_Unit(item=WorkItem(source=source, need=[], transform=transform,
+                                         faces=faces), keys=keys))
+        states.append(_ImageState(sha=digest))
+    wanted = [k for u in units if u is not None for k in u.keys.values()]
     if store is None:
         found = {}
-    elif hasattr(store, "get_many"):  # ColumnarCache: one read per segment
+    elif isinstance(store, ColumnarCache):  # one read per segment
         found = store.get_many(wanted)
     else:
         found = {k: rec for k in wanted if (rec := store.get(k)) is not None}
-    for unit, got in zip(units, pre, strict=True):
+    for unit, state in zip(units, states, strict=True):
         if unit is None:
             continue
-        for s, k in unit["keys"].items():
+        for s, k in unit.keys.items():
             if k in found:
-                got[s] = found[k]
-                got[f"_cached_{s}"] = True
-        det = got.get("detect")
+                state.records[s] = found[k]
+                state.cached.add(s)
+        det = state.records.get("detect")
         if det is None:
-            need = ["detect", *[h for h in heads if h not in got]]
+            need = ["detect", *[h for h in heads if h not in state.records]]
         elif str(det["error"]) or not _select(det, policy)[0]:
             need = []
         else:
-            need = [h for h in heads if h not in got]
-        unit.update(need=need, det=det)
-    return units, pre
+            need = [h for h in heads if h not in state.records]
+        unit.item.need, unit.item.det = need, det
+    return units, states
 
 
 def _ident(stage: dict) -> dict:
@@ -535,18 +709,20 @@ def _ident(stage: dict) -> dict:
     return ident
 
 
-def _assemble(frame: pd.DataFrame, units, pre, stages: dict, policy: str) -> pd.DataFrame:
+def _assemble(frame: pd.DataFrame, states: list[_ImageState], stages: dict, policy: str
+              ) -> pd.DataFrame:
     heads = [s for s in stages if s != "detect"]
     rows: list[dict] = []
     positions: list[int] = []
-    for pos, got in enumerate(pre):
+    for pos, state in enumerate(states):
+        got = state.records
         base = {"image_index": frame.index[pos], "face_index": pd.NA, "status": "failed",
                 "reason": pd.NA, "n_faces": pd.NA, "image_width": pd.NA, "image_height": pd.NA,
                 "box": None, "score": np.nan, "landmarks": None,
-                "image_sha256": got.get("_sha", pd.NA) if got else pd.NA}
-        det = got.get("detect") if got else None
+                "image_sha256": state.sha if state.sha is not None else pd.NA}
+        det = got.get("detect")
         if det is None:
-            rows.append({**base, "reason": got.get("_error", "not computed")})
+            rows.append({**base, "reason": state.error or "not computed"})
             positions.append(pos)
             continue
         h, w = (int(v) for v in det["shape"])
@@ -586,7 +762,7 @@ def _assemble(frame: pd.DataFrame, units, pre, stages: dict, policy: str) -> pd.
     return out
 
 
-def _head_rows(head: str, rec: dict | None) -> tuple[dict[int, dict], str]:
+def _head_rows(head: str, rec: Record | None) -> tuple[dict[int, dict], str]:
     """``({face index: {column: value}}, error)`` for one image's head record."""
     if rec is None:
         return {}, f"{head} not computed"
@@ -608,7 +784,7 @@ def _head_rows(head: str, rec: dict | None) -> tuple[dict[int, dict], str]:
     return out, ""
 
 
-def _decode_columns(rec: dict[str, np.ndarray]) -> list[tuple[str, Any]]:
+def _decode_columns(rec: Record) -> list[tuple[str, Any]]:
     """:func:`_decode_frame` without building a DataFrame (the warm-read hot path), with
     the same row values as ``_decode_frame(rec).iloc[k]``: numeric columns share one
     dtype (pandas' common type) unless a column is not numeric or bools mix with numbers."""

@@ -10,17 +10,20 @@ user, or a value set for a target false match rate (FMR) on reference impostor s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from facelab.core.io import ImageError, describe_source, load_image
-from facelab.core.types import Face
+from facelab.core.types import Face, largest_face
 from facelab.core.validation import check_embedding
+from facelab.extract.pipeline import extract
+from facelab.metrics.biometric import ThresholdChoice, threshold_at_fmr
+from facelab.models.registry import get_model
 
 __all__ = ["NoFaceError", "Verification", "verify", "resolve_threshold", "get_embedder",
            "get_detector", "embed_largest", "embed_images"]
@@ -40,21 +43,37 @@ class NoFaceError(ImageError):
 
 
 # ----------------------------------------------------------------------------- models
-@lru_cache(maxsize=8)
-def _cached_model(name: str, kind: str) -> Any:
-    from facelab.models.registry import create_model
-
-    return create_model(name, kind=kind)
-
-
 def get_embedder(model: Any = "sface") -> Any:
-    """A registered embedder by name (built once and cached), or ``model`` itself."""
-    return _cached_model(model, "embedder") if isinstance(model, str) else model
+    """A registered embedder by name (the shared instance of
+    :func:`facelab.models.registry.get_model`), or ``model`` itself."""
+    return get_model(model, "embedder") if isinstance(model, str) else model
 
 
 def get_detector(detector: Any = "yunet") -> Any:
-    """A registered detector by name (built once and cached), or ``detector`` itself."""
-    return _cached_model(detector, "detector") if isinstance(detector, str) else detector
+    """A registered detector by name (the shared instance of
+    :func:`facelab.models.registry.get_model`), or ``detector`` itself."""
+    return get_model(detector, "detector") if isinstance(detector, str) else detector
+
+
+def _registered_name(model: Any, kind: str) -> str:
+    """The registry name of ``model`` (a name, or the shared instance of a registered
+    model), which :func:`facelab.extract` needs to cache its outputs.
+
+    Raises
+    ------
+    ValueError
+        For an instance that is not the registry's shared instance of its model (it could
+        have been built with other options, so its outputs cannot be cached by name).
+    """
+    if isinstance(model, str):
+        return model
+    spec = getattr(model, "spec", None)
+    name = getattr(spec, "name", None)
+    if name is not None and get_model(name, kind) is model:
+        return name
+    raise ValueError(f"{kind} {model!r} is not a registered model's shared instance: pass "
+                     f"its registered name (register it with facelab.models.registry."
+                     f"register_model or a model card first)")
 
 
 def _is_embedding(x: Any) -> bool:
@@ -68,6 +87,20 @@ def embed_largest(source: Any, *, model: Any = "sface", detector: Any = "yunet"
                   ) -> tuple[np.ndarray, Face]:
     """Embedding of the largest face in one image.
 
+    Parameters
+    ----------
+    source
+        An image: path, bytes, PIL image or ``(H, W, 3)`` uint8 RGB array.
+    model, detector
+        Registered names (or instances) of the embedder and the face detector.
+
+    Returns
+    -------
+    embedding : numpy.ndarray
+        ``(dim,)`` float32 (e.g. 128 for SFace).
+    face : Face
+        The face embedded (box in the image's pixels).
+
     Raises
     ------
     facelab.core.io.ImageError
@@ -77,10 +110,9 @@ def embed_largest(source: Any, *, model: Any = "sface", detector: Any = "yunet"
     """
     embedder, det = get_embedder(model), get_detector(detector)
     image = load_image(source)
-    faces = det.detect(image)
-    if not faces:
+    face = largest_face(det.detect(image))
+    if face is None:
         raise NoFaceError(describe_source(source), getattr(det, "name", ""))
-    face = max(faces, key=lambda f: f.area)
     return embedder.embed(image, [face])[0], face
 
 
@@ -88,41 +120,80 @@ def embed_images(sources: Sequence[Any], *, model: Any = "sface", detector: Any 
                  progress: bool = False) -> tuple[np.ndarray, pd.DataFrame]:
     """Embed the largest face of each image; failures become records, never exceptions.
 
+    The images go through :func:`facelab.extract` (largest face, one batch of detections
+    and embeddings at a time), so a rerun reads the embeddings from the feature cache.
+
+    Parameters
+    ----------
+    sources
+        Images: paths, ``(H, W, 3)`` uint8 RGB arrays, or anything else
+        :func:`facelab.core.io.load_image` reads (bytes, PIL images: loaded here).
+    model, detector
+        Registered names of the embedder and the detector (or their shared instances,
+        :func:`get_embedder`).
+    progress
+        Show a progress bar.
+
     Returns
     -------
     embeddings
         ``(len(sources), dim)`` float32; rows of failed images are NaN.
     records
         One row per source: ``source``, ``ok``, ``reason`` (why it failed), ``n_faces``,
-        ``face_box`` and ``face_score`` of the face used.
-    """
-    embedder, det = get_embedder(model), get_detector(detector)
-    out = np.full((len(sources), embedder.dim), np.nan, np.float32)
-    rows = []
-    items = list(sources)
-    if progress:
-        from facelab.core.progress import tqdm
+        ``face_box`` (``[x1, y1, x2, y2]`` pixels, 2 decimals) and ``face_score`` of the
+        face used.
 
-        items = tqdm(items, desc=f"embedding ({getattr(embedder, 'name', '')})")
+    Raises
+    ------
+    ValueError
+        If ``model`` or ``detector`` is an instance that is not a registered model's shared
+        instance (see :func:`_registered_name`).
+    """
+    emb_name = _registered_name(model, "embedder")
+    det_name = _registered_name(detector, "detector")
+    embedder, det = get_embedder(emb_name), get_detector(det_name)
+    items = list(sources)
+    names = [describe_source(src) for src in items]
+    paths: list[str | None] = [None] * len(items)
+    pixels: list[np.ndarray | None] = [None] * len(items)
+    load_errors: dict[int, str] = {}
     for i, src in enumerate(items):
-        rec = {"source": describe_source(src), "ok": False, "reason": "", "n_faces": 0,
+        if isinstance(src, str | os.PathLike):
+            paths[i] = str(src)
+        else:
+            try:
+                pixels[i] = load_image(src)
+            except ImageError as exc:
+                load_errors[i] = exc.reason
+    frame = pd.DataFrame({"path": pd.Series(paths, dtype=object),
+                          "pixels": pd.Series(pixels, dtype=object)})
+    feats = extract(frame, detector=det_name, heads=("embedding",),
+                    models={"embedding": emb_name}, face_policy="largest", progress=progress)
+    out = np.full((len(items), embedder.dim), np.nan, np.float32)
+    rows = []
+    for i, r in enumerate(feats.itertuples(index=False)):
+        n_faces = 0 if pd.isna(r.n_faces) else int(r.n_faces)
+        rec = {"source": names[i], "ok": False, "reason": "", "n_faces": n_faces,
                "face_box": None, "face_score": np.nan}
-        try:
-            image = load_image(src)
-            faces = det.detect(image)
-            rec["n_faces"] = len(faces)
-            if not faces:
-                raise NoFaceError(rec["source"], getattr(det, "name", ""))
-            face = max(faces, key=lambda f: f.area)
-            out[i] = embedder.embed(image, [face])[0]
-            rec.update(ok=True, face_box=[round(float(v), 2) for v in face.box],
-                       face_score=face.score)
-        except ImageError as exc:
-            rec["reason"] = exc.reason
-        except Exception as exc:  # a model failure on one image must not stop the batch
-            rec["reason"] = f"{type(exc).__name__}: {exc}"
+        if i in load_errors:
+            rec["reason"] = load_errors[i]
+        elif r.status == "ok":
+            out[i] = r.embedding
+            rec.update(ok=True, face_box=[round(float(v), 2) for v in r.box],
+                       face_score=float(r.score))
+        else:
+            rec["reason"] = _reason(str(r.reason), names[i], det)
         rows.append(rec)
     return out, pd.DataFrame(rows)
+
+
+def _reason(reason: str, source: str, detector: Any) -> str:
+    """The pipeline's failure reason in the words :func:`embed_images` always used."""
+    if reason == "no face detected":
+        return NoFaceError(source, getattr(detector, "name", "")).reason
+    if reason.startswith("ImageError: "):
+        return reason[len("ImageError: "):]
+    return reason
 
 
 # ----------------------------------------------------------------------------- thresholds
@@ -166,8 +237,6 @@ def resolve_threshold(model: Any = "sface", *, threshold: float | None = None,
             raise ValueError(f"threshold must be a finite number; got {threshold!r}")
         return t, f"raw similarity threshold {t:g} given by the user (model {name})", None
     if target_fmr is not None:
-        from facelab.metrics.biometric import ThresholdChoice, threshold_at_fmr
-
         if reference is None:
             raise ValueError(ERR_NEED_REFERENCE)
         if isinstance(reference, ThresholdChoice):

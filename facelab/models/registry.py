@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import pkgutil
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,7 +45,7 @@ from facelab.core.provenance import file_sha256, package_file
 __all__ = [
     "KINDS", "ModelSpec", "ModelError", "register_model", "list_models", "create_model",
     "model_spec", "ENTRY_POINT_GROUP", "plugins",
-    "resolve_model",
+    "resolve_model", "get_model", "clear_model_cache",
 ]
 
 #: Entry-point group through which installed distributions register models.
@@ -398,6 +400,51 @@ def create_model(name: str, *, kind: str | None = None, **options: Any) -> Any:
         pass
     return model
 
+
+_INSTANCES: dict[tuple[str, str, int, str], Any] = {}
+_INSTANCES_LOCK = threading.Lock()
+
+
+def get_model(name: str, kind: str | None = None, **options: Any) -> Any:
+    """The shared instance of a registered model: built by :func:`create_model` on first
+    use, then reused in this process (the one cache of model instances; extraction,
+    :func:`facelab.analyze` and matching all take their models from here).
+
+    Parameters
+    ----------
+    name
+        A registered model name (see :func:`list_models`).
+    kind
+        Restrict the lookup to one of :data:`KINDS` (``None``: any kind).
+    **options
+        Passed to the factory; each distinct set of options (compared as JSON) gets its own
+        instance.
+
+    Returns
+    -------
+    object
+        The model instance. It is shared: do not change its attributes.
+
+    Raises
+    ------
+    ModelError
+        If ``name`` is not registered (under ``kind``).
+    """
+    spec = model_spec(name, kind)
+    # the factory's id: a name registered again (override=True) gets a new instance
+    key = (spec.name, spec.kind, id(spec.factory),
+           json.dumps(options, sort_keys=True, default=str))
+    with _INSTANCES_LOCK:
+        model = _INSTANCES.get(key)
+        if model is None:
+            model = _INSTANCES[key] = create_model(spec.name, kind=spec.kind, **options)
+    return model
+
+
+def clear_model_cache() -> None:
+    """Forget every instance :func:`get_model` holds (the next call builds them again)."""
+    with _INSTANCES_LOCK:
+        _INSTANCES.clear()
 
 
 def weights_checksums(name: str) -> dict[str, str]:

