@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facelab.core.types import box_areas
 from facelab.core.validation import Drops, InputError, check_columns, check_numeric
 from facelab.data.schema import normalise_gender
 from facelab.external._common import read_table
@@ -77,7 +78,10 @@ class ImportedPredictions:
             self.system = Path(self.source).name or "imported predictions"
 
     def largest_face(self) -> pd.DataFrame:
-        """One row per image: the largest face (by box area), or the ``face == -1`` row.
+        """One row per image: the largest face (by box area,
+        :func:`facelab.core.types.box_areas`, the rule of
+        :func:`~facelab.core.types.largest_face`; the lowest face index on a tie), or the
+        ``face == -1`` row.
 
         Returns
         -------
@@ -86,10 +90,12 @@ class ImportedPredictions:
         """
         t = self.table.copy()
         if self.box_units == "ratio":
-            area = t["box_width"] * t["box_height"]
+            x1, y1 = t["box_left"].to_numpy(float), t["box_top"].to_numpy(float)
+            boxes = np.stack([x1, y1, x1 + t["box_width"].to_numpy(float),
+                              y1 + t["box_height"].to_numpy(float)], axis=1)
         else:
-            area = (t["box_x2"] - t["box_x1"]) * (t["box_y2"] - t["box_y1"])
-        t["_area"] = area.fillna(-1.0)
+            boxes = t[["box_x1", "box_y1", "box_x2", "box_y2"]].to_numpy(float)
+        t["_area"] = np.nan_to_num(box_areas(boxes), nan=-1.0)
         t = t.sort_values(["image", "_area", "face"], ascending=[True, False, True],
                           kind="stable")
         return t.drop_duplicates("image").drop(columns="_area").reset_index(drop=True)

@@ -25,7 +25,12 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from facelab.core.io import load_image
+from facelab.core.progress import tqdm
+from facelab.core.types import Face
 from facelab.data.schema import EXPRESSIONS
+from facelab.extract.pipeline import extract
+from facelab.face.align import align_face
 
 __all__ = ["WHOLE_IMAGE_DATASETS", "KNOWN_TRAIN_DATA", "evaluation_crops",
            "cross_dataset_predictions", "cross_dataset_recall", "cross_dataset_table",
@@ -41,54 +46,63 @@ DEFAULT_MARGIN = 0.4
 
 
 def evaluation_crops(manifest: pd.DataFrame, *, size: int = 64, margin: float = DEFAULT_MARGIN,
-                     detector=None, progress: bool = False) -> tuple[np.ndarray, pd.DataFrame]:
+                     detector: str = "yunet", progress: bool = False
+                     ) -> tuple[np.ndarray, pd.DataFrame]:
     """Grey face crops for every row, and what happened to each.
+
+    Faces are detected through :func:`facelab.extract` (largest face, cached by the
+    image's content hash: a rerun reads the boxes and landmarks and only cuts the crops).
 
     Parameters
     ----------
     manifest
         Rows with ``dataset`` and ``path``.
     size, margin
-        Crop side and alignment margin (see :func:`facelab.face.align.align_face`).
+        Crop side in pixels and alignment margin (see :func:`facelab.face.align.align_face`).
     detector
-        A detector (default YuNet), used for datasets not in :data:`WHOLE_IMAGE_DATASETS`;
-        the largest face is kept.
+        Registered detector name (default YuNet) for datasets not in
+        :data:`WHOLE_IMAGE_DATASETS`; the largest face is kept.
+    progress
+        Show a progress bar.
 
     Returns
     -------
     crops : numpy.ndarray
         ``(n, size, size)`` uint8 (zeros where the face could not be acquired).
     status : pandas.DataFrame
-        ``acquired`` (bool), ``reason`` and ``box`` (the detected face ``[x1, y1, x2, y2]``,
-        None for whole-image datasets and failures) per row, aligned with ``manifest``.
+        ``acquired`` (bool), ``reason`` and ``box`` (the detected face ``[x1, y1, x2, y2]``
+        in pixels, None for whole-image datasets and failures) per row, aligned with
+        ``manifest``.
     """
-    from facelab.core.io import load_image
-    from facelab.core.progress import tqdm
-    from facelab.face.align import align_face
-
     crops = np.zeros((len(manifest), size, size), np.uint8)
     acquired, reasons = np.zeros(len(manifest), bool), [""] * len(manifest)
     boxes: list = [None] * len(manifest)
-    for i, (_, row) in enumerate(tqdm(manifest.iterrows(), total=len(manifest),
-                                      desc="crops", disable=not progress)):
+    whole = manifest["dataset"].isin(WHOLE_IMAGE_DATASETS).to_numpy()
+    faces: dict[int, Face] = {}
+    if (~whole).any():
+        photos = manifest.loc[~whole, ["path"]].reset_index(drop=True)
+        feats = extract(photos, detector=detector, heads=(), face_policy="largest",
+                        progress=progress)
+        for pos, r in zip(np.flatnonzero(~whole), feats.itertuples(index=False), strict=True):
+            if r.status == "ok":
+                faces[pos] = Face(box=r.box, score=r.score, landmarks=r.landmarks)
+            elif pd.isna(r.n_faces):
+                reasons[pos] = f"could not load: {r.reason}"
+            else:
+                reasons[pos] = "no face detected"
+    for i, path in enumerate(tqdm(manifest["path"], total=len(manifest), desc="crops",
+                                  disable=not progress)):
+        if not whole[i] and i not in faces:
+            continue
         try:
-            image = load_image(row["path"])
-            if row["dataset"] in WHOLE_IMAGE_DATASETS:
+            image = load_image(path)
+            if whole[i]:
                 grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
                 interp = cv2.INTER_AREA if max(grey.shape) > size else cv2.INTER_LINEAR
                 crops[i] = cv2.resize(grey, (size, size), interpolation=interp)
             else:
-                if detector is None:
-                    from facelab.models.registry import create_model
-
-                    detector = create_model("yunet")
-                faces = detector.detect(image)
-                if not faces:
-                    reasons[i] = "no face detected"
-                    continue
-                face = max(faces, key=lambda f: f.area)
-                crops[i] = align_face(image, face, size, margin=margin, grey=True)
-                boxes[i] = [float(v) for v in face.box]
+                crops[i] = align_face(image, faces[i], size, margin=margin, grey=True)
+                boxes[i] = [float(v) for v in faces[i].box]
             acquired[i] = True
         except Exception as exc:  # noqa: BLE001 - failures become records
             reasons[i] = f"could not load: {exc}"
@@ -127,10 +141,8 @@ def cross_dataset_predictions(models: Mapping[str, object], datasets: Sequence[s
         ``p_<label>`` column per model label.
     """
     from facelab.data.resolve import dataset_label
-    from facelab.models.registry import create_model
     from facelab.train.data import expression_manifest
 
-    detector = create_model("yunet")
     frames = []
     for spec in datasets:
         # the same labelled, seeded sample the training code uses
@@ -142,7 +154,7 @@ def cross_dataset_predictions(models: Mapping[str, object], datasets: Sequence[s
                    float(getattr(model, "margin", DEFAULT_MARGIN)))
             if key not in cache:
                 cache[key] = evaluation_crops(manifest, size=key[0], margin=key[1],
-                                              detector=detector, progress=progress)
+                                              progress=progress)
             crops, status = cache[key]
             labels = list(model.labels)
             probs = np.full((len(manifest), len(labels)), np.nan, np.float32)

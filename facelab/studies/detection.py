@@ -383,7 +383,9 @@ def degradation_records(manifest: pd.DataFrame, detectors: Sequence[str], *,
             found = bool(len(clean.boxes[i]))
             clean_rows.append({"image_pos": i, "detector": det, "perturbation": "clean",
                                "level": 0, "param": None, "found": found, "fta": not found,
-                               "lost": pd.NA, "reason": clean.reasons[i]})
+                               # the clean face overlaps itself: never lost at level 0
+                               "lost": False if found else pd.NA,
+                               "reason": clean.reasons[i]})
         if not steps or not len(sub):
             continue
         red = redetect(sub, clean, steps, det, seed=seed, progress=progress,
