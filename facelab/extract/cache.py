@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from facelab.core.config import cache_dir
+
 __all__ = ["FeatureCache", "ColumnarCache", "make_key", "KEY_VERSION"]
 
 #: Bumped when the meaning of cached records changes, which invalidates old entries.
@@ -55,8 +57,6 @@ class FeatureCache:
 
     def __init__(self, root: str | os.PathLike | None = None):
         if root is None:
-            from facelab.core.config import cache_dir
-
             root = cache_dir() / "features"
         self.root = Path(root).expanduser()
         self.hits = self.misses = self.corrupt = self.writes = 0
@@ -173,8 +173,6 @@ class ColumnarCache:
 
     def __init__(self, root: str | os.PathLike | None = None, flush_every: int = 256):
         if root is None:
-            from facelab.core.config import cache_dir
-
             root = cache_dir() / "features"
         self.root = Path(root).expanduser()
         self.dir = self.root / "columnar"

@@ -28,9 +28,13 @@ import pandas as pd
 from facelab.core.io import load_image
 from facelab.core.progress import tqdm
 from facelab.core.types import Face
+from facelab.data.resolve import dataset_label
 from facelab.data.schema import EXPRESSIONS
 from facelab.extract.pipeline import extract
 from facelab.face.align import align_face
+from facelab.metrics.classification import accuracy
+from facelab.train.data import expression_manifest
+from facelab.train.expression import per_class_recall
 
 __all__ = ["WHOLE_IMAGE_DATASETS", "KNOWN_TRAIN_DATA", "evaluation_crops",
            "cross_dataset_predictions", "cross_dataset_recall", "cross_dataset_table",
@@ -140,8 +144,6 @@ def cross_dataset_predictions(models: Mapping[str, object], datasets: Sequence[s
         ``failed_acquire``, ``excluded_label`` or ``excluded_training``, plus one
         ``p_<label>`` column per model label.
     """
-    from facelab.data.resolve import dataset_label
-    from facelab.train.data import expression_manifest
 
     frames = []
     for spec in datasets:
@@ -193,7 +195,6 @@ def cross_dataset_predictions(models: Mapping[str, object], datasets: Sequence[s
 def cross_dataset_recall(predictions: pd.DataFrame) -> pd.DataFrame:
     """Per model, test dataset and true label: ``n, correct, recall, ci_low, ci_high``
     (Wilson 95%), on the evaluated rows."""
-    from facelab.train.expression import per_class_recall
 
     ev = predictions[predictions["status"] == "evaluated"]
     out = []
@@ -223,7 +224,6 @@ def cross_dataset_table(models: Mapping[str, object], datasets: Sequence[str], *
     >>> models = {"fer": create_model("fer-mini-xception"), "mine": create_model("my-run")}
     >>> cross_dataset_table(models, ["fer2013", "ckplus48", "jaffe", "cfd"], limit=300)
     """
-    from facelab.metrics.classification import accuracy
 
     if predictions is None:
         predictions = cross_dataset_predictions(models, datasets, root=root, limit=limit,
