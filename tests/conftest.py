@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "agg")
@@ -42,3 +43,17 @@ def tmp_cache(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "cache"
     monkeypatch.setenv("FACELAB_CACHE", str(path))
     return path
+
+
+@pytest.fixture
+def face_files(tmp_path, astronaut):
+    """The astronaut photo (one face) and a flat grey image (no face), as files."""
+    from PIL import Image
+
+    paths = []
+    for name, img in (("astronaut.png", astronaut),
+                      ("grey.png", np.full((200, 200, 3), 128, np.uint8))):
+        Image.fromarray(img).save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    return pd.DataFrame({"path": paths, "race": ["White", "White"],
+                         "gender": ["female", "female"]})

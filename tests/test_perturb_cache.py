@@ -19,19 +19,6 @@ from facelab.perturb.robustness import robustness_records
 
 
 @pytest.fixture
-def photos(tmp_path, astronaut):
-    """The astronaut photo (one face) and a flat grey image (no face), as files."""
-    from PIL import Image
-
-    paths = []
-    for name, img in (("astronaut.png", astronaut),
-                      ("grey.png", np.full((160, 160, 3), 128, np.uint8))):
-        Image.fromarray(img).save(tmp_path / name)
-        paths.append(str(tmp_path / name))
-    return pd.DataFrame({"path": paths, "race": ["White", "White"]})
-
-
-@pytest.fixture
 def model_calls(monkeypatch):
     """Counts calls of the shared detector and expression model (the instances the
     pipeline takes from :func:`facelab.models.registry.get_model`)."""
@@ -52,15 +39,15 @@ def model_calls(monkeypatch):
     return calls
 
 
-def _run(photos, levels):
-    return robustness_records(photos, ["none", "blur", "occlude_eyes"],
+def _run(face_files, levels):
+    return robustness_records(face_files, ["none", "blur", "occlude_eyes"],
                               tasks=("detection", "expression"), levels=levels, seed=3,
                               progress=False)
 
 
-def test_warm_rerun_reads_the_cache_and_a_new_severity_is_computed(photos, tmp_cache,
+def test_warm_rerun_reads_the_cache_and_a_new_severity_is_computed(face_files, tmp_cache,
                                                                     model_calls):
-    cold = _run(photos, [1])
+    cold = _run(face_files, [1])
     assert model_calls["detect"] > 0 and model_calls["expression"] > 0
     assert (cold["task"] == "acquire").sum() == 1  # the grey image: no clean face
     done = cold[cold["task"] != "acquire"]
@@ -68,11 +55,11 @@ def test_warm_rerun_reads_the_cache_and_a_new_severity_is_computed(photos, tmp_c
     assert not done.loc[done["perturbation"] == "none", "changed"].any()  # the control
 
     model_calls.update(detect=0, expression=0)
-    warm = _run(photos, [1])
+    warm = _run(face_files, [1])
     assert model_calls == {"detect": 0, "expression": 0}  # every output from the cache
     pd.testing.assert_frame_equal(warm, cold)
 
-    harder = _run(photos, [3])  # a changed severity never reuses the level-1 entries
+    harder = _run(face_files, [3])  # a changed severity never reuses the level-1 entries
     assert model_calls["detect"] > 0 and model_calls["expression"] > 0
     blur = harder[(harder["perturbation"] == "blur")]
     assert set(blur["param"]) == {P.PERTURBATIONS["blur"].params[2]}

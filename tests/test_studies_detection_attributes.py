@@ -82,20 +82,6 @@ def test_detector_agreement_counts_and_kappa():
     assert agree["same_face"] == 1.0
 
 
-@pytest.fixture
-def face_files(tmp_path, astronaut):
-    """The astronaut photo (one face) and a flat grey image (no face), as files."""
-    from PIL import Image
-
-    paths = []
-    for name, img in (("astronaut.png", astronaut),
-                      ("grey.png", np.full((200, 200, 3), 128, np.uint8))):
-        Image.fromarray(img).save(tmp_path / name)
-        paths.append(str(tmp_path / name))
-    return pd.DataFrame({"path": paths, "race": ["White", "White"],
-                         "gender": ["female", "female"]})
-
-
 def test_detection_records_real_detector(face_files, tmp_cache):
     rec = D.detection_records({"toy": face_files}, ["yunet"], progress=False)
     assert list(rec["found"]) == [True, False]
