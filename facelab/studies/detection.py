@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from facelab.core.types import largest_box_index
 from facelab.metrics.groups import DEFAULT_MIN_COUNT, GroupedMetric, rate_by_group
 from facelab.metrics.intervals import binomial_ci
 from facelab.perturb.perturbations import PERTURBATIONS
@@ -211,8 +212,8 @@ def _largest_valid(feats: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
         reason = first["reason"]
         if len(ok) and not boxes:
             reason = INVALID_BOX
-        big = max(boxes, key=lambda p: (p[0][2] - p[0][0]) * (p[0][3] - p[0][1]),
-                  default=(None, np.nan))
+        big = (boxes[largest_box_index(np.stack([b for b, _ in boxes]))] if boxes
+               else (None, np.nan))
         rows.append({"image": label, "found": bool(boxes), "fta": not boxes,
                      "reason": pd.NA if boxes else reason, "n_faces": len(boxes),
                      "score": float(big[1]), "box": big[0],
