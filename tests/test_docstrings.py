@@ -29,21 +29,19 @@ import facelab
 
 #: Packages and modules whose public API is checked (minus :data:`KNOWN_GAPS`).
 CHECKED = ["facelab.api", "facelab.core", "facelab.data", "facelab.external", "facelab.face",
-           "facelab.metrics", "facelab.models"]
+           "facelab.metrics", "facelab.models", "facelab.perturb"]
 
 #: Modules of facelab not yet checked (a known gap: it may shrink, never grow; the test
 #: counts the modules it covers).
-#: ``core.types`` (Protocols) is being changed by other work; the rest have not been
-#: documented to this standard yet.
+#: They have not been documented to this standard yet.
 KNOWN_GAPS = [
-    "facelab.core.types",
     "facelab.data.fetch", "facelab.data.label_errors", "facelab.data.resolve",
-    "facelab.cli", "facelab.extract", "facelab.match", "facelab.perturb",
+    "facelab.cli", "facelab.extract", "facelab.match",
     "facelab.report", "facelab.studies", "facelab.train", "facelab.viz",
 ]
 
 #: Public modules inside :data:`KNOWN_GAPS` when this was last lowered.
-UNCHECKED_MODULES = 48
+UNCHECKED_MODULES = 45
 
 #: numpydoc codes enforced: no docstring, undocumented / unknown parameters, no Returns.
 CODES = {"GL08", "PR01", "PR02", "RT01"}

@@ -68,7 +68,14 @@ class Face:
         return max(self.width, 0.0) * max(self.height, 0.0)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict with stable field names."""
+        """JSON-ready dict with stable field names.
+
+        Returns
+        -------
+        dict
+            ``box`` (4 floats, pixels, 2 decimals), ``score`` (4 decimals), ``landmarks``
+            (``{name: [x, y]}`` in :data:`LANDMARK_NAMES` order, or None) and ``detector``.
+        """
         out = {
             "box": [round(float(v), 2) for v in self.box],
             "score": round(self.score, 4),
@@ -89,9 +96,35 @@ class Detector(Protocol):
 
     name: str
 
-    def detect(self, image: np.ndarray) -> list[Face]: ...
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in one ``(H, W, 3)`` uint8 RGB image, highest score first.
 
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]: ...
+        Parameters
+        ----------
+        image
+            The image.
+
+        Returns
+        -------
+        list of Face
+            Boxes in the image's pixels.
+        """
+        ...
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """:meth:`detect` for several images.
+
+        Parameters
+        ----------
+        images
+            ``(H, W, 3)`` uint8 RGB images (sizes may differ).
+
+        Returns
+        -------
+        list of list of Face
+            One list per image, in order.
+        """
+        ...
 
 
 @runtime_checkable
@@ -101,7 +134,22 @@ class FaceHead(Protocol):
 
     name: str
 
-    def predict(self, image: np.ndarray, faces: Sequence[Face]) -> pd.DataFrame: ...
+    def predict(self, image: np.ndarray, faces: Sequence[Face]) -> pd.DataFrame:
+        """Outputs for the given faces of one image.
+
+        Parameters
+        ----------
+        image
+            ``(H, W, 3)`` uint8 RGB.
+        faces
+            Faces of ``image`` (boxes and landmarks in its pixels).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per face, in order.
+        """
+        ...
 
 
 @runtime_checkable
@@ -109,7 +157,22 @@ class BatchFaceHead(FaceHead, Protocol):
     """A face head that also takes several images in one call (one DataFrame per image)."""
 
     def predict_batch(self, images: Sequence[np.ndarray],
-                      faces: Sequence[Sequence[Face]]) -> list[pd.DataFrame]: ...
+                      faces: Sequence[Sequence[Face]]) -> list[pd.DataFrame]:
+        """:meth:`predict` for several images.
+
+        Parameters
+        ----------
+        images
+            ``(H, W, 3)`` uint8 RGB images.
+        faces
+            The faces of each image.
+
+        Returns
+        -------
+        list of pandas.DataFrame
+            One frame per image (one row per face).
+        """
+        ...
 
 
 @runtime_checkable
@@ -121,9 +184,37 @@ class CropClassifier(Protocol):
 
     labels: Sequence[str]
 
-    def crops(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray: ...
+    def crops(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """Aligned crops of ``faces``, as the model sees them.
 
-    def predict_crops(self, crops: np.ndarray) -> np.ndarray: ...
+        Parameters
+        ----------
+        image
+            ``(H, W, 3)`` uint8 RGB.
+        faces
+            Faces of ``image``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, h, w)`` or ``(n, h, w, 3)`` uint8.
+        """
+        ...
+
+    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
+        """Class probabilities of crops.
+
+        Parameters
+        ----------
+        crops
+            ``(n, h, w)`` or ``(n, h, w, 3)`` uint8 crops (of one or many images).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, len(labels))`` float32 probabilities in ``labels`` order.
+        """
+        ...
 
 
 @runtime_checkable
@@ -148,9 +239,37 @@ class Embedder(Protocol):
     default_threshold: float
     threshold_source: str
 
-    def embed(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray: ...
+    def embed(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """Embeddings of the given faces of one image.
 
-    def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray: ...
+        Parameters
+        ----------
+        image
+            ``(H, W, 3)`` uint8 RGB.
+        faces
+            Faces of ``image``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(len(faces), dim)`` float32 (e.g. ``(n, 128)`` for SFace).
+        """
+        ...
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Similarity of embeddings (higher = more alike).
+
+        Parameters
+        ----------
+        a, b
+            ``(dim,)`` or ``(n, dim)`` float32 embeddings of this model.
+
+        Returns
+        -------
+        numpy.ndarray
+            The similarities (``metric``; a 0-d array for two vectors).
+        """
+        ...
 
 
 @runtime_checkable
@@ -158,7 +277,22 @@ class BatchEmbedder(Embedder, Protocol):
     """An embedder that also embeds the faces of several images in one forward pass."""
 
     def embed_batch(self, images: Sequence[np.ndarray],
-                    faces_per_image: Sequence[Sequence[Face]]) -> list[np.ndarray]: ...
+                    faces_per_image: Sequence[Sequence[Face]]) -> list[np.ndarray]:
+        """:meth:`embed` for several images in one forward pass.
+
+        Parameters
+        ----------
+        images
+            ``(H, W, 3)`` uint8 RGB images.
+        faces_per_image
+            The faces of each image.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One ``(n_i, dim)`` float32 array per image.
+        """
+        ...
 
 
 def box_areas(boxes: np.ndarray) -> np.ndarray:
@@ -200,8 +334,18 @@ def largest_box_index(boxes: np.ndarray) -> int | None:
 
 
 def largest_face(faces: Sequence[Face]) -> Face | None:
-    """The face with the largest box (:func:`largest_box_index`), or ``None`` if there
-    are none."""
+    """The face with the largest box (:func:`largest_box_index`).
+
+    Parameters
+    ----------
+    faces
+        Detected faces (boxes in pixels).
+
+    Returns
+    -------
+    Face or None
+        The largest face (the first one on a tie), or ``None`` if there are none.
+    """
     faces = list(faces)
     if not faces:
         return None

@@ -81,8 +81,22 @@ def _brightness(image, factor, rng, landmarks):
 
 
 def occlusion_box(landmarks: np.ndarray, region: str, pad: float) -> np.ndarray:
-    """``[x1, y1, x2, y2]`` covering the eyes (landmarks 0, 1) or the mouth corners (3, 4),
-    grown by ``pad`` x the inter-ocular distance on every side."""
+    """The box an occlusion blacks out.
+
+    Parameters
+    ----------
+    landmarks
+        ``(5, 2)`` landmarks in pixels, :data:`facelab.core.types.LANDMARK_NAMES` order.
+    region
+        ``"eyes"`` (landmarks 0, 1) or ``"mouth"`` (the mouth corners, 3, 4).
+    pad
+        Margin on every side, in inter-ocular distances.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[x1, y1, x2, y2]`` float64 in pixels (not clipped to the image).
+    """
     lm = np.asarray(landmarks, np.float64).reshape(5, 2)
     idx = {"eyes": [0, 1], "mouth": [3, 4]}[region]
     iod = max(float(np.linalg.norm(lm[1] - lm[0])), 1.0)
@@ -129,7 +143,14 @@ PERTURBATIONS: dict[str, Perturbation] = {p.name: p for p in (
 
 
 def list_perturbations() -> pd.DataFrame:
-    """The suite as a table: perturbation, level, parameter, unit."""
+    """The suite as a table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per perturbation and level: ``perturbation``, ``level`` (1..3; 0 for
+        ``"none"``), ``param`` and its ``unit``.
+    """
     return pd.DataFrame([{"perturbation": p.name, "level": i + (p.name != "none"),
                           "param": v, "unit": p.unit}
                          for p in PERTURBATIONS.values() for i, v in enumerate(p.params)])
@@ -156,6 +177,13 @@ def perturb(image: np.ndarray, name: str, level: int = 1, *,
     -------
     numpy.ndarray
         uint8, same shape as ``image`` (``downscale``: smaller by the level's factor).
+
+    Raises
+    ------
+    KeyError
+        For an unknown perturbation.
+    ValueError
+        For a level outside ``0..len(params)``, or an occlusion without landmarks.
     """
     if name not in PERTURBATIONS:
         raise KeyError(f"unknown perturbation {name!r}; known: {', '.join(PERTURBATIONS)}")

@@ -61,8 +61,18 @@ def box_iou(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | float:
 
 
 def valid_box(box: Any) -> bool:
-    """A usable box: four finite coordinates and a positive area (YuNet can return a NaN
-    box with score 1 for images of a few dozen pixels)."""
+    """Is ``box`` usable: four finite coordinates and a positive area? (YuNet can return
+    a NaN box with score 1 for images of a few dozen pixels.)
+
+    Parameters
+    ----------
+    box
+        ``[x1, y1, x2, y2]`` in pixels, or None.
+
+    Returns
+    -------
+    bool
+    """
     if box is None:
         return False
     b = np.asarray(box, float).ravel()
@@ -103,7 +113,18 @@ class Redetection:
     reasons: list[Any]
 
     def largest(self, i: int) -> np.ndarray | None:
-        """Image ``i``'s largest valid box, or None."""
+        """Image ``i``'s largest valid box.
+
+        Parameters
+        ----------
+        i
+            Position of the image.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            ``(4,)`` float64 pixels, or None when no face was found.
+        """
         b = self.boxes[i]
         return None if len(b) == 0 else b[largest_box_index(b)]
 
@@ -148,6 +169,10 @@ def clean_detections(manifest: pd.DataFrame, detector: str, *, progress: bool = 
         Rows with ``path`` (or ``pixels``).
     detector
         Registered detector name, at its default settings.
+    progress
+        Show a progress bar.
+    batch_size
+        Images per batch of the extraction pipeline.
 
     Returns
     -------
@@ -175,6 +200,10 @@ def redetect(manifest: pd.DataFrame, clean: Redetection, steps: Sequence[tuple[s
         Registered detector name.
     seed, seeds
         Noise seed of image ``i`` is ``seeds[i]`` if given, else ``seed + i``.
+    progress
+        Show a progress bar.
+    batch_size
+        Images per batch of the extraction pipeline.
 
     Returns
     -------

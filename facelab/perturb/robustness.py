@@ -236,10 +236,20 @@ def summarise_robustness(records: pd.DataFrame,
                          group_cols: Sequence[str] = ("race", "gender")) -> pd.DataFrame:
     """Change rates per perturbation, level, task and group, with Wilson 95% intervals.
 
-    Returns columns ``perturbation, level, param, task, group_col, group, n, changed,
-    rate, ci_low, ci_high, excluded``: ``group_col`` is ``"all"`` for the overall row, else
-    one of ``group_cols`` (each reported on its own). ``excluded`` counts images of the
-    group lost before the task (failure to acquire or a model error).
+    Parameters
+    ----------
+    records
+        From :func:`robustness_records`.
+    group_cols
+        Columns reported group by group (each on its own), besides the overall rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``perturbation, level, param, task, group_col, group, n, changed, rate,
+        ci_low, ci_high, excluded``: ``group_col`` is ``"all"`` for the overall row, else
+        one of ``group_cols``. ``excluded`` counts images of the group lost before the
+        task (failure to acquire or a model error).
     """
     acquire = records[records["task"] == "acquire"]
     done = records[records["task"] != "acquire"]
@@ -292,6 +302,8 @@ def robustness_table(manifest: pd.DataFrame, perturbations: Sequence[str] | None
         At most ``limit`` images (seeded sample); ``seed`` also seeds the noise.
     detector, embedder, expression, attribute
         Registered model names used by the tasks.
+    progress
+        Show progress bars.
 
     Returns
     -------
@@ -316,7 +328,18 @@ def plot_robustness(table: pd.DataFrame, *, group_col: str = "all",
     """Change rate against severity level: one panel per task (rows) and perturbation
     (columns), one line per group of ``group_col``, with the Wilson intervals as bars.
 
-    Returns the matplotlib Figure.
+    Parameters
+    ----------
+    table
+        From :func:`summarise_robustness`.
+    group_col
+        ``"all"`` or one of the table's group columns.
+    tasks, perturbations
+        Panels to draw (default: all in the table).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     import matplotlib.pyplot as plt
 
