@@ -19,8 +19,8 @@ from facelab.data.resolve import (
     parse_dataset_spec,
     resolve_datasets,
 )
+from facelab.data.sampling import GROUP_AUDIT_SAMPLING, load_datasets
 from facelab.report.runner import absolute_paths, required_datasets
-from facelab.studies.detection import load_audit_datasets
 from facelab.studies.expression import available_datasets
 from facelab.studies.matching import load_manifests
 
@@ -77,7 +77,7 @@ def test_missing_csv_stops_every_loader(tmp_path):
         with pytest.raises(DatasetSpecError, match="does not exist"):
             load_manifests([spec])
         with pytest.raises(DatasetSpecError, match="does not exist"):
-            load_audit_datasets([spec])
+            load_datasets([spec], **GROUP_AUDIT_SAMPLING)
         with pytest.raises(DatasetSpecError, match="does not exist"):
             available_datasets([spec])
 
@@ -122,7 +122,7 @@ def test_own_csv_loads_with_groups_and_counts_bad_rows(own_csv, data_root, tmp_p
     assert row["malformed"] == 2 and "file not found" in row["note"]
     assert "outside the dataset root" in row["note"]
     # the same spec in the detection / attribute loader and the expression loader
-    manifests, _ = load_audit_datasets([_spec(own_csv, data_root)], limit=50)
+    manifests, _ = load_datasets([_spec(own_csv, data_root)], limit=50, **GROUP_AUDIT_SAMPLING)
     assert list(manifests) == ["faces"] and len(manifests["faces"]) == 50
 
 

@@ -164,13 +164,13 @@ def test_candidate_lists_round_trip(tmp_path, data_root):
 @pytest.mark.slow
 def test_predictions_round_trip(tmp_path, data_root):
     from facelab.data.datasets import load_dataset
+    from facelab.data.sampling import balanced_sample
     from facelab.external.predictions import predictions_from_features
     from facelab.extract.pipeline import extract
     from facelab.studies import attributes as A
-    from facelab.studies.matching import balanced_sample
 
     manifests = {name: balanced_sample(load_dataset(name, root=data_root, split=split), 60,
-                                       ["race", "gender"], 0)
+                                       ["race", "gender"], seed=0)
                  for name, split in (("fairface", "val"), ("cfd", None))}
     native = A.attribute_predictions(manifests, progress=False)
     by0 = {k: v.by_group for k, v in A.gender_error_by_group(native).items()}

@@ -89,14 +89,14 @@ def test_03_on_imported_rekognition_at_80_and_99(tmp_path, data_root):
 
 
 def test_05_on_imported_rekognition_detect_faces(tmp_path, data_root):
+    from facelab.data.sampling import GROUP_AUDIT_SAMPLING, load_datasets
     from facelab.external.predictions import predictions_from_features
     from facelab.extract.pipeline import extract
     from facelab.studies import attributes as A
-    from facelab.studies.detection import load_audit_datasets
 
     params = {"limit": 60, "datasets": ["fairface", "cfd"], "min_count": 5,
               "stability_limit": 60, "brightness_faces": 8}
-    manifests, _ = load_audit_datasets(params["datasets"], limit=60, seed=0)
+    manifests, _ = load_datasets(params["datasets"], limit=60, seed=0, **GROUP_AUDIT_SAMPLING)
     frames = []
     for name, m in manifests.items():
         feats = extract(m, heads=("attributes", "expression"), face_policy="largest",

@@ -12,31 +12,6 @@ from facelab.studies import attributes as A
 from facelab.studies import detection as D
 
 
-def _manifest(n_per_cell: dict[tuple[str, str], int]) -> pd.DataFrame:
-    rows = []
-    for (race, gender), n in n_per_cell.items():
-        rows += [{"race": race, "gender": gender, "path": f"{race}_{gender}_{i}.jpg"}
-                 for i in range(n)]
-    return pd.DataFrame(rows)
-
-
-def test_balanced_sample_is_balanced_nested_and_seeded():
-    df = _manifest({("A", "female"): 50, ("A", "male"): 5, ("B", "female"): 50,
-                    ("B", "male"): 50})
-    df.loc[3, "race"] = pd.NA
-    s = D.balanced_sample(df, 40, seed=1)
-    counts = s.groupby(["race", "gender"]).size()
-    assert len(s) == 40 and s.index.is_unique
-    assert counts[("A", "male")] == 5  # exhausted, the others fill up evenly
-    assert counts.drop(("A", "male")).max() - counts.drop(("A", "male")).min() <= 1
-    assert s["race"].notna().all()
-    small = D.balanced_sample(df, 12, seed=1)
-    assert list(small.index) == list(s.index[:12])  # a prefix of the larger sample
-    assert list(D.balanced_sample(df, 40, seed=1).index) == list(s.index)
-    assert list(D.balanced_sample(df, 40, seed=2).index) != list(s.index)
-    assert len(D.balanced_sample(df, None, seed=0)) == len(df) - 1
-
-
 def test_box_iou_known_values():
     assert D.box_iou(np.array([0, 0, 10, 10]), np.array([0, 0, 10, 10])) == 1.0
     assert D.box_iou(np.array([0, 0, 10, 10]), np.array([20, 20, 30, 30])) == 0.0

@@ -12,7 +12,7 @@ import pytest
 from facelab.metrics.biometric import identification_by_gallery_size, threshold_at_fmr
 from facelab.studies import search as S
 from facelab.studies import verification as V
-from facelab.studies.matching import UNLABELLED, Embeddings, balanced_sample, group_labels
+from facelab.studies.matching import UNLABELLED, Embeddings, group_labels
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int = 128) -> np.ndarray:
@@ -28,20 +28,6 @@ def _embeddings(index: pd.Index, matrix: np.ndarray, ok: np.ndarray | None = Non
                           "reason": np.where(ok, "", "no face detected"),
                           "image_sha256": [f"h{i}" for i in range(len(index))]}, index=index)
     return Embeddings(model="sface", features=feats, matrix=m, ok=ok)
-
-
-# ----------------------------------------------------------------------------- sampling
-def test_balanced_sample_round_robin_and_reproducible():
-    df = pd.DataFrame({"g": ["a"] * 50 + ["b"] * 8 + ["c"] * 20})
-    out = balanced_sample(df, 24, ["g"], seed=3)
-    assert out["g"].value_counts().to_dict() == {"a": 8, "b": 8, "c": 8}
-    assert out.index.equals(balanced_sample(df, 24, ["g"], seed=3).index)
-    assert not out.index.equals(balanced_sample(df, 24, ["g"], seed=4).index)
-    # small cells are kept whole, the rest is spread over the large ones
-    out = balanced_sample(df, 40, ["g"], seed=0)
-    assert out["g"].value_counts().to_dict() == {"a": 16, "b": 8, "c": 16}
-    assert balanced_sample(df, None, ["g"]) is df
-    assert list(out.index) == sorted(out.index)  # original order kept
 
 
 def test_group_labels_mark_missing_as_unlabelled():

@@ -40,6 +40,28 @@ def test_split_keeps_subjects_on_one_side_and_is_seeded():
     assert set(splits[df["subject"].isna()]) == {"train", "val", "test"}
 
 
+def test_split_of_ckplus48_is_subject_disjoint_stratified_and_near_the_fractions(data_root):
+    from conftest import missing_data
+
+    from facelab.train.data import expression_manifest
+
+    if not (data_root / "ckplus48").is_dir():
+        missing_data("CK+48 is not under FACELAB_DATA")
+    df = expression_manifest(["ckplus48"], root=data_root)
+    splits = split_by_subject(df, val_frac=0.15, test_frac=0.15, seed=0)
+    sides = df.assign(s=splits).groupby("subject")["s"].nunique()
+    assert (sides == 1).all()  # no person on two sides
+    share = splits.value_counts(normalize=True)
+    assert abs(share["test"] - 1 / 7) < 0.03 and abs(share["val"] - 1 / 7) < 0.03
+    # stratified by expression: every class with enough subjects is in every split
+    table = pd.crosstab(df["expression"], splits)
+    common = table[table.sum(axis=1) >= 60]
+    assert len(common) >= 3 and (common > 0).all().all()
+    assert splits.equals(split_by_subject(df, val_frac=0.15, test_frac=0.15, seed=0))
+    with pytest.raises(ValueError, match="test_frac"):
+        split_by_subject(df, test_frac=0.7)
+
+
 def test_to_tensor_scales_like_the_fer_model():
     x = to_tensor(np.array([[[0, 255]]], np.uint8))
     assert x.shape == (1, 1, 1, 2)

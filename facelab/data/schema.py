@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "COLUMNS", "TEXT_COLUMNS", "EXPRESSIONS", "EXPRESSION_ALIASES", "RACE_GROUPS",
+    "COLUMNS", "TEXT_COLUMNS", "PAIR_KEYS", "PAIR_COLUMNS", "EXPRESSIONS",
+    "EXPRESSION_ALIASES", "RACE_GROUPS",
     "RACE_COARSE", "AGE_BINS", "MalformedEntriesWarning", "Malformed", "normalise_expression",
     "normalise_gender", "coarse_race", "age_to_bin", "finalize", "malformed", "inside_root",
 ]
@@ -47,6 +48,17 @@ COLUMNS: tuple[str, ...] = (
     "expression", "expression_original", "split",
 )
 TEXT_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c != "age")
+
+#: Columns every frame of image pairs carries: the two manifest index labels, the two
+#: subjects and whether they are the same person (a mated pair). Frames of
+#: :func:`facelab.data.protocols.make_pairs`, :func:`facelab.load_pairs` and
+#: :func:`facelab.studies.verification.verification_pairs` add their own columns.
+PAIR_KEYS: tuple[str, ...] = ("index_a", "index_b", "subject_a", "subject_b", "same")
+#: Columns of :func:`facelab.load_pairs` results (a dataset's own pair lists).
+PAIR_COLUMNS: tuple[str, ...] = (
+    "dataset", "index_a", "index_b", "path_a", "path_b", "subject_a", "subject_b", "same",
+    "fold",
+)
 
 #: The normalised expression vocabulary (FER2013's seven plus CK+'s contempt).
 EXPRESSIONS: tuple[str, ...] = (

@@ -29,7 +29,7 @@ from facelab.perturb.redetect import valid_box as _valid_box
 
 __all__ = [
     "AUDIT_DATASETS", "SLOW_DETECTORS", "DEFAULT_SEVERITIES", "IOU_SAME_FACE",
-    "balanced_sample", "load_audit_datasets", "detector_settings", "detection_records",
+    "detector_settings", "detection_records",
     "fta_by_group", "fta_summary", "fta_reasons", "detector_agreement", "box_iou",
     "degradation_records", "degradation_curves", "plot_fta_heatmap", "plot_agreement",
     "plot_severity_curves",
@@ -57,71 +57,6 @@ _GROUPS = ("race", "gender")
 
 
 # --------------------------------------------------------------------------- data
-def balanced_sample(manifest: pd.DataFrame, limit: int | None, *,
-                    by: Sequence[str] = _GROUPS, seed: int = 0) -> pd.DataFrame:
-    """Up to ``limit`` rows, spread as evenly as possible over the ``by`` cells.
-
-    Rows are shuffled within each cell (seeded) and then taken round-robin across cells,
-    so every prefix of the result is as balanced as the data allow and a smaller limit
-    gives a subset of a larger one (slow detectors run on a prefix of the same sample).
-    Rows with a missing group label are dropped. ``limit=None`` keeps every labelled row
-    (in the same interleaved order).
-    """
-    cols = [c for c in by if c in manifest.columns]
-    df = manifest.dropna(subset=cols) if cols else manifest
-    rng = np.random.default_rng(seed)
-    key = rng.permutation(len(df))
-    order = pd.DataFrame({"key": key}, index=df.index)
-    if cols:
-        order["rank"] = (order.groupby([df[c] for c in cols], observed=True)["key"]
-                         .rank(method="first").astype(int))
-    else:
-        order["rank"] = 0
-    order = order.sort_values(["rank", "key"])
-    out = df.loc[order.index]
-    if limit is not None:
-        out = out.head(int(limit))
-    return out
-
-
-def load_audit_datasets(datasets: Sequence = AUDIT_DATASETS, *, limit: int | None = None,
-                        seed: int = 0, root: Any = None, by: Sequence[str] = _GROUPS,
-                        splits: Mapping[str, str] | None = None
-                        ) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """Load the datasets, each cut to a balanced sample of ``limit`` images.
-
-    ``datasets`` are dataset specs (:mod:`facelab.data.resolve`): registered names
-    (``"fairface"``, ``"cfd"``), CSV paths or ``{csv: ..., columns: {...}}`` mappings.
-    Returns ``({label: manifest}, notes)``: ``notes`` holds one plain sentence per built-in
-    dataset that is missing or could not be read (skipped), and per dataset whose labels
-    had malformed entries. FairFace uses its ``val`` split unless ``splits`` says otherwise.
-
-    Raises
-    ------
-    facelab.data.resolve.DatasetSpecError
-        A dataset named explicitly (a CSV, or a name the suite does not look for by
-        default) cannot be loaded.
-    """
-    from facelab.data.datasets import malformed
-    from facelab.data.resolve import resolve_datasets
-
-    splits = {"fairface": "val", **dict(splits or {})}
-    loaded, table = resolve_datasets(datasets, root=root, default_splits=splits)
-    out: dict[str, pd.DataFrame] = {}
-    notes = [n for n in table.loc[~table["found"], "note"]]
-    for req, split, df in loaded:
-        name = req.label(split if req.split else None)
-        bad = malformed(df)
-        if len(bad):
-            notes.append(f"{name}: {len(bad)} malformed entries skipped "
-                         f"({'; '.join(bad['reason'].unique()[:3])}).")
-        sample = balanced_sample(df, limit, by=by, seed=seed)
-        sample.attrs = dict(df.attrs)
-        sample.attrs["images_available"] = int(len(df))
-        out[name] = sample
-    return out, notes
-
-
 def detector_settings(detectors: Sequence[str]) -> pd.DataFrame:
     """Each detector's registered default settings (score threshold and friends): how the
     decision threshold of every detector in the study was set."""
@@ -162,12 +97,14 @@ def detection_records(manifests: Mapping[str, pd.DataFrame], detectors: Sequence
     Parameters
     ----------
     manifests
-        ``{dataset name: manifest}`` (e.g. from :func:`load_audit_datasets`).
+        ``{dataset name: manifest}`` (e.g. from :func:`facelab.data.sampling.load_datasets`
+        with :data:`facelab.data.sampling.GROUP_AUDIT_SAMPLING`).
     detectors
         Registered detector names, each at its default settings.
     slow_limit
         Detectors in ``slow`` run on the first ``slow_limit`` rows of each manifest only
-        (a balanced prefix when the manifest comes from :func:`balanced_sample`).
+        (a balanced prefix when the manifest is a round-robin
+        :func:`facelab.data.sampling.balanced_sample`).
 
     Returns
     -------

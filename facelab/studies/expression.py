@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from facelab.data.sampling import load_datasets
 from facelab.metrics.classification import agreement_by_group, label_rate_by_group
 from facelab.metrics.groups import GroupedMetric
 from facelab.models.registry import create_model, list_models
@@ -28,8 +29,20 @@ def expression_models(names: Sequence[str] | None = None) -> dict[str, object]:
 
 
 def available_datasets(wanted: Sequence) -> tuple[list, list[str]]:
-    """Split dataset specs (:mod:`facelab.data.resolve`) into those that load and a
-    sentence per built-in dataset that is missing (skipped).
+    """Split dataset specs into those that load and a sentence per built-in dataset
+    that is missing (skipped), with :func:`facelab.data.sampling.load_datasets`.
+
+    Parameters
+    ----------
+    wanted : sequence of specs
+        Dataset specs (:mod:`facelab.data.resolve`).
+
+    Returns
+    -------
+    present : list
+        The specs (as given) of the datasets that loaded, in order.
+    missing : list of str
+        One sentence per built-in dataset that was not found (skipped).
 
     Raises
     ------
@@ -37,21 +50,19 @@ def available_datasets(wanted: Sequence) -> tuple[list, list[str]]:
         A dataset named explicitly (a CSV, or a name the suite does not look for by
         default) cannot be loaded.
     """
-    from facelab.data.resolve import resolve_datasets
-
-    loaded, notes = resolve_datasets(list(wanted))
-    present = [req.spec for req, _, _ in loaded]
-    return present, list(notes.loc[~notes["found"], "note"])
+    manifests, notes = load_datasets(list(wanted), default_splits={})
+    present = [m.attrs["spec"] for m in manifests.values()]
+    return present, [notes.table.loc[i, "note"] for i in notes.table.index
+                     if not notes.table.loc[i, "found"]]
 
 
 def with_demographics(predictions: pd.DataFrame, datasets: Sequence) -> pd.DataFrame:
     """Add the manifests' ``race`` and ``gender`` labels to per-image predictions
     (joined on dataset label and file; datasets without those labels get NA)."""
-    from facelab.data.resolve import resolve_datasets
 
-    loaded, _ = resolve_datasets(list(datasets), strict=True)
-    parts = [df[["file", "race", "gender"]].assign(test_dataset=req.label(split))
-             for req, split, df in loaded]
+    manifests, _ = load_datasets(list(datasets), strict=True, default_splits={})
+    parts = [df[["file", "race", "gender"]].assign(test_dataset=label)
+             for label, df in manifests.items()]
     labels = pd.concat(parts, ignore_index=True).drop_duplicates(["test_dataset", "file"])
     return predictions.merge(labels, on=["test_dataset", "file"], how="left")
 

@@ -25,16 +25,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
+from facelab.data.sampling import DatasetNotes, balanced_sample
 from facelab.metrics.biometric import ThresholdChoice, fnir, fpir, threshold_at_fmr
 from facelab.metrics.groups import rate_by_group
 from facelab.metrics.intervals import binomial_ci, bootstrap_ci
-from facelab.studies.matching import (
-    UNLABELLED,
-    DatasetNotes,
-    Embeddings,
-    balanced_sample,
-    load_manifests,
-)
+from facelab.studies.matching import UNLABELLED, Embeddings, load_manifests
 
 __all__ = [
     "search_sets", "calibration_scores", "operating_thresholds", "thresholds_table",
@@ -87,9 +82,9 @@ def search_sets(*, gallery_datasets: Sequence[str] = ("fairface:val", "utkface",
                                     root=root)
     note_rows = [notes.table, pnotes.table.assign(note=pnotes.table["note"] + " (probes)")]
     if len(probes) and n_probes < len(probes):  # several probe datasets: cap the total
-        probes = balanced_sample(probes, n_probes, ["group"], seed + 1)
+        probes = balanced_sample(probes, n_probes, ["group"], seed=seed + 1)
     if len(probes) == 0 and len(gallery):
-        probes = balanced_sample(gallery, n_probes, ["group"], seed + 1)
+        probes = balanced_sample(gallery, n_probes, ["group"], seed=seed + 1)
         gallery = gallery.drop(index=probes.index)
         note_rows.append(pd.DataFrame([{
             "dataset": "held-out probes", "found": True, "images": len(probes),

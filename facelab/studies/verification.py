@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from facelab.data.schema import PAIR_KEYS
 from facelab.metrics.biometric import (
     ThresholdChoice,
     det_curve,
@@ -61,8 +62,7 @@ GENUINE = "genuine"
 IMPOSTOR_WITHIN = "impostor, same group"
 IMPOSTOR_UNLABELLED = "impostor, unlabelled"
 
-_PAIR_COLUMNS = ["index_a", "index_b", "subject_a", "subject_b", "same", "source", "kind",
-                 "group_a", "group_b"]
+_PAIR_COLUMNS = [*PAIR_KEYS, "source", "kind", "group_a", "group_b"]
 
 
 # ----------------------------------------------------------------------------- pairs

@@ -3,20 +3,26 @@ and a torch :class:`~torch.utils.data.Dataset` of grey face crops.
 
 FER2013 and CK+48 images are already face crops, so the whole image is the crop. Splits
 keep every subject's images on one side (CK+48 has three frames per sequence: a split by
-frame would leak the same face into validation). Rows without a subject (FER2013) are
-split at random, one image per group, and the split summary says so.
+frame would leak the same face into validation): scikit-learn's StratifiedGroupKFold,
+stratified by dataset and expression. Rows without a subject (FER2013) are split at
+random, one image per group, and the split summary says so.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.model_selection import StratifiedGroupKFold
 from torch.utils.data import Dataset
 
+from facelab.core.io import load_image
+from facelab.core.provenance import manifest_hash
+from facelab.data.sampling import load_datasets
 from facelab.data.schema import EXPRESSIONS
 from facelab.models.trained import to_tensor
 
@@ -30,37 +36,44 @@ def expression_manifest(datasets: str | Sequence[str], *, root=None,
                         limit: int | None = None, seed: int = 0) -> pd.DataFrame:
     """Rows of one or more expression datasets that carry an expression label.
 
+    The datasets are loaded by :func:`facelab.data.sampling.load_datasets` (every one
+    must load; rows without an expression label are left out).
+
     Parameters
     ----------
-    datasets
+    datasets : str or sequence of specs
         Dataset specs (:mod:`facelab.data.resolve`): registered names (e.g.
         ``"fer2013"``, ``"ckplus48"``) or a comma-separated string of them, CSV paths, or
         ``{csv: ..., columns: {...}}`` mappings with an expression column.
-    root
+    root : path or None
         Data root (default ``$FACELAB_DATA``).
-    limit
-        Keep at most this many rows per dataset (seeded sample, stratified by nothing:
-        meant for quick tests), or all when ``None``.
-    seed
+    limit : int or None
+        Keep at most this many rows per dataset (a seeded
+        :meth:`pandas.DataFrame.sample`, stratified by nothing: meant for quick runs), or
+        all when ``None``.
+    seed : int
         Seed of the ``limit`` sample.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The datasets' manifests one after the other (each sorted by ``file``), with a
+        fresh ``RangeIndex``; ``attrs["datasets"]`` lists the dataset labels.
 
     Raises
     ------
     facelab.data.resolve.DatasetSpecError
         A dataset cannot be loaded (every dataset named here must load).
     """
-    from facelab.data.resolve import resolve_datasets
-
-    loaded, _ = resolve_datasets(_names(datasets), root=root, strict=True)
-    frames, names = [], []
-    for req, split, df in loaded:
-        df = df[df["expression"].notna()]
+    manifests, _ = load_datasets(_names(datasets), root=root, strict=True,
+                                 require="expression", default_splits={})
+    frames = []
+    for df in manifests.values():
         if limit is not None and len(df) > limit:
             df = df.sample(n=limit, random_state=seed)
         frames.append(df.sort_values("file"))
-        names.append(req.label(split))
     out = pd.concat(frames, ignore_index=True)
-    out.attrs = {"datasets": names}
+    out.attrs = {"datasets": list(manifests)}
     return out
 
 
@@ -73,39 +86,79 @@ def _names(datasets) -> list:
             if not isinstance(d, str) or d.strip()]
 
 
+def _n_folds(frac: float, n_groups: int) -> int:
+    """Folds of a k-fold whose one fold is closest to ``frac`` of the data (>= 2)."""
+    return max(2, min(int(round(1.0 / frac)), n_groups))
+
+
+def _one_fold(y: np.ndarray, groups: np.ndarray, frac: float, seed: int) -> np.ndarray:
+    """Boolean mask of the first fold of a seeded :class:`StratifiedGroupKFold` holding
+    about ``frac`` of the rows (all False when ``frac <= 0`` or fewer than 2 groups)."""
+    n_groups = len(np.unique(groups))
+    mask = np.zeros(len(y), dtype=bool)
+    if frac <= 0 or n_groups < 2:
+        return mask
+    folds = StratifiedGroupKFold(n_splits=_n_folds(frac, n_groups), shuffle=True,
+                                 random_state=seed)
+    with warnings.catch_warnings():
+        # a class with fewer members than folds (a rare expression in a small sample)
+        # cannot be in every fold: sklearn warns; the split stays subject-disjoint
+        warnings.filterwarnings("ignore", message="The least populated class",
+                                category=UserWarning)
+        _, held = next(folds.split(np.zeros(len(y)), y, groups))
+    mask[held] = True
+    return mask
+
+
 def split_by_subject(manifest: pd.DataFrame, *, val_frac: float = 0.15,
                      test_frac: float = 0.15, seed: int = 0) -> pd.Series:
     """Assign each row to ``train``/``val``/``test``, keeping each subject on one side.
 
-    Groups are ``dataset + subject`` where the subject is known, else the single row.
-    Groups are shuffled with ``seed`` (per dataset and per majority label, so each split
-    sees every class) and filled greedily until each split holds its share of rows.
+    Groups are ``dataset + subject`` where the subject is known, else the single row
+    (FER2013 has no subject ids: its rows are split at random, image by image). The
+    split is scikit-learn's :class:`~sklearn.model_selection.StratifiedGroupKFold`
+    (shuffled with ``seed``), stratified by ``dataset + expression`` so that every split
+    sees every class of every dataset where the groups allow: the test set is its first
+    fold with ``round(1 / test_frac)`` folds, the validation set the first fold of the
+    rest with ``round((1 - test share) / val_frac)`` folds. Split shares are therefore
+    close to, not exactly, the fractions asked for (1/7 = 0.143 for 0.15).
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        Rows with ``dataset``, ``file``, ``subject`` (NA where unknown) and ``expression``.
+    val_frac, test_frac : float
+        Wanted shares of rows in validation and test, each in ``[0, 0.5]`` (0: none).
+    seed : int
+        Seed of the folds: same manifest and seed, same split.
 
     Returns
     -------
     pandas.Series
-        Split name per row, aligned with ``manifest.index``.
+        Split name (``"train"``, ``"val"`` or ``"test"``, str) per row, aligned with
+        ``manifest.index``, named ``fit_split``.
+
+    Raises
+    ------
+    ValueError
+        A fraction is outside ``[0, 0.5]``.
     """
+    for name, frac in (("val_frac", val_frac), ("test_frac", test_frac)):
+        if not 0.0 <= frac <= 0.5:
+            raise ValueError(f"{name} must be in [0, 0.5]; got {frac}")
+    dataset = manifest["dataset"].astype(str).to_numpy()
     subject = manifest["subject"].astype("string")
-    key = np.where(subject.notna(), manifest["dataset"].astype(str) + "/" + subject.fillna(""),
-                   "row/" + manifest["dataset"].astype(str) + "/" + manifest["file"].astype(str))
-    groups = pd.DataFrame({"key": key, "dataset": manifest["dataset"].astype(str).to_numpy(),
-                           "label": manifest["expression"].astype(str).to_numpy()})
-    sizes = groups.groupby("key").agg(n=("label", "size"), dataset=("dataset", "first"),
-                                      label=("label", lambda s: s.value_counts().index[0]))
-    rng = np.random.default_rng(seed)
-    assign: dict[str, str] = {}
-    for _, block in sizes.sort_index().groupby(["dataset", "label"], sort=True):
-        order = rng.permutation(len(block))
-        total = int(block["n"].sum())
-        targets = {"test": test_frac * total, "val": val_frac * total}
-        filled = {"test": 0, "val": 0}
-        for key_, n in zip(block.index[order], block["n"].to_numpy()[order], strict=True):
-            side = next((s for s in ("test", "val") if filled[s] + n / 2 <= targets[s]), "train")
-            if side != "train":
-                filled[side] += n
-            assign[key_] = side
-    return pd.Series([assign[k] for k in key], index=manifest.index, name="fit_split")
+    groups = np.where(subject.notna(), dataset + "/" + subject.fillna("").to_numpy(str),
+                      "row/" + dataset + "/" + manifest["file"].astype(str).to_numpy())
+    y = dataset + "/" + manifest["expression"].astype(str).to_numpy()
+    out = np.full(len(manifest), "train", dtype=object)
+    test = _one_fold(y, groups, test_frac, seed)
+    out[test] = "test"
+    rest = np.flatnonzero(~test)
+    share = val_frac / (1.0 - test.mean()) if val_frac > 0 else 0.0
+    val = _one_fold(y[rest], groups[rest], min(share, 0.5), seed)
+    out[rest[val]] = "val"
+    return pd.Series(out, index=manifest.index, name="fit_split").astype(str)
 
 
 def split_summary(manifest: pd.DataFrame, splits: pd.Series) -> pd.DataFrame:
@@ -119,7 +172,6 @@ def split_summary(manifest: pd.DataFrame, splits: pd.Series) -> pd.DataFrame:
 
 def load_crops(paths: Sequence[str], size: int) -> np.ndarray:
     """Grey ``(n, size, size)`` uint8 crops of whole images (already face crops)."""
-    from facelab.core.io import load_image
 
     out = np.zeros((len(paths), size, size), np.uint8)
     for i, path in enumerate(paths):
@@ -139,7 +191,6 @@ def _resize(grey: np.ndarray, size: int) -> np.ndarray:
 def manifest_digest(manifest: pd.DataFrame) -> str:
     """SHA-256 over the (dataset, file, expression, subject) of a training manifest,
     independent of row order and of where the data root is."""
-    from facelab.core.provenance import manifest_hash
 
     cols = ["dataset", "file", "expression", "subject"]
     return manifest_hash(manifest[cols].astype(str).reset_index(drop=True))

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from facelab.data.sampling import balanced_sample
+
 __all__ = [
     "THUMBNAIL_SIZE", "ErrorGallery", "thumbnail", "select_examples", "error_gallery",
     "record_gallery",
@@ -150,7 +152,7 @@ def select_examples(examples: pd.DataFrame, *, n: int = 8, rows: str | None = No
     by
         With no ``order``: a seeded random choice spread as evenly as possible over the
         values of this column (round robin over groups, as
-        :func:`facelab.studies.matching.balanced_sample`); ``None``: plain seeded choice.
+        :func:`facelab.data.sampling.balanced_sample`); ``None``: plain seeded choice.
     order
         A column to rank by instead (e.g. ``"score"``): the first ``n`` after sorting,
         ``ascending`` or not; ties are broken by a seeded shuffle.
@@ -163,8 +165,6 @@ def select_examples(examples: pd.DataFrame, *, n: int = 8, rows: str | None = No
         The chosen rows (original index kept), grouped by ``rows`` and, within a row, in
         ``order`` or by ``by``.
     """
-    from facelab.studies.matching import balanced_sample
-
     if n < 0:
         raise ValueError(f"n must be >= 0; got {n}")
     for col in (rows, by, order):

@@ -32,6 +32,7 @@ from facelab.data.schema import (
     AGE_BINS,
     COLUMNS,
     EXPRESSIONS,
+    PAIR_COLUMNS,
     RACE_COARSE,
     RACE_GROUPS,
     MalformedEntriesWarning,
@@ -45,11 +46,6 @@ __all__ = [
     "AGE_BINS", "PAIR_COLUMNS",
 ]
 
-#: Columns of :func:`load_pairs` results.
-PAIR_COLUMNS: tuple[str, ...] = (
-    "dataset", "index_a", "index_b", "path_a", "path_b", "subject_a", "subject_b", "same",
-    "fold",
-)
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None,

@@ -1,4 +1,5 @@
-"""Turning a list of labelled image pairs into the :data:`PAIR_COLUMNS` frame."""
+"""Turning a list of labelled image pairs into the :data:`~facelab.data.schema.PAIR_COLUMNS`
+frame."""
 
 from __future__ import annotations
 
@@ -7,10 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from facelab.data.schema import Malformed, MalformedEntriesWarning
-
-PAIR_COLUMNS = ("dataset", "index_a", "index_b", "path_a", "path_b", "subject_a", "subject_b",
-                "same", "fold")
+from facelab.data.schema import PAIR_COLUMNS, Malformed, MalformedEntriesWarning
 
 
 def pairs_frame(dataset: str, manifest: pd.DataFrame, rows: list[tuple], bad: Malformed,
