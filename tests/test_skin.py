@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import missing_data
 from skimage.color import lab2rgb
 
 from facelab.core.types import Face
@@ -159,15 +160,17 @@ def test_load_manifests_groups_by_measured_skin_tone(data_root):
     assert f"Skin tone measured on {int(measured.sum())} of 24 images" in notes.sentences()[0]
 
 
-def test_people_sample_keeps_whole_people_with_several_images():
-    from facelab.studies.skin_tone import people_sample
+def test_subject_sample_of_people_with_several_images():
+    from facelab.data.sampling import subject_sample
 
     df = pd.DataFrame({"subject": list("aaabbcddde") + [None], "x": range(11)})
-    out = people_sample(df, limit=5, seed=0)
+    out = subject_sample(df, 5, seed=0, min_images=2)
     sizes = out["subject"].value_counts()
     assert (sizes >= 2).all() and len(out) <= 5
     assert (sizes == df["subject"].value_counts()[sizes.index]).all()  # whole people
-    assert set(people_sample(df, None)["subject"]) == {"a", "b", "d"}
+    assert set(subject_sample(df, None, min_images=2)["subject"]) == {"a", "b", "d"}
+    with pytest.raises(ValueError, match="min_images"):
+        subject_sample(df, 5, min_images=0)
 
 
 def test_stability_and_race_tables_count_what_they_say():
@@ -222,3 +225,14 @@ def test_fmr_and_fnmr_by_skin_tone_on_lfw(data_root):
     assert cells["n"].sum() == fnmr.loc["all groups", "n"]
     assert ((cells["ci_low"] <= cells["fnmr"]) & (cells["fnmr"] <= cells["ci_high"])).all()
     assert set(rates.fmr["group"]) <= {"lighter", "darker", "all groups"}
+
+
+def test_stability_leaves_out_a_dataset_without_people_and_says_so(data_root):
+    from facelab.studies.skin_tone import stability_by_person
+
+    if not (data_root / "utkface").is_dir():
+        missing_data("UTKFace is not under FACELAB_DATA")
+    images, notes = stability_by_person(["utkface"], limit=20, root=data_root)
+    assert images.empty
+    assert notes == ["utkface: no person with two or more images (subject ids), left out of "
+                     "the stability check."]

@@ -31,6 +31,9 @@ from pathlib import Path
 
 import yaml
 
+from facelab.core.progress import tqdm
+from facelab.data.datasets import dataset_spec
+
 __all__ = ["DataSource", "RemoteFile", "FetchError", "SourcesError", "NotFetchableError",
            "load_sources", "how_to_get", "fetch_dataset", "sources_file", "DOWNLOADS_DIR",
            "MARKER"]
@@ -144,8 +147,6 @@ def load_sources(path: str | os.PathLike | None = None) -> dict[str, DataSource]
 def how_to_get(name: str, sources: Mapping[str, DataSource] | None = None) -> str:
     """One line saying how to get dataset ``name``: the fetch command when it can be
     downloaded, else where and how to request it."""
-    from facelab.data.datasets import dataset_spec
-
     sources = load_sources() if sources is None else sources
     src = sources.get(name)
     if src is not None and src.fetchable:
@@ -190,8 +191,6 @@ class ResumableDownloader:
 
     def __call__(self, url: str, output_file: str, pooch, check_only: bool = False):
         import requests
-
-        from facelab.core.progress import tqdm
 
         if check_only:
             return requests.head(url, timeout=self.timeout, allow_redirects=True).ok

@@ -36,6 +36,9 @@ from typing import Any
 
 import pandas as pd
 
+from facelab.core.config import DataRootError, data_root
+from facelab.data.datasets import dataset_spec, load_dataset, malformed
+
 __all__ = ["DatasetRequest", "DatasetSpecError", "SUITE_DATASETS", "REQUIRED_ENV",
            "DATASET_PARAMETERS", "parse_dataset_spec", "load_request", "resolve_datasets",
            "dataset_label", "required_dataset_names", "malformed_clause"]
@@ -166,8 +169,6 @@ def parse_dataset_spec(spec: Any, *, strict: bool = False,
         Unknown dataset names (listing the known ones), unknown keys in a mapping, a
         mapping with neither ``csv`` nor ``dataset``.
     """
-    from facelab.data.datasets import dataset_spec
-
     if isinstance(spec, DatasetRequest):
         return spec
     required = required_dataset_names() if required is None else required
@@ -226,8 +227,6 @@ def parse_dataset_spec(spec: Any, *, strict: bool = False,
 
 def dataset_spec_safe(name: str) -> str | None:
     """Registered adapter name for ``name`` (alias-aware), or ``None`` if unknown."""
-    from facelab.data.datasets import dataset_spec
-
     try:
         return dataset_spec(name).name
     except ValueError:
@@ -254,9 +253,6 @@ def load_request(request: DatasetRequest, *, root: str | os.PathLike | None = No
         The dataset cannot be found or read, or it has no usable row; the message names
         the spec and the reason.
     """
-    from facelab.core.config import DataRootError, data_root
-    from facelab.data.datasets import load_dataset, malformed
-
     split = split if split is not None else request.split
     try:
         with warnings.catch_warnings():
@@ -287,8 +283,6 @@ def load_request(request: DatasetRequest, *, root: str | os.PathLike | None = No
 
 def malformed_clause(df: pd.DataFrame) -> str:
     """``" (3 malformed entries skipped: 2 x file not found; ...)"`` or ``""``."""
-    from facelab.data.datasets import malformed
-
     bad = malformed(df)
     if not len(bad):
         return ""
@@ -326,8 +320,6 @@ def resolve_datasets(specs: Sequence[Any] | Any, *, root: str | os.PathLike | No
         A spec is malformed, two specs share a label, or a dataset that is not optional
         cannot be loaded.
     """
-    from facelab.data.datasets import malformed
-
     if specs is None:
         specs = []
     elif isinstance(specs, str | Mapping | DatasetRequest | os.PathLike):

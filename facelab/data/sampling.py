@@ -131,14 +131,16 @@ def balanced_sample(manifest: pd.DataFrame, limit: int | None, by: Sequence[str]
 
 
 def subject_sample(manifest: pd.DataFrame, limit: int | None, by: Sequence[str] = (), *,
-                   seed: int = 0, subject: str = "subject") -> pd.DataFrame:
+                   seed: int = 0, subject: str = "subject", min_images: int = 1
+                   ) -> pd.DataFrame:
     """Whole people, at most ``limit`` images, spread over the cells of ``by``.
 
     For verification by group a sample must keep several images of each person (genuine
     pairs). People with two or more images come first; they are shuffled with ``seed``
     and taken in turn from each cell of ``by`` (a person's cell is the one of their first
     image; a missing value is its own cell), a whole person at a time, while the person
-    still fits under ``limit``. People with one image fill what is left the same way.
+    still fits under ``limit``. People with one image fill what is left the same way
+    (unless ``min_images`` is 2 or more).
 
     Parameters
     ----------
@@ -152,27 +154,34 @@ def subject_sample(manifest: pd.DataFrame, limit: int | None, by: Sequence[str] 
         Seed of the order of people.
     subject : str
         The identity column.
+    min_images : int
+        Only people with at least this many images are sampled (2: people whose images
+        can be compared with each other, e.g. the skin-tone stability check).
 
     Returns
     -------
     pandas.DataFrame
         Rows of ``manifest`` in its original order: every image of each chosen person.
-        Rows without a subject are left out (under a ``limit``); ``limit=None`` or a
-        ``limit`` at least the number of rows returns the manifest itself.
+        Rows without a subject are left out (under a ``limit``, or with ``min_images``
+        above 1); with ``min_images=1``, ``limit=None`` or a ``limit`` at least the number
+        of rows returns the manifest itself.
 
     Raises
     ------
     ValueError
-        ``limit`` is negative.
+        ``limit`` is negative or ``min_images`` is below 1.
     """
-    if limit is None or limit >= len(manifest):
+    if min_images < 1:
+        raise ValueError(f"min_images must be >= 1; got {min_images}")
+    if min_images == 1 and (limit is None or limit >= len(manifest)):
         return manifest
-    if limit < 0:
+    if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0 or None; got {limit}")
     df = manifest
     rng = np.random.default_rng(seed)
     people = df[subject].dropna().astype(str)
     sizes = people.value_counts()
+    sizes = sizes[sizes >= min_images]
     cols = [c for c in by if c in df.columns]
     first = df.loc[people.index].groupby(people.to_numpy(), sort=True).head(1)
     first_subj = people.loc[first.index].to_numpy()
@@ -180,7 +189,7 @@ def subject_sample(manifest: pd.DataFrame, limit: int | None, by: Sequence[str] 
             if cols else np.full(len(first), ""))
     cell_of = dict(zip(first_subj, cell, strict=True))
     chosen: set[str] = set()
-    room = limit
+    room = len(df) if limit is None else int(limit)
     for multi in (True, False):
         pool = sorted(s for s in sizes.index if (sizes[s] > 1) == multi)
         pool = [pool[i] for i in rng.permutation(len(pool))]

@@ -26,34 +26,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from facelab.data.sampling import load_datasets, subject_sample
 from facelab.face.skin import ITA_CATEGORIES, SKIN_DETECTOR
 from facelab.metrics.intervals import binomial_ci
 
-__all__ = ["people_sample", "stability_by_person", "stability_summary",
+__all__ = ["stability_by_person", "stability_summary",
            "brightness_sensitivity", "brightness_summary", "ita_by_race"]
 
 NOT_MEASURED = "not measured"
-
-
-def people_sample(df: pd.DataFrame, limit: int | None, seed: int = 0,
-                  subject: str = "subject") -> pd.DataFrame:
-    """Whole people with two or more images, at most ``limit`` images in all.
-
-    People are shuffled with ``seed`` and taken whole while they fit under ``limit``
-    (``None``: every person with 2+ images). Rows without a subject are left out.
-    """
-    people = df[subject].dropna().astype(str)
-    sizes = people.value_counts()
-    multi = sorted(sizes.index[sizes >= 2])
-    rng = np.random.default_rng(seed)
-    chosen, room = set(), (math.inf if limit is None else int(limit))
-    for i in rng.permutation(len(multi)):
-        s = multi[i]
-        if sizes[s] <= room:
-            chosen.add(s)
-            room -= int(sizes[s])
-    keep = df[subject].astype("string").isin(chosen).fillna(False).to_numpy(bool)
-    return df.loc[keep]
 
 
 def stability_by_person(datasets: Sequence[str] = ("celeba", "lfw"), *,
@@ -69,7 +49,8 @@ def stability_by_person(datasets: Sequence[str] = ("celeba", "lfw"), *,
         Identity-labelled dataset specs (:mod:`facelab.data.resolve`: names, CSV paths
         or ``{csv: ...}`` mappings with a ``subject`` column).
     limit
-        At most this many images per dataset, whole people (:func:`people_sample`).
+        At most this many images per dataset: whole people with two or more images
+        (:func:`facelab.data.sampling.subject_sample` with ``min_images=2``).
     detector
         Detector whose largest face is measured (:func:`facelab.face.skin.add_skin_tone`).
 
@@ -78,22 +59,23 @@ def stability_by_person(datasets: Sequence[str] = ("celeba", "lfw"), *,
     images, notes
         One row per image: the manifest's columns plus the skin columns of
         :func:`facelab.face.skin.add_skin_tone`; and one sentence per built-in dataset that is
-        missing (skipped).
+        missing (skipped) or has nobody with two or more images (left out).
 
     Raises
     ------
     facelab.data.resolve.DatasetSpecError
         A dataset named explicitly cannot be loaded.
     """
-    from facelab.data.resolve import resolve_datasets
-    from facelab.studies.skin_tone import add_skin_tone
-
-    loaded, table = resolve_datasets(datasets, root=root)
-    notes = list(table.loc[~table["found"], "note"])
+    manifests, loaded = load_datasets(datasets, root=root, default_splits={})
+    notes = [loaded.table.loc[i, "note"] for i in loaded.table.index
+             if not loaded.table.loc[i, "found"]]
     frames = []
-    for req, split, df in loaded:
-        name = req.label(split)
-        sample = people_sample(df, limit, seed)
+    for name, df in manifests.items():
+        sample = subject_sample(df, limit, seed=seed, min_images=2)
+        if sample.empty:
+            notes.append(f"{name}: no person with two or more images (subject ids), left out "
+                         "of the stability check.")
+            continue
         frames.append(add_skin_tone(sample, detector=detector, progress=progress)
                       .assign(dataset=name))
     images = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(

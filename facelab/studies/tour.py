@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from facelab.core.io import load_image
+from facelab.data.sampling import load_datasets
 from facelab.extract.analysis import FaceAnalysis
 
 __all__ = ["load_tour_image", "analysis_table", "TourSets", "celeba_tour_sets"]
@@ -66,13 +67,11 @@ def celeba_tour_sets(*, seed: int = 0, gallery_size: int = 20,
     other than the probe), from the first identity-labelled dataset of ``datasets`` found
     (CelebA, else LFW). Without any, scikit-image's bundled photos stand in, and the note
     says so."""
-    from facelab.data.resolve import resolve_datasets
-
     celeba, source = None, ""
-    loaded, table = resolve_datasets(datasets, root=root)  # a named CSV must load
-    tried = list(table.loc[~table["found"], "note"])
-    for req, split, frame in loaded:
-        name = req.label(split)
+    loaded, notes = load_datasets(datasets, root=root, default_splits={})  # a named CSV must load
+    tried = [notes.table.loc[i, "note"] for i in notes.table.index
+             if not notes.table.loc[i, "found"]]
+    for name, frame in loaded.items():
         if not (frame["subject"].value_counts() >= 3).any():
             tried.append(f"{name}: no identity with 3 or more photos")
             continue
