@@ -229,7 +229,13 @@ class DatasetNotes:
         return self.table.loc[~self.table["found"], "dataset"].tolist()
 
     def sentences(self) -> list[str]:
-        """Plain sentences, one per dataset, for the notebook."""
+        """Plain sentences, one per dataset, for the notebook.
+
+        Returns
+        -------
+        list of str
+            The ``note`` column, in the order the datasets were requested.
+        """
         return self.table["note"].tolist()
 
 
