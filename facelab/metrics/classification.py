@@ -25,7 +25,13 @@ from facelab.metrics.groups import (
     mean_by_group,
     rate_by_group,
 )
-from facelab.metrics.intervals import BinomialMethod, RateEstimate, binomial_ci, rate_estimate
+from facelab.metrics.intervals import (
+    BinomialMethod,
+    RateEstimate,
+    binomial_ci,
+    method_label,
+    rate_estimate,
+)
 
 __all__ = [
     "confusion_matrix",
@@ -185,7 +191,7 @@ def per_class_metrics(
                 "precision": correct / n_pred if n_pred else math.nan,
                 "precision_ci_low": p_lo,
                 "precision_ci_high": p_hi,
-                "method": {"wilson": "Wilson", "clopper-pearson": "Clopper-Pearson"}[method],
+                "method": method_label(method),
             }
         )
     return pd.DataFrame(rows, index=pd.Index(list(labels), name="label"))

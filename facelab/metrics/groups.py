@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from facelab.metrics.biometric import ThresholdChoice, threshold_at_fmr
-from facelab.metrics.intervals import binomial_ci, bootstrap_ci
+from facelab.metrics.intervals import binomial_ci, bootstrap_ci, method_label
 
 __all__ = [
     "GroupedMetric",
@@ -290,7 +290,7 @@ def _rate_row(
         label = f"Clopper-Pearson (few events; n_eff={n_eff:,} subjects)"
     else:
         low, high = binomial_ci(k, n, confidence=confidence, method=method)  # type: ignore[arg-type]
-        label = {"wilson": "Wilson", "clopper-pearson": "Clopper-Pearson"}[method]
+        label = method_label(method)
     row.update(ci_low=low, ci_high=high, method=label)
     return row
 

@@ -24,16 +24,43 @@ __all__ = [
     "format_rate",
     "bootstrap_ci",
     "cluster_bootstrap_indices",
+    "METHOD_LABELS",
+    "method_label",
 ]
 
 BinomialMethod = Literal["wilson", "clopper-pearson"]
 
-_METHOD_LABEL = {"wilson": "Wilson", "clopper-pearson": "Clopper-Pearson"}
+#: The name each binomial interval method is shown under in tables and reports.
+METHOD_LABELS: dict[str, str] = {"wilson": "Wilson", "clopper-pearson": "Clopper-Pearson"}
 _SCIPY_METHOD = {"wilson": "wilson", "clopper-pearson": "exact"}
 
 _BAD_METHOD = "method must be one of {known}; got {got!r}"
 _BAD_CONFIDENCE = "confidence must be strictly between 0 and 1; got {got!r}"
 _BAD_COUNT = "need 0 <= count <= n; got count={count}, n={n}"
+
+
+def method_label(method: str) -> str:
+    """The display name of a binomial interval method (``"wilson"`` -> ``"Wilson"``).
+
+    Parameters
+    ----------
+    method : {"wilson", "clopper-pearson"}
+        A :data:`BinomialMethod`.
+
+    Returns
+    -------
+    str
+        Its name in tables and reports (:data:`METHOD_LABELS`).
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is not a known binomial method.
+    """
+    try:
+        return METHOD_LABELS[method]
+    except KeyError:
+        raise ValueError(_BAD_METHOD.format(known=sorted(METHOD_LABELS), got=method)) from None
 
 
 def _decimals(reference: float) -> int:
@@ -212,7 +239,7 @@ def rate_estimate(
         n=int(n),
         ci_low=low,
         ci_high=high,
-        method=_METHOD_LABEL[method],
+        method=method_label(method),
         name=name,
         confidence=confidence,
         threshold=None if threshold is None else float(threshold),

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from facelab.core.types import APPEARANCE_NOTE
+
 #: Audits that produce something others use run first when several are run together
 #: (06 trains the expression model that 04 compares with the fer model).
 RUN_FIRST: tuple[str, ...] = ("06_train_expression",)
@@ -34,10 +36,6 @@ class AuditSpec:
     suite_parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
-_APPEARANCE = ("Expression and gender outputs describe how a face looks in one image, not "
-               "a person's inner emotional state or gender identity.")
-
-
 _RESEARCH = ("Research datasets with research-only terms; labels (race, gender, expression) "
              "were assigned by dataset creators or annotators and are coarse, contested "
              "categories.")
@@ -48,7 +46,7 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
         "00_tour", "facelab tour (detection, analysis, verification, search)",
         "A guided first look at one photo: not an evaluation.",
         "None: a single image.", "scikit-image's astronaut photo and a few shared-data faces.",
-        ethical=(_APPEARANCE,), headline_metrics=("n_faces", "verification")),
+        ethical=(APPEARANCE_NOTE,), headline_metrics=("n_faces", "verification")),
     AuditSpec(
         "01_detection_reliability", "Face detectors: failure to acquire by group",
         "Comparing face detectors' failure-to-acquire rates across demographic groups and "
@@ -94,7 +92,7 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
         "expressions, and how often they assign 'fear' to faces labelled otherwise.",
         "Expression label, dataset, race x gender where labelled.",
         "FER2013 PrivateTest, CK+48, JAFFE, CFD expressions.",
-        ethical=(_APPEARANCE, "Facial configurations are not reliable, specific signals of "
+        ethical=(APPEARANCE_NOTE, "Facial configurations are not reliable, specific signals of "
                  "emotion (Barrett et al. 2019); 'fear' detection must not be used to infer "
                  "a person's state or intent."),
         headline_metrics=("accuracy", "fear_recall", "fear_false_assignment"),
@@ -106,7 +104,7 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
         "Race x gender (dataset labels); skin type x gender (ITA measured from the pixels, "
         "lighter/darker); age.",
         "FairFace val, UTKFace, CFD; CelebA and LFW for the skin-tone stability check.",
-        ethical=(_APPEARANCE, _RESEARCH, "Binary gender labels exclude non-binary people."),
+        ethical=(APPEARANCE_NOTE, _RESEARCH, "Binary gender labels exclude non-binary people."),
         caveats=("Skin type is the ITA of one photo (facelab.face.skin): it moves with exposure "
                  "and white balance and is unstable across one person's photos (measured in "
                  "the notebook and docs/models.md); lighter/darker at 28 degrees only "
@@ -121,7 +119,7 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
         "model in the other audits.",
         "Expression label; dataset.",
         "FER2013 PrivateTest folder release and CK+48 (subject-disjoint splits).",
-        ethical=(_APPEARANCE,),
+        ethical=(APPEARANCE_NOTE,),
         headline_metrics=("val_accuracy", "test_accuracy", "test_fear_recall"),
         suite_parameters={"limit": None, "epochs": 30, "compare_limit": 300}),
 ]}
