@@ -9,6 +9,14 @@ that list single images (error examples, label errors: file names and identity l
 the shared datasets, which must not be copied into the repository) are kept only as a
 SHA-256 of their JSON and their length, so they must come out identical.
 
+The ``findings`` table changed schema on purpose (issue 11: one numeric
+:class:`facelab.metrics.findings.Finding` record instead of two schemas, one with texts
+such as ``"3/40"`` and ``"0.041-0.106"``). While a baseline still holds the old schema, its
+findings are compared through the numbers they carry (:func:`_compare_findings`): same
+rows in the same order, the same value, every number of the old texts carried by the new
+record (as a numeric field, rounded to the decimals the text showed, or in its sentence),
+the same sentence (the new one may add to it) and the same threshold description.
+
 To record new baselines deliberately (after a change that is meant to move numbers):
 ``FACELAB_RECORD_BASELINES=1 pytest tests/test_audit_numbers_unchanged.py``.
 """
@@ -19,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -51,6 +60,69 @@ def _digested(metrics: dict) -> dict:
         out[key] = value
     return out
 RTOL = 1e-9
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_NEW_NUMERIC = ("value", "count", "n", "ci_low", "ci_high", "threshold", "reference_value")
+
+
+def _old_schema(rows) -> bool:
+    """A findings table written before the numeric Finding record (issue 11)."""
+    return isinstance(rows, list) and any(
+        isinstance(r, dict) and ("95% CI" in r or "how" in r or "embedder" in r
+                                 or isinstance(r.get("count"), str)) for r in rows)
+
+
+def _shown_equal(shown: str, x) -> bool:
+    """``x`` (a number) prints as ``shown`` at the decimals ``shown`` has."""
+    if x is None or isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    target = float(shown.replace(",", ""))
+    decimals = len(shown.split(".")[1]) if "." in shown else 0
+    return abs(x - target) <= 0.5 * 10 ** -decimals + 1e-12 or math.isclose(
+        x, target, rel_tol=RTOL, abs_tol=1e-12)
+
+
+def _same_value(old, new) -> bool:
+    if old is None or new is None:
+        return old is None and new is None
+    if isinstance(old, bool):
+        return float(old) == new
+    return math.isclose(old, new, rel_tol=RTOL, abs_tol=1e-12) or (
+        isinstance(old, float) and _shown_equal(repr(old), new) and len(repr(old)) <= 6)
+
+
+def _compare_findings(now: list, old: list, where: str, problems: list[str]) -> None:
+    """Compare a numeric findings table with one recorded in the old text schema."""
+    if len(now) != len(old):
+        problems.append(f"{where}: {len(now)} findings now, {len(old)} recorded")
+    for i, (new, rec) in enumerate(zip(now, old, strict=False)):
+        at = f"{where}[{i}]"
+        if not new["finding"].startswith(rec["finding"]):
+            problems.append(f"{at}: finding {new['finding']!r} now, {rec['finding']!r} recorded")
+        if not _same_value(rec.get("value"), new.get("value")):
+            problems.append(f"{at}.value: {new.get('value')!r} now, {rec.get('value')!r} recorded")
+        for key in ("count", "n", "ci_low", "ci_high"):
+            value = rec.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) or (
+                    value is None and key in rec and key in ("ci_low", "ci_high")):
+                if not _same_value(value, new.get(key)):
+                    problems.append(f"{at}.{key}: {new.get(key)!r} now, {value!r} recorded")
+        how = next((rec[k] for k in ("threshold_how", "threshold", "how") if k in rec), None)
+        if how is not None and how != new.get("threshold_how"):
+            problems.append(f"{at}.threshold_how: {new.get('threshold_how')!r} now, "
+                            f"{how!r} recorded")
+        for key, new_key in (("embedder", "model"), ("operating_point", "operating_point")):
+            if key in rec and (rec[key] or "") != new.get(new_key):
+                problems.append(f"{at}.{new_key}: {new.get(new_key)!r} now, {rec[key]!r} recorded")
+        numbers = [new.get(k) for k in _NEW_NUMERIC]
+        for key in ("count", "95% CI"):
+            text = rec.get(key)
+            if not isinstance(text, str):
+                continue
+            for shown in _NUMBER.findall(text):
+                if not (any(_shown_equal(shown, x) for x in numbers)
+                        or shown in new["finding"]):
+                    problems.append(f"{at}: {key} {text!r} recorded: {shown} is not carried "
+                                    "by the new record")
 
 
 def _compare(a, b, where: str, problems: list[str]) -> None:
@@ -115,5 +187,9 @@ def test_default_metrics_unchanged(stem, default_runs):
     if not recorded.exists():
         pytest.fail(f"no baseline {recorded}: record it with FACELAB_RECORD_BASELINES=1")
     problems: list[str] = []
-    _compare(now, json.loads(recorded.read_text()), stem, problems)
+    old = json.loads(recorded.read_text())
+    if _old_schema(old.get("findings")) and isinstance(now.get("findings"), list):
+        _compare_findings(now.pop("findings"), old.pop("findings"), f"{stem}.findings",
+                          problems)
+    _compare(now, old, stem, problems)
     assert not problems, f"{len(problems)} values moved:\n" + "\n".join(problems[:40])

@@ -30,11 +30,12 @@ def _notebook(path: Path, *, fail: bool = False, missing: bool = False) -> None:
                  "require_data({}, needs='images of faces', datasets=['cfd'], recorder=rec)\n")
     if fail:
         body += "raise RuntimeError('boom')\n"
-    body += ("rec.table('findings', pd.DataFrame([\n"
-             "    {'finding': 'FMR at the global threshold', 'value': 0.0123, 'count': 12,\n"
-             "     'n': 975, 'ci_low': 0.0071, 'ci_high': 0.0214},\n"
-             "    {'finding': 'gender error', 'value': 0.05, 'count': '5/100',\n"
-             "     '95% CI': '0.022-0.112'}]))\n")
+    body += ("from facelab.metrics.findings import Finding, findings_table\n"
+             "rec.table('findings', findings_table([\n"
+             "    Finding('FMR at the global threshold', 0.0123, metric='FMR', count=12,\n"
+             "            n=975, ci_low=0.0071, ci_high=0.0214, threshold=0.44,\n"
+             "            threshold_how='set at FMR<=0.01 on everyone'),\n"
+             "    Finding('age MAE (years)', 6.25, metric='MAE (years)', n=100)]))\n")
     nb.cells = [nbformat.v4.new_markdown_cell("# toy"), params, nbformat.v4.new_code_cell(body)]
     nbformat.write(nb, str(path))
 
@@ -53,14 +54,20 @@ def results(tmp_path, monkeypatch):
     return out
 
 
-def test_findings_rows_are_normalised():
+def test_findings_rows_are_formatted_from_the_numbers():
     rows = run_findings({"findings": [
-        {"embedder": "sface", "finding": "FMR", "value": 0.01, "count": 3, "n": 300,
-         "ci_low": 0.003, "ci_high": 0.029},
-        {"finding": "FTA", "value": 0.1, "count": "4/40", "95% CI": "0.040-0.230"}]})
+        {"model": "sface", "finding": "FMR", "value": 0.01, "count": 3, "n": 300,
+         "ci_low": 0.003, "ci_high": 0.029, "threshold": 0.5, "threshold_how": "default",
+         "index": 0},
+        {"finding": "age MAE", "value": 6.5, "n": 40, "count": None}]})
     assert rows[0] == {"finding": "sface: FMR", "value": "0.01", "count": "3/300",
-                       "interval": "0.003–0.029", "how": ""}
-    assert rows[1]["count"] == "4/40" and rows[1]["interval"] == "0.040-0.230"
+                       "interval": "0.003–0.029", "how": "0.5: default"}
+    assert rows[1]["count"] == "n=40" and rows[1]["interval"] == ""
+
+
+def test_findings_in_the_old_text_schema_fall_back_to_headline_metrics():
+    assert run_findings({"findings": [
+        {"finding": "FTA", "value": 0.1, "count": "4/40", "95% CI": "0.040-0.230"}]}) == []
 
 
 @pytest.mark.slow
@@ -78,7 +85,7 @@ def test_index_lists_every_run_with_status_parameters_and_findings(results):
     text = soup.get_text(" ")
     assert "scale=3.0" in text and "limit=" not in text  # only non-default parameters
     assert "0.0123" in text and "12/975" in text and "0.0071–0.0214" in text
-    assert "5/100" in text and "0.022-0.112" in text
+    assert "age MAE (years) 6.25 n=100" in text
     links = [a["href"] for a in soup.find_all("a") if a["href"].endswith(".html")]
     assert len(set(links)) == 3
     for href in links:  # every run's report exists where the index points

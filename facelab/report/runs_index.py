@@ -2,9 +2,10 @@
 
 Rebuilt by :func:`facelab.report.runner.run_audits` (so after every ``facelab audit``) from what the
 run folders hold: ``provenance.json`` (audit, start time, parameters, status, missing data
-or error) and ``metrics.json`` (the ``findings`` table each audit records, with value,
-count and interval; the figures). Parameters are shown only where they differ from the
-defaults in the notebook's ``parameters`` cell. Each row links to the run's HTML report.
+or error) and ``metrics.json`` (the ``findings`` table each audit records: numeric
+:class:`facelab.metrics.findings.Finding` rows, formatted here; the figures).
+Parameters are shown only where they differ from the defaults in the notebook's
+``parameters`` cell. Each row links to the run's HTML report.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from facelab.metrics.findings import findings_from_records
 
 __all__ = ["collect_runs", "write_index", "run_findings", "INDEX_NAME"]
 
@@ -71,30 +74,45 @@ def _fmt(value: Any) -> str:
 
 
 def run_findings(metrics: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The run's findings as ``{finding, value, count, interval, how}`` strings, from its
-    ``findings`` table (whatever columns the audit used: ``count`` + ``n`` or a ``count``
-    text, ``ci_low`` / ``ci_high`` or a ``95% CI`` text)."""
+    """The run's findings as ``{finding, value, count, interval, how}`` strings for the
+    index page.
+
+    Parameters
+    ----------
+    metrics : mapping
+        A run's ``metrics.json``; its ``findings`` entry is the table of
+        :func:`facelab.metrics.findings.findings_table` (numeric ``count``, ``n``,
+        ``ci_low``, ``ci_high``), read back with :func:`findings_from_records`.
+
+    Returns
+    -------
+    list of dict
+        One dict of display strings per finding (``count`` as ``"k/n"``, the interval as
+        ``"lo–hi"``, formatted here from the numbers); empty when the run recorded no
+        findings, or a table in the text schema used before (``"count": "3/40"``), so
+        the index falls back to the audit's headline metrics.
+    """
+    try:
+        records = findings_from_records(metrics.get("findings") or [])
+    except (TypeError, ValueError):
+        return []  # a run recorded before the numeric Finding schema
     out = []
-    for row in metrics.get("findings") or []:
-        if not isinstance(row, Mapping):
-            continue
-        label = str(row.get("finding", ""))
-        prefix = " · ".join(str(row[k]) for k in ("embedder", "operating_point")
-                            if row.get(k) not in (None, ""))
-        count = row.get("count")
-        n = row.get("n")
-        if _num(count) is not None and _num(n) is not None:
-            count_text = f"{_fmt(count)}/{_fmt(n)}"
+    for f in records:
+        prefix = " · ".join(p for p in (f.model, f.operating_point) if p)
+        if f.count is not None and f.n is not None:
+            count_text = f"{_fmt(f.count)}/{_fmt(f.n)}"
+        elif f.n is not None:
+            count_text = f"n={_fmt(f.n)}"
         else:
-            count_text = _fmt(count)
-        if _num(row.get("ci_low")) is not None and _num(row.get("ci_high")) is not None:
-            interval = f"{_fmt(row['ci_low'])}–{_fmt(row['ci_high'])}"
-        else:
-            interval = str(row.get("95% CI") or "")
-        how = row.get("threshold_how") or row.get("threshold") or row.get("how") or ""
-        out.append({"finding": f"{prefix}: {label}" if prefix else label,
-                    "value": _fmt(row.get("value")), "count": count_text,
-                    "interval": interval, "how": str(how)})
+            count_text = _fmt(f.count)
+        interval = (f"{_fmt(f.ci_low)}–{_fmt(f.ci_high)}"
+                    if f.ci_low is not None and f.ci_high is not None else "")
+        how = f.threshold_how
+        if f.threshold is not None and _fmt(f.threshold) not in how:
+            how = f"{_fmt(f.threshold)}: {how}" if how else _fmt(f.threshold)
+        out.append({"finding": f"{prefix}: {f.finding}" if prefix else f.finding,
+                    "value": _fmt(f.value), "count": count_text, "interval": interval,
+                    "how": how})
     return out
 
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from facelab.metrics.findings import Finding, findings_table
 from facelab.metrics.groups import DEFAULT_MIN_COUNT, GroupedMetric, rate_by_group
 from facelab.metrics.intervals import binomial_ci
 
@@ -333,54 +334,96 @@ def attribute_findings(summary: pd.DataFrame, direction: pd.DataFrame,
     """The notebook's findings table: per dataset the overall gender error, the worst and
     best race x gender cells and their ratio (and skin type x gender cells, when
     ``skin_summary`` is given), the direction of errors, the age MAE and the calibration
-    error; each with value, count and 95% CI."""
+    error; each with value, count, n and 95% CI where one was computed.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :func:`gender_error_summary` (one row per dataset).
+    direction : pandas.DataFrame
+        :func:`error_direction`.
+    age : mapping of str to GroupedMetric
+        :func:`age_error_by_group`, per dataset.
+    calibration : pandas.DataFrame or None
+        The summary of :func:`gender_calibration`, or ``None``.
+    model : str
+        The attribute model's name.
+    skin_summary : pandas.DataFrame, optional
+        :func:`gender_error_summary` over skin type x gender cells.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`facelab.metrics.findings.findings_table` of the findings.
+    """
     how = f"{model}'s own decision (P(female) >= 0.5 means female); not tuned here"
-    rows = []
+    common = {"model": model, "threshold": 0.5, "threshold_how": how}
+    out = []
     skin = {} if skin_summary is None else {r.dataset: r for r in skin_summary.itertuples()}
+
+    def cells(ds, s, kind, worst, best):
+        for label, cell, err, count in (("worst", s.worst_cell, s.worst_error, s.worst_count),
+                                        ("best", s.best_cell, s.best_error, s.best_count)):
+            k, n = _count_text(count)
+            out.append(Finding(f"{worst if label == 'worst' else best} {ds}: {cell}", err,
+                               metric="gender error rate", dataset=ds, group=cell, count=k,
+                               n=n, **common))
+        out.append(Finding(f"worst/best ratio{kind}, {ds} ({s.cells_compared} cells with "
+                           "n >= min_count)" if kind else
+                           f"worst/best ratio {ds} ({s.cells_compared} cells with n >= "
+                           "min_count)", s.ratio, metric="gender error ratio",
+                           dataset=ds, group=s.worst_cell, reference=s.best_cell,
+                           reference_value=s.best_error, **common))
+
     for _, r in summary.iterrows():
-        rows.append({"finding": f"gender error, {r.dataset} (all evaluated faces)",
-                     "value": r.error, "count": f"{r.errors}/{r.n}",
-                     "95% CI": f"{r.ci_low:.3f}-{r.ci_high:.3f}", "threshold": how})
+        out.append(Finding(f"gender error, {r.dataset} (all evaluated faces)", r.error,
+                           metric="gender error rate", dataset=r.dataset, count=r.errors,
+                           n=r.n, ci_low=r.ci_low, ci_high=r.ci_high, ci_method="Wilson",
+                           **common))
         s = skin.get(r.dataset)
         if s is not None and isinstance(s.worst_cell, str):
-            for label, cell, err, count in (("worst", s.worst_cell, s.worst_error,
-                                             s.worst_count),
-                                            ("best", s.best_cell, s.best_error, s.best_count)):
-                rows.append({"finding": f"{label} skin type x gender cell {r.dataset}: {cell}",
-                             "value": err, "count": count, "95% CI": "", "threshold": how})
-            rows.append({"finding": f"worst/best ratio, skin type x gender, {r.dataset} "
-                                    f"({s.cells_compared} cells with n >= min_count)",
-                         "value": s.ratio, "count": "", "95% CI": "", "threshold": how})
+            cells(r.dataset, s, ", skin type x gender", "worst skin type x gender cell",
+                  "best skin type x gender cell")
         if isinstance(r.worst_cell, str):
-            rows.append({"finding": f"worst cell {r.dataset}: {r.worst_cell}",
-                         "value": r.worst_error, "count": r.worst_count, "95% CI": "",
-                         "threshold": how})
-            rows.append({"finding": f"best cell {r.dataset}: {r.best_cell}",
-                         "value": r.best_error, "count": r.best_count, "95% CI": "",
-                         "threshold": how})
-            rows.append({"finding": f"worst/best ratio {r.dataset} ({r.cells_compared} cells "
-                                    "with n >= min_count)",
-                         "value": r.ratio, "count": "", "95% CI": "", "threshold": how})
+            cells(r.dataset, r, "", "worst cell", "best cell")
     for _, r in direction[direction["scope"] == "dataset"].iterrows():
-        rows.append({"finding": f"women labelled men, {r.dataset}",
-                     "value": r.female_as_male_rate,
-                     "count": f"{r.female_as_male}/{r.female_n}",
-                     "95% CI": f"{r.female_ci_low:.3f}-{r.female_ci_high:.3f}",
-                     "threshold": how})
-        rows.append({"finding": f"men labelled women, {r.dataset}",
-                     "value": r.male_as_female_rate,
-                     "count": f"{r.male_as_female}/{r.male_n}",
-                     "95% CI": f"{r.male_ci_low:.3f}-{r.male_ci_high:.3f}",
-                     "threshold": how})
+        out.append(Finding(f"women labelled men, {r.dataset}", r.female_as_male_rate,
+                           metric="error rate (female labelled male)", dataset=r.dataset,
+                           group="female", count=r.female_as_male, n=r.female_n,
+                           ci_low=r.female_ci_low, ci_high=r.female_ci_high,
+                           ci_method="Wilson", **common))
+        out.append(Finding(f"men labelled women, {r.dataset}", r.male_as_female_rate,
+                           metric="error rate (male labelled female)", dataset=r.dataset,
+                           group="male", count=r.male_as_female, n=r.male_n,
+                           ci_low=r.male_ci_low, ci_high=r.male_ci_high,
+                           ci_method="Wilson", **common))
     for ds, gm in age.items():
         ov = gm.overall
-        rows.append({"finding": f"age MAE (years), {ds}", "value": float(ov["value"]),
-                     "count": f"n={int(ov['n'])}",
-                     "95% CI": f"{ov['ci_low']:.2f}-{ov['ci_high']:.2f}",
-                     "threshold": gm.notes[0] if gm.notes else ""})
+        out.append(Finding(f"age MAE (years), {ds}", float(ov["value"]), metric="MAE (years)",
+                           model=model, dataset=ds, n=int(ov["n"]), ci_low=ov["ci_low"],
+                           ci_high=ov["ci_high"], ci_method=str(ov.get("method", "")),
+                           threshold_how=gm.notes[0] if gm.notes else ""))
     if calibration is not None:
         for _, r in calibration.iterrows():
-            rows.append({"finding": f"gender calibration error (ECE), {r.dataset}",
-                         "value": r.ece, "count": f"n={r.n}", "95% CI": "",
-                         "threshold": "10 equal-width bins of P(female)"})
-    return pd.DataFrame(rows)
+            out.append(Finding(f"gender calibration error (ECE), {r.dataset}", r.ece,
+                               metric="ECE", model=model, dataset=r.dataset, n=r.n,
+                               threshold_how="10 equal-width bins of P(female)"))
+    return findings_table(out)
+
+
+def _count_text(text: str) -> tuple[float | None, float | None]:
+    """``"12/47"`` (a cell count as :meth:`GroupedMetric.disparities` writes it) -> (12, 47).
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is neither ``"k/n"`` nor empty.
+    """
+    if text is None or (isinstance(text, float) and math.isnan(text)) or text == "":
+        return None, None
+    if not isinstance(text, str):
+        return float(text), None
+    k, sep, n = text.partition("/")
+    if not sep:
+        raise ValueError(f"a cell count must read 'k/n', got {text!r}")
+    return float(k.replace(",", "")), float(n.replace(",", ""))

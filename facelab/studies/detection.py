@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from facelab.core.types import largest_box_index
+from facelab.metrics.findings import Finding, findings_table
 from facelab.metrics.groups import DEFAULT_MIN_COUNT, GroupedMetric, rate_by_group
 from facelab.metrics.intervals import binomial_ci
 from facelab.perturb.perturbations import PERTURBATIONS
@@ -467,42 +468,58 @@ def plot_severity_curves(curves: pd.DataFrame, *, hue: str = "detector", title: 
 
 
 # --------------------------------------------------------------------------- findings
-def _ci_text(low: float, high: float) -> str:
-    return f"{low:.3f}-{high:.3f}"
-
-
-def detection_findings(summary: pd.DataFrame, agreement: pd.DataFrame,
+def detection_findings(summary: pd.DataFrame, agreement: pd.DataFrame | None,
                        curves: pd.DataFrame | None, settings: pd.DataFrame) -> pd.DataFrame:
     """The notebook's findings table: overall FTA and worst/best cell per dataset and
     detector, the least and most agreeing detector pairs, and FTA at the worst severity of
-    each degradation, each with value, count, 95% CI and how the threshold was set."""
-    rows = []
+    each degradation, each with value, count, n, 95% CI and how the threshold was set.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :func:`fta_summary` (one row per dataset and detector).
+    agreement : pandas.DataFrame or None
+        :func:`detector_agreement`, or ``None`` / empty with a single detector.
+    curves : pandas.DataFrame or None
+        :func:`degradation_curves` (FTA per perturbation and level), or ``None``.
+    settings : pandas.DataFrame
+        The detectors' settings indexed by detector, with ``score_threshold``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`facelab.metrics.findings.findings_table` of the findings.
+    """
+    out = []
     for _, r in summary.iterrows():
-        how = f"detector default (score threshold {settings.loc[r.detector, 'score_threshold']})"
-        rows.append({"finding": f"FTA {r.dataset}, {r.detector}", "value": r.fta,
-                     "count": f"{r.fta_count}/{r.n}", "95% CI": _ci_text(r.ci_low, r.ci_high),
-                     "threshold": how})
+        score = settings.loc[r.detector, "score_threshold"]
+        how = f"detector default (score threshold {score})"
+        common = {"model": r.detector, "dataset": r.dataset, "threshold": score,
+                  "threshold_how": how}
+        out.append(Finding(f"FTA {r.dataset}, {r.detector}", r.fta, metric="FTA",
+                           count=r.fta_count, n=r.n, ci_low=r.ci_low, ci_high=r.ci_high,
+                           ci_method=r.get("method", ""), **common))
         if isinstance(r.worst_cell, str):
-            rows.append({"finding": f"FTA worst/best cell {r.dataset}, {r.detector}: "
-                                    f"{r.worst_cell} vs {r.best_cell}",
-                         "value": r.ratio, "count": f"{r.cells_compared} cells (n >= 30)",
-                         "95% CI": f"{r.worst_fta:.3f} vs {r.best_fta:.3f}",
-                         "threshold": how})
+            out.append(Finding(
+                f"FTA worst/best cell {r.dataset}, {r.detector}: {r.worst_cell} vs "
+                f"{r.best_cell} ({r.worst_fta:.3f} vs {r.best_fta:.3f}; "
+                f"{r.cells_compared} cells with n >= 30)",
+                r.ratio, metric="FTA ratio", group=r.worst_cell, reference=r.best_cell,
+                reference_value=r.best_fta, **common))
     if agreement is not None and len(agreement):
         for label, row in (("lowest", agreement.loc[agreement["agreement"].idxmin()]),
                            ("highest", agreement.loc[agreement["agreement"].idxmax()])):
-            rows.append({"finding": f"{label} detector agreement ({row.dataset}): "
-                                    f"{row.detector_a} vs {row.detector_b}",
-                         "value": row.agreement,
-                         "count": f"{int(row.both + row.neither)}/{int(row.n)}",
-                         "95% CI": _ci_text(row.ci_low, row.ci_high),
-                         "threshold": "detector defaults"})
+            out.append(Finding(f"{label} detector agreement ({row.dataset}): "
+                               f"{row.detector_a} vs {row.detector_b}", row.agreement,
+                               metric="agreement", dataset=row.dataset,
+                               model=f"{row.detector_a} vs {row.detector_b}",
+                               count=row.both + row.neither, n=row.n, ci_low=row.ci_low,
+                               ci_high=row.ci_high, threshold_how="detector defaults"))
     if curves is not None and len(curves):
         top = curves[curves["level"] == curves["level"].max()]
         for _, r in top.iterrows():
-            rows.append({"finding": f"FTA under {r.perturbation} level {r.level} "
-                                    f"({r.param:g}), {r.detector}",
-                         "value": r.value, "count": f"{int(r['count'])}/{int(r.n)}",
-                         "95% CI": _ci_text(r.ci_low, r.ci_high),
-                         "threshold": "detector default"})
-    return pd.DataFrame(rows)
+            out.append(Finding(f"FTA under {r.perturbation} level {r.level} ({r.param:g}), "
+                               f"{r.detector}", r.value, metric="FTA", model=r.detector,
+                               count=r["count"], n=r.n, ci_low=r.ci_low, ci_high=r.ci_high,
+                               threshold_how="detector default"))
+    return findings_table(out)

@@ -8,11 +8,12 @@ import pandas as pd
 
 from facelab.data.sampling import load_datasets
 from facelab.metrics.classification import agreement_by_group, label_rate_by_group
+from facelab.metrics.findings import Finding, findings_table
 from facelab.metrics.groups import GroupedMetric
 from facelab.models.registry import create_model, list_models
 
 __all__ = ["expression_models", "available_datasets", "with_demographics",
-           "false_label_rate", "pairwise_agreement"]
+           "false_label_rate", "pairwise_agreement", "expression_findings"]
 
 
 def expression_models(names: Sequence[str] | None = None) -> dict[str, object]:
@@ -100,3 +101,57 @@ def pairwise_agreement(predictions: pd.DataFrame, a: str, b: str, *,
     both = both.dropna(subset=list(by))
     return agreement_by_group(both, a="pred_a", b="pred_b", by=list(by), min_count=min_count,
                               seed=seed)
+
+
+def expression_findings(table: pd.DataFrame, fear_false: pd.DataFrame,
+                        robust: pd.DataFrame | None = None, *,
+                        label: str = "fear") -> pd.DataFrame:
+    """The findings table of ``04_expression_fear``: accuracy and ``label`` recall per
+    model and test dataset, ``label`` given to faces labelled otherwise, and the share of
+    expressions changed at the strongest (level 3) perturbation.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`facelab.studies.crossdata.cross_dataset_table` (``accuracy``, ``n``,
+        ``fear_recall``, ``fear_n`` and their ``*_ci_low`` / ``*_ci_high``).
+    fear_false : pandas.DataFrame
+        :meth:`GroupedMetric.table` of :func:`false_label_rate` by ``test_dataset``,
+        with a ``model`` column (empty when no model was evaluated).
+    robust : pandas.DataFrame, optional
+        :func:`facelab.perturb.robustness.robustness_table` for expressions.
+    label : str
+        The label audited (``"fear"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`facelab.metrics.findings.findings_table` of the findings.
+    """
+    how = "the model's top label (argmax of its scores)"
+    out = []
+    for r in table.itertuples():
+        out.append(Finding(f"accuracy of {r.model} on {r.test_dataset}", r.accuracy,
+                           metric="accuracy", model=r.model, dataset=r.test_dataset,
+                           count=round(r.accuracy * r.n), n=r.n, ci_low=r.accuracy_ci_low,
+                           ci_high=r.accuracy_ci_high, threshold_how=how))
+        if r.fear_n:
+            out.append(Finding(f"fear recall of {r.model} on {r.test_dataset}", r.fear_recall,
+                               metric="recall", model=r.model, dataset=r.test_dataset,
+                               group="fear", count=round(r.fear_recall * r.fear_n),
+                               n=r.fear_n, ci_low=r.fear_ci_low, ci_high=r.fear_ci_high,
+                               threshold_how=how))
+    for _, r in fear_false.iterrows():
+        out.append(Finding(f"{label} given to non-{label} faces, {r['model']} on "
+                           f"{r['test_dataset']}", r["value"],
+                           metric=f"false '{label}' rate", model=r["model"],
+                           dataset=r["test_dataset"], count=r["count"], n=r["n"],
+                           ci_low=r["ci_low"], ci_high=r["ci_high"],
+                           ci_method=r.get("method", ""), threshold_how=how))
+    if robust is not None:
+        for r in robust[(robust["group_col"] == "all") & (robust["level"] == 3)
+                        & (robust["perturbation"] != "none")].itertuples():
+            out.append(Finding(f"top expression changes under {r.perturbation} (level 3)",
+                               r.rate, metric="share changed", count=r.changed, n=r.n,
+                               ci_low=r.ci_low, ci_high=r.ci_high, threshold_how=how))
+    return findings_table(out)

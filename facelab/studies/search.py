@@ -27,6 +27,7 @@ from scipy.special import gammaln
 
 from facelab.data.sampling import DatasetNotes, balanced_sample
 from facelab.metrics.biometric import ThresholdChoice, fnir, fpir, threshold_at_fmr
+from facelab.metrics.findings import Finding, findings_table
 from facelab.metrics.groups import rate_by_group
 from facelab.metrics.intervals import binomial_ci, bootstrap_ci
 from facelab.studies.matching import UNLABELLED, Embeddings, load_manifests
@@ -641,17 +642,43 @@ def search_findings(*, outcomes: Mapping[str, pd.DataFrame],
                     label_errors: Mapping[str, int] | None = None) -> pd.DataFrame:
     """The findings table: false matches, FPIR and FNIR at each operating point, the
     group most over-represented among false matches, the ACLU-style share, FPIR at
-    the largest gallery, and the label error counts of :func:`screen_label_errors`."""
-    rows = []
+    the largest gallery, and the label error counts of :func:`screen_label_errors`.
+
+    Parameters
+    ----------
+    outcomes : mapping of str to pandas.DataFrame
+        Search outcomes (FPIR, FNIR) per embedder, one row per operating point.
+    compositions : mapping of (str, str) to pandas.DataFrame
+        False-match composition by group per (embedder, operating point).
+    outside : mapping of (str, str) to pandas.DataFrame
+        ACLU-style shares per (embedder, operating point).
+    by_size : mapping of str to pandas.DataFrame
+        FPIR by gallery size per embedder.
+    label_errors : mapping of str to int, optional
+        Label error counts of :func:`screen_label_errors`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`facelab.metrics.findings.findings_table` of the findings.
+    """
+    out = []
+
+    thresholds: dict[tuple[str, str], float] = {}
 
     def add(model, point, finding, value, count=None, n=None, low=None, high=None, how=""):
-        rows.append({"embedder": model, "operating_point": point, "finding": finding,
-                     "value": value, "count": count, "n": n, "ci_low": low,
-                     "ci_high": high, "threshold_how": how})
+        metric = next((m for m in ("FPIR", "FNIR") if m in finding), "")
+        if not metric:
+            metric = ("count" if finding.startswith("label errors") else
+                      "share" if finding.startswith(("share", "most over")) else "")
+        out.append(Finding(finding, value, metric=metric, model=model, count=count, n=n,
+                           ci_low=low, ci_high=high, threshold=thresholds.get((model, point)),
+                           threshold_how=how, operating_point=point))
 
-    for model, out in outcomes.items():
-        for r in out.itertuples():
+    for model, result in outcomes.items():
+        for r in result.itertuples():
             point, how = r.operating_point, r.how
+            thresholds[model, point] = getattr(r, "threshold", None)
             if hasattr(r, "fpir"):
                 add(model, point, "false matches (non-mated searches with a candidate >= "
                     "threshold) = FPIR", r.fpir, r.false_matches, r.non_mated_searches,
@@ -696,4 +723,4 @@ def search_findings(*, outcomes: Mapping[str, pd.DataFrame],
             if what.startswith("likely pairs (") and f"({model} " not in what:
                 continue  # another embedder's likely pairs
             add(model, "", f"label errors: {what}", n, n)
-    return pd.DataFrame(rows)
+    return findings_table(out)

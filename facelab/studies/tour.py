@@ -11,8 +11,9 @@ import pandas as pd
 from facelab.core.io import load_image
 from facelab.data.sampling import load_datasets
 from facelab.extract.analysis import FaceAnalysis
+from facelab.metrics.findings import Finding, findings_table
 
-__all__ = ["load_tour_image", "analysis_table", "TourSets", "celeba_tour_sets"]
+__all__ = ["load_tour_image", "analysis_table", "TourSets", "celeba_tour_sets", "tour_findings"]
 
 
 def load_tour_image(path: str | Path | None) -> tuple[np.ndarray, str]:
@@ -111,3 +112,42 @@ def _bundled_sets(note: str) -> TourSets:
     other = np.repeat(data.camera()[:, :, None], 3, axis=2)  # grey, as RGB
     return TourSets(img, variant, other, "astronaut", [img, other],
                     ["astronaut", "cameraman"], note)
+
+
+def tour_findings(*, n_faces: int, detector: str, same, different, top1_is_mate: bool,
+                  gallery_size: int) -> pd.DataFrame:
+    """The tour's findings table: faces found, the two similarities and the search hit.
+
+    Parameters
+    ----------
+    n_faces : int
+        Faces the detector found in the photo.
+    detector : str
+        The detector's name.
+    same, different : facelab.match.verification.Verification
+        :func:`facelab.verify` of a same-person and a different-person pair (``score``,
+        ``decision``, ``threshold``, ``threshold_how``).
+    top1_is_mate : bool
+        Whether the probe's mate came first in the gallery search.
+    gallery_size : int
+        Identities enrolled in the gallery.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`facelab.metrics.findings.findings_table` of the four findings.
+    """
+    return findings_table([
+        Finding("faces detected in the photo", n_faces, metric="count", model=detector,
+                threshold_how=detector),
+        Finding("same-person similarity", same.score, metric="similarity",
+                threshold=same.threshold,
+                threshold_how=f"{same.decision} at {same.threshold:.3f} "
+                              f"({same.threshold_how})"),
+        Finding("different-person similarity", different.score, metric="similarity",
+                threshold=different.threshold,
+                threshold_how=f"{different.decision} at the same threshold"),
+        Finding("search: mate ranked first", bool(top1_is_mate), metric="rank-1 hit",
+                count=int(bool(top1_is_mate)), n=1,
+                threshold_how=f"gallery of {gallery_size} CelebA identities, one photo each"),
+    ])

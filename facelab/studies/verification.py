@@ -43,6 +43,7 @@ from facelab.metrics.biometric import (
     roc_auc,
     threshold_at_fmr,
 )
+from facelab.metrics.findings import Finding, findings_table
 from facelab.metrics.groups import demographic_differentials, rate_by_group
 from facelab.metrics.intervals import binomial_ci
 from facelab.studies.matching import UNLABELLED, Embeddings
@@ -873,17 +874,48 @@ def verification_findings(*, thresholds: Mapping[str, ThresholdChoice],
     """The findings table: one row per finding and embedder with value, count, n, 95% CI
     and how the threshold was set.
 
-    ``fnmr_group_tables`` (:func:`fnmr_by_group`, per embedder) and ``identity``
-    (:func:`identity_group_rates`) add the FNMR by group, and the FNMR differential next
-    to the FMR differential of the same dataset and grouping. ``label_errors`` adds the
-    counts of :func:`screen_label_errors` per embedder (``{embedder: counts}``; an optional
-    ``policy`` entry names the policy).
+    Parameters
+    ----------
+    thresholds : mapping of str to ThresholdChoice
+        The global threshold of each embedder.
+    fmr_tables, fnmr_tables : mapping of str to pandas.DataFrame
+        FMR by group (:func:`group_rates`) and overall FNMR/FMR per embedder.
+    same_cross : mapping, optional
+        :func:`same_vs_cross_group` per (embedder, dataset).
+    default_fmr_tables : mapping, optional
+        FMR by group at each model's default threshold.
+    attribute_tables : mapping, optional
+        FMR of same-attribute impostor pairs per embedder.
+    fnmr_group_tables : mapping, optional
+        :func:`fnmr_by_group` per embedder: adds the FNMR by group and the FNMR
+        differential next to the FMR differential of the same dataset.
+    identity : IdentityGroupRates, optional
+        :func:`identity_group_rates`: the same per grouping of an identity dataset.
+    label_errors : mapping, optional
+        The counts of :func:`screen_label_errors` per embedder (``{embedder: counts}``;
+        an optional ``policy`` entry names the policy).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`facelab.metrics.findings.findings_table` of the findings.
     """
-    rows = []
+    out = []
+
+    def metric_of(finding):
+        for name in ("FNMR", "FMR"):
+            if name in finding:
+                ratio = "max / min" in finding or "ratio" in finding or " / " in finding
+                return f"{name} ratio" if ratio else name
+        return ""
 
     def add(model, finding, value, count=None, n=None, low=None, high=None, how=""):
-        rows.append({"embedder": model, "finding": finding, "value": value, "count": count,
-                     "n": n, "ci_low": low, "ci_high": high, "threshold_how": how})
+        choice = thresholds.get(model)
+        default = how == "model default"
+        out.append(Finding(finding, value, metric=metric_of(finding), model=model,
+                           count=count, n=n, ci_low=low, ci_high=high,
+                           threshold=None if choice is None or default or not how
+                           else choice.threshold, threshold_how=how))
 
     for model, choice in thresholds.items():
         how = choice.how
@@ -997,4 +1029,4 @@ def verification_findings(*, thresholds: Mapping[str, ThresholdChoice],
             diff["n"], diff["ci_low"], diff["ci_high"], thresholds[model].how)
         add(model, f"{source}: same-group / cross-group FMR", same["ratio_same_to_cross"],
             how=thresholds[model].how)
-    return pd.DataFrame(rows)
+    return findings_table(out)
