@@ -13,8 +13,8 @@ def test_cross_dataset_table_with_the_fer_model(data_root):
         cross_dataset_predictions,
         cross_dataset_recall,
         cross_dataset_table,
-        plot_cross_dataset,
     )
+    from facelab.viz.expression import plot_cross_dataset
 
     models = {"fer": create_model("fer-mini-xception")}
     preds = cross_dataset_predictions(models, ["ckplus48", "jaffe"], root=data_root,

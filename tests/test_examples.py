@@ -141,6 +141,7 @@ def test_off_switch_reads_nothing_and_nothing_is_written(cfd_faces, tmp_path, mo
         raise AssertionError("an image was read with show_examples off")
 
     monkeypatch.setattr(facelab.core.io, "load_image", refuse)
+    monkeypatch.setattr("facelab.viz.examples.load_image", refuse)
     assert error_gallery(cfd_faces, n=4, enabled=False) is None
     monkeypatch.undo()
 

@@ -81,7 +81,8 @@ def test_suite_table_lists_three_levels_per_perturbation():
 def test_robustness_table_on_cfd(data_root):
     from facelab.data.datasets import load_dataset
     from facelab.models.registry import model_spec
-    from facelab.perturb.robustness import TASKS, plot_robustness, robustness_table
+    from facelab.perturb.robustness import TASKS, robustness_table
+    from facelab.viz.expression import plot_robustness
 
     tasks = list(TASKS)
     try:

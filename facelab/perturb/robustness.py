@@ -44,8 +44,7 @@ from facelab.perturb.perturbations import (
 from facelab.perturb.redetect import IOU_SAME_FACE, Redetection, redetect
 
 __all__ = ["Perturbation", "PERTURBATIONS", "TASKS", "perturb", "list_perturbations",
-           "occlusion_box", "robustness_records", "summarise_robustness", "robustness_table",
-           "plot_robustness"]
+           "occlusion_box", "robustness_records", "summarise_robustness", "robustness_table"]
 
 TASKS: tuple[str, ...] = ("detection", "matching", "expression", "gender")
 #: The extraction head (:data:`facelab.extract.pipeline.HEADS`) behind each model task.
@@ -315,6 +314,7 @@ def robustness_table(manifest: pd.DataFrame, perturbations: Sequence[str] | None
     --------
     >>> df = load_dataset("cfd")
     >>> table = robustness_table(df, ["none", "blur", "occlude_eyes"], limit=60, seed=0)
+    >>> from facelab.viz.expression import plot_robustness
     >>> plot_robustness(table, group_col="race")
     """
     records = robustness_records(manifest, perturbations, tasks=tasks, levels=levels,
@@ -322,56 +322,3 @@ def robustness_table(manifest: pd.DataFrame, perturbations: Sequence[str] | None
                                  expression=expression, attribute=attribute, progress=progress)
     return summarise_robustness(records, group_cols)
 
-
-def plot_robustness(table: pd.DataFrame, *, group_col: str = "all",
-                    tasks: Sequence[str] | None = None, perturbations: Sequence[str] | None = None):
-    """Change rate against severity level: one panel per task (rows) and perturbation
-    (columns), one line per group of ``group_col``, with the Wilson intervals as bars.
-
-    Parameters
-    ----------
-    table
-        From :func:`summarise_robustness`.
-    group_col
-        ``"all"`` or one of the table's group columns.
-    tasks, perturbations
-        Panels to draw (default: all in the table).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    import matplotlib.pyplot as plt
-
-    data = table[(table["group_col"] == group_col) & (table["perturbation"] != "none")]
-    tasks = list(tasks) if tasks is not None else [t for t in TASKS if t in set(data["task"])]
-    perts = list(perturbations) if perturbations is not None else list(
-        dict.fromkeys(data["perturbation"]))
-    fig, axes = plt.subplots(len(tasks), len(perts), figsize=(2.3 * len(perts) + 1,
-                             2.1 * len(tasks) + 0.6), sharex=True, sharey=True, squeeze=False)
-    groups = list(dict.fromkeys(data["group"]))
-    colours = dict(zip(groups, plt.cm.tab10.colors, strict=False))
-    for r, task in enumerate(tasks):
-        for c, pert in enumerate(perts):
-            ax = axes[r][c]
-            block = data[(data["task"] == task) & (data["perturbation"] == pert)]
-            for j, (group, g) in enumerate(block.groupby("group", sort=False)):
-                g = g.sort_values("level")
-                x = g["level"].to_numpy(float) + (j - (len(groups) - 1) / 2) * 0.06
-                err = np.vstack([g["rate"] - g["ci_low"], g["ci_high"] - g["rate"]])
-                ax.errorbar(x, g["rate"], yerr=err, marker="o", ms=3, lw=1, capsize=2,
-                            color=colours.get(group), label=str(group))
-            ax.set_ylim(-0.03, 1.03)
-            ax.set_xticks([1, 2, 3])
-            if r == 0:
-                ax.set_title(pert, fontsize=9)
-            if c == 0:
-                ax.set_ylabel(f"{task}\nchange rate", fontsize=9)
-            if r == len(tasks) - 1:
-                ax.set_xlabel("severity", fontsize=8)
-    handles, labels_ = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels_, loc="lower center", ncol=min(len(labels_), 8), fontsize=8,
-                   title=None if group_col == "all" else group_col, frameon=False)
-    fig.tight_layout(rect=(0, 0.06 if handles else 0, 1, 1))
-    return fig

@@ -20,6 +20,11 @@ from typing import Any
 
 import pandas as pd
 
+from facelab.core.config import DataRootError, data_root
+from facelab.data.datasets import DatasetNotFoundError, dataset_spec, dataset_specs, resolve_root
+from facelab.data.fetch import how_to_get, load_sources
+from facelab.report.audits import parameter_defaults, resolve_audits
+
 __all__ = ["MissingDataError", "require_data", "dataset_status", "status_lines",
            "audits_by_dataset", "data_root_problem", "present_datasets", "NEEDS_DATA"]
 
@@ -39,8 +44,6 @@ class MissingDataError(RuntimeError):
 
 def data_root_problem(root: str | os.PathLike | None = None) -> str | None:
     """Why there is no usable data root (``None`` when there is one)."""
-    from facelab.core.config import DataRootError, data_root
-
     try:
         data_root(root)
     except DataRootError as exc:
@@ -51,8 +54,6 @@ def data_root_problem(root: str | os.PathLike | None = None) -> str | None:
 def present_datasets(names: Sequence[Any], root: str | os.PathLike | None = None) -> list[str]:
     """The dataset names among ``names`` whose folder is found under the data root in its
     native layout (a quick layout check; each missing one is printed as a sentence)."""
-    from facelab.data.datasets import DatasetNotFoundError, dataset_spec, resolve_root
-
     problem = data_root_problem(root)
     present = []
     for spec in names:
@@ -152,8 +153,6 @@ def missing_message(needs: str, datasets: Sequence[Any] = (), *,
                     unlabelled: Mapping[str, Sequence[str]] | None = None) -> str:
     """The plain text of :class:`MissingDataError`: what is needed, what was found, and
     one "how to get it" line per dataset."""
-    from facelab.data.fetch import how_to_get, load_sources
-
     names = [n for n in (_dataset_name(d) for d in datasets) if n]
     names = list(dict.fromkeys(names))
     lines = [f"This audit needs {needs}"
@@ -162,8 +161,6 @@ def missing_message(needs: str, datasets: Sequence[Any] = (), *,
     if problem:
         lines.append(f"There is no data: {problem}.")
     else:
-        from facelab.core.config import data_root
-
         lines.append(f"Data root: {data_root()}.")
     for name, lacking in (unlabelled or {}).items():
         lines.append(f"{name} was found but has no {' or '.join(lacking)} labels.")
@@ -189,9 +186,6 @@ def _strings(value: Any) -> list[str]:
 def audits_by_dataset(notebooks: Sequence[Path] | None = None) -> dict[str, list[str]]:
     """``{dataset: [audit stems]}``: the datasets each audit notebook reads by default,
     taken from the dataset names in its ``parameters`` cell."""
-    from facelab.data.datasets import dataset_specs
-    from facelab.report.audits import parameter_defaults, resolve_audits
-
     known = {s.name for s in dataset_specs() if s.folder}
     uses: dict[str, list[str]] = {name: [] for name in sorted(known)}
     for nb in notebooks if notebooks is not None else resolve_audits():
@@ -206,10 +200,6 @@ def audits_by_dataset(notebooks: Sequence[Path] | None = None) -> dict[str, list
 def dataset_status(root: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per supported dataset: ``dataset, found, path, audits, get`` (``get``: the
     command or request that obtains it). Only folder layouts are checked: fast."""
-    from facelab.core.config import data_root
-    from facelab.data.datasets import DatasetNotFoundError, dataset_specs, resolve_root
-    from facelab.data.fetch import how_to_get, load_sources
-
     base = None if data_root_problem(root) else data_root(root)
     uses = audits_by_dataset()
     sources = load_sources()
@@ -238,8 +228,6 @@ def _short(stems: Sequence[str], sep: str = ", ") -> str:
 def status_lines(root: str | os.PathLike | None = None) -> list[str]:
     """The few lines printed before the audits run: data root, datasets found and the
     audits they feed, datasets missing with the command that gets each."""
-    from facelab.core.config import data_root
-
     problem = data_root_problem(root)
     status = dataset_status(root)
     lines = [f"data: {problem}" if problem else f"data root: {data_root(root)}"]

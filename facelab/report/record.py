@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from facelab.core.provenance import git_commit, manifest_hash
+from facelab.core.provenance import git_commit, manifest_hash, package_versions
+from facelab.models.registry import model_spec, weights_checksums
 
 __all__ = ["Recorder", "write_provenance", "write_model_card",
            "to_jsonable", "new_run_id"]
@@ -142,8 +143,6 @@ class Recorder:
 
     def model(self, name: str, *, role: str | None = None, **details: Any) -> None:
         """Note a model this audit used (for provenance and the model card)."""
-        from facelab.models.registry import model_spec, weights_checksums
-
         spec = model_spec(name)
         entry = {"kind": spec.kind, "description": spec.description, "package": spec.package,
                  "weights": list(spec.weights), "licence": spec.licence,
@@ -194,8 +193,6 @@ def write_provenance(run_dir: str | Path, *, notebook: str, parameters: Mapping[
     checksums, manifest hashes, seed, start/end time and outcome (``status`` "ok",
     "failed" with ``error``, or "needs data" with ``missing_data``: what was missing and
     how to get it)."""
-    from facelab.core.provenance import package_versions
-
     run_dir = Path(run_dir)
     recorded = _read_json(run_dir / RECORD_FILE)
     prov = {

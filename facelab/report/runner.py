@@ -14,8 +14,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from facelab.core.config import results_dir
+from facelab.core.progress import progress_mode
+from facelab.data.resolve import (
+    DATASET_PARAMETERS,
+    REQUIRED_ENV,
+    DatasetSpecError,
+    parse_dataset_spec,
+)
 from facelab.report.audits import AUDITS, DEPENDS_ON, RUN_FIRST, resolve_audits
 from facelab.report.datastatus import NEEDS_DATA
+from facelab.report.record import new_run_id, write_model_card, write_provenance
+from facelab.report.runs_index import write_index
 
 __all__ = ["run_audit", "run_audits",
            "export_html", "absolute_paths", "required_datasets"]
@@ -81,8 +91,6 @@ def required_datasets(parameters: Mapping[str, Any]) -> list[str]:
     """Registered dataset names given in the dataset parameters of ``parameters`` (the
     user's own): those must load, never skip quietly
     (:data:`facelab.data.resolve.REQUIRED_ENV`)."""
-    from facelab.data.resolve import DATASET_PARAMETERS, DatasetSpecError, parse_dataset_spec
-
     names = set()
     for key in DATASET_PARAMETERS:
         value = parameters.get(key)
@@ -111,9 +119,6 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     """
     import papermill as pm
 
-    from facelab.core.config import results_dir
-    from facelab.report.record import new_run_id, write_model_card, write_provenance
-
     notebook = Path(notebook)
     name = notebook.stem
     spec = AUDITS.get(name)
@@ -128,12 +133,10 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     out_nb = run_dir / notebook.name
     started = dt.datetime.now(dt.UTC)
     env_backend = os.environ.setdefault("MPLBACKEND", "agg")
-    from facelab.data.resolve import REQUIRED_ENV
 
     before = os.environ.get(REQUIRED_ENV)
     # datasets the user named must load in the kernel (which inherits this environment)
     os.environ[REQUIRED_ENV] = json.dumps(required_datasets(user))
-    from facelab.core.progress import progress_mode
 
     # papermill's cell bar only on a terminal; in the kernel (headless) every progress bar
     # prints one final line (facelab.core.progress)
@@ -239,8 +242,6 @@ def run_audits(names: Sequence[str] | None = None, *,
                 raise exc
     else:
         rows = _run_parallel(notebooks, parameters, results_root, keep_going, jobs)
-    from facelab.core.config import results_dir
-    from facelab.report.runs_index import write_index
 
     write_index(results_root or results_dir())  # results/index.html lists every run
     return rows

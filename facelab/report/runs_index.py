@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from facelab.metrics.findings import findings_from_records
+from facelab.report.audits import AUDITS, notebooks_dir, parameter_defaults
 
 __all__ = ["collect_runs", "write_index", "run_findings", "INDEX_NAME"]
 
@@ -36,8 +37,6 @@ def _read(path: Path) -> dict:
 
 
 def _defaults(notebook: str) -> dict[str, Any]:
-    from facelab.report.audits import notebooks_dir, parameter_defaults
-
     path = notebooks_dir() / f"{notebook}.ipynb"
     return parameter_defaults(path) if path.exists() else {}
 
@@ -119,8 +118,6 @@ def run_findings(metrics: Mapping[str, Any]) -> list[dict[str, str]]:
 def _headline_metrics(notebook: str, metrics: Mapping[str, Any]) -> list[dict[str, str]]:
     """Without a findings table: the audit's headline metrics (``AuditSpec``), with the
     ``<name>_ci`` interval when the run recorded one."""
-    from facelab.report.audits import AUDITS
-
     spec = AUDITS.get(notebook)
     rows = []
     for key in spec.headline_metrics if spec else ():

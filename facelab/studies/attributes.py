@@ -28,7 +28,7 @@ __all__ = [
     "ATTRIBUTE_MODEL", "attribute_predictions", "evaluable", "acquisition_summary",
     "gender_error_by_group", "skin_tone_coverage", "SKIN_COLUMNS", "grouping_comparison",
     "error_summary", "error_direction", "age_error_by_group", "gender_calibration",
-    "plot_reliability", "attribute_findings",
+    "attribute_findings",
 ]
 
 #: The registered attribute model audited by default.
@@ -302,30 +302,6 @@ def gender_calibration(preds: pd.DataFrame, *, n_bins: int = 10,
         tables.append(cal.table.assign(**labels))
     rel = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     return pd.DataFrame(summary), rel
-
-
-def plot_reliability(reliability: pd.DataFrame, summary: pd.DataFrame):
-    """Reliability diagram of P(female), one line per dataset, with Wilson intervals and
-    the diagonal of perfect calibration. Returns the Figure."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    ax.plot([0, 1], [0, 1], ls="--", color="0.6", lw=1, label="perfectly calibrated")
-    for (ds, block), colour in zip(reliability.groupby("dataset", sort=False),
-                                   plt.cm.tab10.colors, strict=False):
-        ece = summary.loc[summary["dataset"] == ds, "ece"].iloc[0]
-        err = np.vstack([block["accuracy"] - block["ci_low"], block["ci_high"] - block["accuracy"]])
-        ax.errorbar(block["confidence"], block["accuracy"], yerr=np.clip(err, 0, None),
-                    marker="o", ms=3, capsize=2, lw=1.2, color=colour,
-                    label=f"{ds} (ECE {ece:.3f})")
-    ax.set_xlabel("predicted P(female) (bin mean)")
-    ax.set_ylabel("share labelled female")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=8)
-    ax.set_title("Calibration of the gender output", fontsize=10)
-    fig.tight_layout()
-    return fig
 
 
 def attribute_findings(summary: pd.DataFrame, direction: pd.DataFrame,

@@ -37,8 +37,7 @@ from facelab.train.data import expression_manifest
 from facelab.train.expression import per_class_recall
 
 __all__ = ["WHOLE_IMAGE_DATASETS", "KNOWN_TRAIN_DATA", "evaluation_crops",
-           "cross_dataset_predictions", "cross_dataset_recall", "cross_dataset_table",
-           "plot_cross_dataset"]
+           "cross_dataset_predictions", "cross_dataset_recall", "cross_dataset_table"]
 
 #: Datasets whose images are already face crops.
 WHOLE_IMAGE_DATASETS: frozenset[str] = frozenset({"fer2013", "ckplus48"})
@@ -255,33 +254,3 @@ def cross_dataset_table(models: Mapping[str, object], datasets: Sequence[str], *
     return table
 
 
-def plot_cross_dataset(recall: pd.DataFrame, *, highlight: str = "fear"):
-    """Per-class recall with Wilson intervals: one panel per test dataset, one colour per
-    model; the ``highlight`` class is shaded. Returns the matplotlib Figure."""
-    import matplotlib.pyplot as plt
-
-    datasets = list(dict.fromkeys(recall["test_dataset"]))
-    models = list(dict.fromkeys(recall["model"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(3.4 * len(datasets) + 0.5, 3.3),
-                             sharey=True, squeeze=False)
-    colours = dict(zip(models, plt.cm.tab10.colors, strict=False))
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        block = recall[recall["test_dataset"] == dataset]
-        labels = [e for e in EXPRESSIONS if e in set(block["label"])]
-        xpos = {lab: i for i, lab in enumerate(labels)}
-        if highlight in xpos:
-            ax.axvspan(xpos[highlight] - 0.5, xpos[highlight] + 0.5, color="0.9", zorder=0)
-        for j, model in enumerate(models):
-            g = block[block["model"] == model]
-            x = g["label"].map(xpos).to_numpy(float) + (j - (len(models) - 1) / 2) * 0.18
-            err = np.vstack([g["recall"] - g["ci_low"], g["ci_high"] - g["recall"]])
-            ax.errorbar(x, g["recall"], yerr=err, fmt="o", ms=4, capsize=2,
-                        color=colours[model], label=model)
-        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-        ax.set_title(dataset, fontsize=10)
-        ax.set_ylim(-0.03, 1.03)
-    axes[0][0].set_ylabel("recall (95% Wilson CI)")
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=len(models), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return fig

@@ -37,7 +37,7 @@ __all__ = [
     "SearchRun", "run_search", "search_outcomes", "outcomes_by_group", "false_match_table",
     "composition",
     "share_outside", "expected_fpir", "fpir_by_gallery_size", "search_findings",
-    "plot_composition", "plot_fpir_by_gallery_size", "plot_threshold_tradeoff",
+
     "screen_label_errors",
 ]
 
@@ -541,97 +541,6 @@ def fpir_by_gallery_size(run: SearchRun, thresholds: Mapping[str, ThresholdChoic
                         "n_searches": len(per),
                         "predicted": 1 - (1 - fmr) ** n if np.isfinite(fmr) else math.nan})
     return pd.DataFrame(out)
-
-
-# ----------------------------------------------------------------------------- figures
-def plot_composition(comps: Mapping[str, pd.DataFrame], *, title: str = ""):
-    """Share of searches and share of false matches (with intervals) per group, one panel
-    per operating point. Returns the figure."""
-    import matplotlib.pyplot as plt
-
-    n = len(comps)
-    fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 0.45 * max(len(c) for c in
-                                                              comps.values()) + 2),
-                             squeeze=False, sharey=True)
-    for ax, (name, comp) in zip(axes[0], comps.items(), strict=True):
-        y = np.arange(len(comp))
-        ax.barh(y + 0.2, comp["population_share"], height=0.4, color="0.7",
-                label="share of searches")
-        err = np.vstack([comp["share"] - comp["share_ci_low"],
-                         comp["share_ci_high"] - comp["share"]]).clip(min=0)
-        total = int(comp["false_matches"].sum())
-        ax.barh(y - 0.2, comp["share"].fillna(0), height=0.4, xerr=np.nan_to_num(err),
-                color="C3", label=f"share of false matches ({total})")
-        for yi, k in zip(y, comp["false_matches"], strict=True):
-            ax.text(0.005, yi - 0.2, str(k), va="center", fontsize=7, color="white")
-        ax.set_yticks(y, comp["group"].astype(str))
-        ax.invert_yaxis()
-        ax.set_xlabel("share")
-        ax.set_title(f"{name}")
-        ax.legend(fontsize=7, loc="lower right")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_fpir_by_gallery_size(table: pd.DataFrame, *, ax=None, title: str = ""):
-    """FPIR against gallery size (log x), one line per operating point with its interval,
-    and the independence prediction ``1 - (1 - FMR)^N`` dotted."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    for i, (name, part) in enumerate(table.groupby("operating_point", sort=False)):
-        c = f"C{i}"
-        ax.plot(part["gallery_size"], part["fpir"], "-o", ms=3, color=c, label=str(name))
-        ax.fill_between(part["gallery_size"], part["ci_low"], part["ci_high"], color=c,
-                        alpha=0.2)
-        ax.plot(part["gallery_size"], part["predicted"], ":", color=c,
-                label=f"{name}: 1-(1-FMR)^N")
-    ax.set_xscale("log")
-    ax.set_xlabel("gallery size N (people enrolled)")
-    ax.set_ylabel("FPIR (non-mated searches with a false match)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title(title or "FPIR grows with the gallery")
-    return ax
-
-
-def plot_threshold_tradeoff(run: SearchRun, thresholds: Mapping[str, ThresholdChoice], *,
-                            ax=None, title: str = ""):
-    """FPIR (non-mated) and rank-1 FNIR (mated) against the threshold, operating points
-    marked: the price of a stricter threshold is more missed mates."""
-    import matplotlib.pyplot as plt
-
-    from facelab.metrics.biometric import fnir_curve, fpir_curve
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    res = run.results
-    non, mat = res[~res["mated"]], res[res["mated"]]
-    cols = ["probe", "candidate_rank", "score", "is_mate"]
-    finite = res["score"][np.isfinite(res["score"].to_numpy(dtype=float))]
-    lo, hi = float(finite.min()), float(finite.max())
-    ts = np.linspace(lo, hi, 300)
-    if len(non):
-        fp = fpir_curve(non.groupby("probe")["score"].max().to_numpy(dtype=float),
-                        thresholds=ts)
-        ax.plot(fp["threshold"], fp["fpir"], color="C3", label="FPIR (non-mated searches)")
-    if len(mat):
-        found = mat[np.isfinite(mat["score"].to_numpy(dtype=float))]
-        fn = fnir_curve(found[cols], thresholds=ts, ranks=(1,), probes=pd.unique(mat["probe"]))
-        ax.plot(fn["threshold"], fn["fnir"], color="C0", label="FNIR, rank 1 (mated searches)")
-    for name, c in thresholds.items():
-        ax.axvline(float(c), color="0.3", ls="--", lw=0.8)
-        ax.text(float(c), 0.5, f" {name}", rotation=90, fontsize=7, va="center")
-    ax.set_xlabel("similarity threshold")
-    ax.set_ylabel("rate")
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=7)
-    ax.set_title(title or "Threshold trade-off")
-    return ax
 
 
 # ----------------------------------------------------------------------------- findings

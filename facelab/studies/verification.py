@@ -52,11 +52,11 @@ __all__ = [
     "GENUINE", "IMPOSTOR_WITHIN", "IMPOSTOR_UNLABELLED",
     "verification_pairs", "score_pairs", "global_threshold", "default_threshold",
     "fmr_by_group", "fnmr_by_group", "group_rates", "fmr_by_attribute", "fnmr_overall",
-    "det_by_group", "recolor_det", "IdentityGroupRates", "identity_group_rates",
+    "det_by_group", "IdentityGroupRates", "identity_group_rates",
     "differential_comparison", "nist_comparison", "screen_label_errors",
     "cross_group_fmr", "fmr_matrix",
     "same_vs_cross_group", "score_summary", "separation_summary",
-    "plot_score_distributions", "verification_findings",
+    "verification_findings",
 ]
 
 GENUINE = "genuine"
@@ -731,27 +731,6 @@ def det_by_group(scored: pd.DataFrame, *, source: str) -> dict[str, pd.DataFrame
     return out
 
 
-def recolor_det(ax, cmap: str = "tab20") -> None:
-    """Give every curve of a :func:`facelab.viz.plots.plot_det` axes its own colour (the
-    default palette repeats after 10 groups) and redraw the legend."""
-    import matplotlib.pyplot as plt
-
-    curves = [ln for ln in ax.get_lines() if not ln.get_label().startswith("_")
-              and ln.get_marker() in ("None", None, "")]
-    colors = plt.get_cmap(cmap).colors if len(curves) > 10 else None
-    if colors is None:
-        return
-    lines = ax.get_lines()
-    current = None
-    for ln in lines:
-        if ln in curves:
-            current = colors[curves.index(ln) % len(colors)]
-            ln.set_color(current)
-        elif ln.get_label() == "_threshold" and current is not None:
-            ln.set_color(current)
-    ax.legend(fontsize=7)
-
-
 def cross_group_fmr(manifest: pd.DataFrame, embeddings: Embeddings,
                     threshold: float | ThresholdChoice, *, source: str, block: int = 2048,
                     confidence: float = 0.95) -> pd.DataFrame:
@@ -831,34 +810,6 @@ def score_summary(scored: pd.DataFrame) -> pd.DataFrame:
     quant = agg.quantile(q).unstack()
     quant.columns = [f"q{v:g}" for v in q]
     return out.join(quant).reset_index()
-
-
-def plot_score_distributions(scored_by_model: Mapping[str, pd.DataFrame],
-                             thresholds: Mapping[str, float | ThresholdChoice] | None = None,
-                             *, bins: int = 80):
-    """Genuine and impostor score densities, one panel per embedder (side by side), with
-    the global threshold as a dashed line. Returns the figure."""
-    import matplotlib.pyplot as plt
-
-    n = len(scored_by_model)
-    fig, axes = plt.subplots(1, n, figsize=(6.2 * n, 4.2), squeeze=False)
-    for ax, (model, scored) in zip(axes[0], scored_by_model.items(), strict=True):
-        lo, hi = scored["score"].min(), scored["score"].max()
-        edges = np.linspace(lo, hi, bins + 1)
-        for (source, kind), part in scored.groupby(["source", "kind"], sort=True):
-            style = "-" if kind == GENUINE else "--" if kind == IMPOSTOR_UNLABELLED else ":"
-            ax.hist(part["score"], bins=edges, density=True, histtype="step", lw=1.6, ls=style,
-                    label=f"{source}: {kind} ({len(part):,})")
-        if thresholds and model in thresholds:
-            t = float(thresholds[model])
-            ax.axvline(t, color="black", lw=1, ls="--")
-            ax.text(t, ax.get_ylim()[1] * 0.95, f" threshold {t:.3f}", fontsize=8, va="top")
-        ax.set_title(f"{model}: similarity scores")
-        ax.set_xlabel("similarity (higher = more alike)")
-        ax.set_ylabel("density")
-        ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    return fig
 
 
 def verification_findings(*, thresholds: Mapping[str, ThresholdChoice],

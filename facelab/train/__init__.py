@@ -5,10 +5,9 @@ from facelab.train.expression import (
     TrainConfig,
     TrainResult,
     per_class_recall,
-    plot_history,
     train_expression,
     train_on_manifest,
 )
 
 __all__ = ["DEFAULT_BACKBONE", "TrainConfig", "TrainResult", "per_class_recall",
-           "plot_history", "train_expression", "train_on_manifest"]
+           "train_expression", "train_on_manifest"]

@@ -41,7 +41,7 @@ from facelab.train.data import (
 )
 
 __all__ = ["TrainConfig", "TrainResult", "train_expression", "train_on_manifest",
-           "per_class_recall", "plot_history", "seed_everything", "DEFAULT_BACKBONE"]
+           "per_class_recall", "seed_everything", "DEFAULT_BACKBONE"]
 
 #: Default architecture: small enough to train on FER2013 + CK+48 at 48x48 in minutes on
 #: two CPU cores (see ``docs`` / the report of issue 8 for the measured wall time).
@@ -354,28 +354,3 @@ def _json_default(value):
     return str(value)
 
 
-def plot_history(history: pd.DataFrame, ax=None):
-    """Validation curve: train/val loss and accuracy per epoch; the best epoch is marked.
-
-    Returns the matplotlib Figure.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    if ax is None:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    else:
-        axes, fig = ax, ax[0].figure
-    best = history.loc[history["val_loss"].idxmin(), "epoch"]
-    for col, style in (("train_loss", "--"), ("val_loss", "-")):
-        axes[0].plot(history["epoch"], history[col], style, marker="o", ms=3, label=col)
-    for col, style in (("train_accuracy", "--"), ("val_accuracy", "-")):
-        axes[1].plot(history["epoch"], history[col], style, marker="o", ms=3, label=col)
-    for a, title in zip(axes, ("cross-entropy", "accuracy"), strict=True):
-        a.axvline(best, color="grey", lw=0.8, ls=":")
-        a.set_xlabel("epoch")
-        a.xaxis.set_major_locator(MaxNLocator(integer=True))
-        a.set_title(title)
-        a.legend(fontsize=8)
-    fig.tight_layout()
-    return fig

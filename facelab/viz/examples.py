@@ -39,7 +39,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from facelab.core.io import ImageError, load_image
 from facelab.data.sampling import balanced_sample
+from facelab.studies.attributes import evaluable
+from facelab.studies.verification import GENUINE
 
 __all__ = [
     "THUMBNAIL_SIZE", "ErrorGallery", "thumbnail", "select_examples", "error_gallery",
@@ -99,8 +102,6 @@ def thumbnail(image, box=None, *, size: int = THUMBNAIL_SIZE, margin: float = 0.
         When the image cannot be read.
     """
     import cv2
-
-    from facelab.core.io import load_image
 
     if size < 8:
         raise ValueError(f"thumbnail size must be at least 8 pixels; got {size}")
@@ -223,8 +224,6 @@ class ErrorGallery:
 def _tile(row: pd.Series, size: int) -> tuple[np.ndarray, list[np.ndarray], str]:
     """The tile image (one or two thumbnails padded to ``size`` and joined), the
     thumbnails, and a status."""
-    from facelab.core.io import ImageError
-
     color = _OTHER_BOX if str(row.get("box_note", "")) == "other" else _OWN_BOX
     sides = [("path", "box")]
     if "path_b" in row.index and isinstance(row.get("path_b"), str) and row["path_b"]:
@@ -483,8 +482,6 @@ def pair_examples(scored: Mapping[str, pd.DataFrame], embeddings: Mapping[str, o
         One row per pair: ``embedder, source, kind, score, path, box, path_b, box_b,
         group, caption``.
     """
-    from facelab.studies.verification import GENUINE
-
     frames = []
     for model, pairs in scored.items():
         is_gen = pairs["kind"] == GENUINE
@@ -616,8 +613,6 @@ def gender_examples(preds: pd.DataFrame) -> pd.DataFrame:
         where ``cell`` is ``"<race> <gender>"`` (the gallery rows); the caption gives the
         label, the model's gender and its P(female).
     """
-    from facelab.studies.attributes import evaluable
-
     need = {"path", "gender", "pred_gender"}
     if missing := need - set(preds.columns):
         raise ValueError(f"predictions need columns {sorted(need)}; missing {sorted(missing)}")

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from facelab.studies.verification import GENUINE, IMPOSTOR_WITHIN
+
 __all__ = [
     "RateCell", "RateCells", "threshold_for_fmr", "verification_cells", "search_cells",
     "reference_scores", "verification_points", "interactive_frontend", "plot_rates",
@@ -202,8 +204,6 @@ def verification_cells(scored: pd.DataFrame) -> RateCells:
     ``scored`` is :func:`facelab.studies.verification.score_pairs` output (``kind``,
     ``source``, ``group_a``, ``group_b``, ``score``).
     """
-    from facelab.studies.verification import GENUINE
-
     need = {"kind", "source", "group_a", "group_b", "score"}
     if missing := need - set(scored.columns):
         raise ValueError(f"scored pairs need columns {sorted(need)}; missing {sorted(missing)}")
@@ -223,8 +223,6 @@ def reference_scores(scored: pd.DataFrame, reference_group: str | None,
     reference group's within-group impostor pairs (pooled over datasets), or every
     group's when ``reference_group`` is None or too small for ``target_fmr`` (the rule of
     :func:`facelab.studies.verification.global_threshold`)."""
-    from facelab.studies.verification import IMPOSTOR_WITHIN
-
     within = scored[scored["kind"] == IMPOSTOR_WITHIN]
     if reference_group is not None:
         ref = within.loc[within["group_a"] == reference_group, "score"].to_numpy(np.float64)
