@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from facelab.metrics.biometric import ThresholdChoice
+from facelab.metrics.biometric import ThresholdChoice, fnir_curve, fpir_curve
 from facelab.studies.search import SearchRun
 from facelab.studies.verification import GENUINE, IMPOSTOR_UNLABELLED
 
@@ -195,8 +195,6 @@ def plot_threshold_tradeoff(run: SearchRun, thresholds: Mapping[str, ThresholdCh
     matplotlib.axes.Axes
     """
     import matplotlib.pyplot as plt
-
-    from facelab.metrics.biometric import fnir_curve, fpir_curve
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
