@@ -105,7 +105,11 @@ def test_02_verification_demographics(tmp_path, data_root):
     findings = pd.DataFrame(v["findings"])
     assert findings["finding"].str.contains("gender · lfw: FNMR of female").any()
     assert findings["finding"].str.contains("label errors: images byte-identical").any()
-    assert set(findings["embedder"]) == models
+    assert set(findings["model"]) == models
+    rates = findings[findings["metric"].isin(["FMR", "FNMR", "FPIR", "FNIR"])
+                     & findings["n"].notna() & findings["count"].notna()]
+    assert len(rates) and (rates["ci_low"].fillna(0) <= rates["value"]).all()  # numbers
+    assert rates["value"].to_numpy() == pytest.approx((rates["count"] / rates["n"]).to_numpy())
     assert findings["finding"].str.contains("global threshold").any()
     assert findings["finding"].str.contains("FNMR on celeba").any()
     assert (run / "figures" / "cross_group_fmr_sface.png").exists()

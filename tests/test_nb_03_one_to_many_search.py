@@ -58,7 +58,11 @@ def test_03_one_to_many_search(tmp_path, data_root):
         assert f[-1] == pytest.approx(ops[m][point]["fpir"])  # the whole gallery
 
     findings = pd.DataFrame(v["findings"])
-    assert set(findings["embedder"]) == models
+    assert set(findings["model"]) == models
+    rates = findings[findings["metric"].isin(["FMR", "FNMR", "FPIR", "FNIR"])
+                     & findings["n"].notna() & findings["count"].notna()]
+    assert len(rates) and (rates["ci_low"].fillna(0) <= rates["value"]).all()  # numbers
+    assert rates["value"].to_numpy() == pytest.approx((rates["count"] / rates["n"]).to_numpy())
     le = v["label_error_counts"]
     assert le["images excluded"] == le["images behind certain errors"]  # default policy
     assert findings["finding"].str.contains("label errors: images behind certain").any()

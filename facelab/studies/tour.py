@@ -114,16 +114,16 @@ def _bundled_sets(note: str) -> TourSets:
                     ["astronaut", "cameraman"], note)
 
 
-def tour_findings(*, n_faces: int, detector: str, same, different, top1_is_mate: bool,
-                  gallery_size: int) -> pd.DataFrame:
+def tour_findings(*, n_faces: int, detector: str, embedder: str, same, different,
+                  top1_is_mate: bool, gallery_size: int) -> pd.DataFrame:
     """The tour's findings table: faces found, the two similarities and the search hit.
 
     Parameters
     ----------
     n_faces : int
         Faces the detector found in the photo.
-    detector : str
-        The detector's name.
+    detector, embedder : str
+        The detector's and the embedder's names.
     same, different : facelab.match.verification.Verification
         :func:`facelab.verify` of a same-person and a different-person pair (``score``,
         ``decision``, ``threshold``, ``threshold_how``).
@@ -140,14 +140,16 @@ def tour_findings(*, n_faces: int, detector: str, same, different, top1_is_mate:
     return findings_table([
         Finding("faces detected in the photo", n_faces, metric="count", model=detector,
                 threshold_how=detector),
-        Finding("same-person similarity", same.score, metric="similarity",
+        Finding("same-person similarity", same.score, metric="similarity", model=embedder,
                 threshold=same.threshold,
                 threshold_how=f"{same.decision} at {same.threshold:.3f} "
                               f"({same.threshold_how})"),
         Finding("different-person similarity", different.score, metric="similarity",
+                model=embedder,
                 threshold=different.threshold,
                 threshold_how=f"{different.decision} at the same threshold"),
         Finding("search: mate ranked first", bool(top1_is_mate), metric="rank-1 hit",
+                model=embedder,
                 count=int(bool(top1_is_mate)), n=1,
                 threshold_how=f"gallery of {gallery_size} CelebA identities, one photo each"),
     ])
