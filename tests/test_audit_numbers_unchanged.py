@@ -118,6 +118,15 @@ def _compare_findings(now: list, old: list, where: str, problems: list[str]) -> 
             text = rec.get(key)
             if not isinstance(text, str):
                 continue
+            fields = {"count": [("count", "n"), ("n",)], "95% CI": [("ci_low", "ci_high")]}
+            exact = [f for f in fields[key] if len(_NUMBER.findall(text)) == len(f) and
+                     re.fullmatch(r"(n=)?[\d,.]+(?:[-/][\d,.]+)?", text)]
+            if exact:  # "k/n", "n=k", "lo-hi": each number in its own field
+                for shown, name in zip(_NUMBER.findall(text), exact[0], strict=True):
+                    if not _shown_equal(shown, new.get(name)):
+                        problems.append(f"{at}.{name}: {new.get(name)!r} now, {key} {text!r} "
+                                        "recorded")
+                continue
             for shown in _NUMBER.findall(text):
                 if not (any(_shown_equal(shown, x) for x in numbers)
                         or shown in new["finding"]):
