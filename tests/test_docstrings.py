@@ -29,7 +29,7 @@ import facelab
 
 #: Packages and modules whose public API is checked (minus :data:`KNOWN_GAPS`).
 CHECKED = ["facelab.api", "facelab.core", "facelab.data", "facelab.external", "facelab.face",
-           "facelab.metrics", "facelab.models", "facelab.perturb"]
+           "facelab.metrics", "facelab.models", "facelab.perturb", "facelab.viz"]
 
 #: Modules of facelab not yet checked (a known gap: it may shrink, never grow; the test
 #: counts the modules it covers).
@@ -37,11 +37,12 @@ CHECKED = ["facelab.api", "facelab.core", "facelab.data", "facelab.external", "f
 KNOWN_GAPS = [
     "facelab.data.fetch", "facelab.data.label_errors", "facelab.data.resolve",
     "facelab.cli", "facelab.extract", "facelab.match",
-    "facelab.report", "facelab.studies", "facelab.train", "facelab.viz",
+    "facelab.report", "facelab.studies", "facelab.train",
+    "facelab.viz.draw", "facelab.viz.examples", "facelab.viz.explorer", "facelab.viz.plots",
 ]
 
 #: Public modules inside :data:`KNOWN_GAPS` when this was last lowered.
-UNCHECKED_MODULES = 45
+UNCHECKED_MODULES = 44
 
 #: numpydoc codes enforced: no docstring, undocumented / unknown parameters, no Returns.
 CODES = {"GL08", "PR01", "PR02", "RT01"}

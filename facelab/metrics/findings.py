@@ -117,7 +117,13 @@ class Finding:
                 object.__setattr__(self, f.name, "" if value is None else str(value))
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as a dict of plain Python values (``None`` for missing numbers)."""
+        """The record as a dict.
+
+        Returns
+        -------
+        dict
+            Field name -> plain Python value (``None`` for a missing number).
+        """
         return asdict(self)
 
 
