@@ -29,20 +29,21 @@ import facelab
 
 #: Packages and modules whose public API is checked (minus :data:`KNOWN_GAPS`).
 CHECKED = ["facelab.api", "facelab.core", "facelab.data", "facelab.external", "facelab.face",
-           "facelab.metrics", "facelab.models", "facelab.perturb", "facelab.viz"]
+           "facelab.metrics", "facelab.models", "facelab.perturb", "facelab.train",
+           "facelab.viz"]
 
 #: Modules of facelab not yet checked (a known gap: it may shrink, never grow; the test
 #: counts the modules it covers).
 #: They have not been documented to this standard yet.
 KNOWN_GAPS = [
-    "facelab.data.fetch", "facelab.data.label_errors", "facelab.data.resolve",
+    "facelab.data.fetch", "facelab.data.label_errors",
     "facelab.cli", "facelab.extract", "facelab.match",
-    "facelab.report", "facelab.studies", "facelab.train",
+    "facelab.report", "facelab.studies", "facelab.train.expression",
     "facelab.viz.draw", "facelab.viz.examples", "facelab.viz.explorer", "facelab.viz.plots",
 ]
 
 #: Public modules inside :data:`KNOWN_GAPS` when this was last lowered.
-UNCHECKED_MODULES = 44
+UNCHECKED_MODULES = 41
 
 #: numpydoc codes enforced: no docstring, undocumented / unknown parameters, no Returns.
 CODES = {"GL08", "PR01", "PR02", "RT01"}

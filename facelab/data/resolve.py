@@ -112,13 +112,30 @@ class DatasetRequest:
         return self.adapter == "csv"
 
     def label(self, split: str | None = None) -> str:
-        """``key`` or ``key:split`` (with ``split`` defaulting to :attr:`split`)."""
+        """The label of this dataset's rows in tables and figures.
+
+        Parameters
+        ----------
+        split : str or None
+            The split loaded (``None``: :attr:`split`, the one asked for).
+
+        Returns
+        -------
+        str
+            ``key`` or ``key:split`` (a CSV manifest is always ``key``).
+        """
         split = split if split is not None else self.split
         return f"{self.key}:{split}" if split and not self.is_csv else self.key
 
 
 def required_dataset_names() -> set[str]:
-    """Registered dataset names the user named explicitly (from :data:`REQUIRED_ENV`)."""
+    """Registered dataset names the user named explicitly (from :data:`REQUIRED_ENV`).
+
+    Returns
+    -------
+    set of str
+        Lower-cased names; empty when the variable is unset or not a JSON list.
+    """
     raw = os.environ.get(REQUIRED_ENV, "")
     if not raw:
         return set()
@@ -162,6 +179,12 @@ def parse_dataset_spec(spec: Any, *, strict: bool = False,
         Never optional: any dataset that cannot be loaded is an error.
     required
         Registered names that must load (default: :func:`required_dataset_names`).
+
+    Returns
+    -------
+    DatasetRequest
+        The parsed spec (``optional`` for a built-in suite dataset nobody asked for by
+        name, unless ``strict``).
 
     Raises
     ------
@@ -234,8 +257,23 @@ def dataset_spec_safe(name: str) -> str | None:
 
 
 def dataset_label(spec: Any) -> str:
-    """The label a spec's rows carry in tables (``"fairface:val"``, ``"cfd"``, the CSV's
-    ``name`` or file stem)."""
+    """The label a spec's rows carry in tables.
+
+    Parameters
+    ----------
+    spec
+        A dataset spec (:func:`parse_dataset_spec`).
+
+    Returns
+    -------
+    str
+        ``"fairface:val"``, ``"cfd"``, the CSV's ``name`` or file stem.
+
+    Raises
+    ------
+    DatasetSpecError
+        The spec is malformed or names an unknown dataset.
+    """
     return parse_dataset_spec(spec, strict=True, required=set()).label()
 
 
@@ -243,9 +281,23 @@ def load_request(request: DatasetRequest, *, root: str | os.PathLike | None = No
                  split: str | None = None) -> pd.DataFrame:
     """Load one parsed spec with :func:`facelab.load_dataset` (all its checks).
 
-    ``root`` is the data root for registered datasets without their own ``root``;
-    ``split`` overrides the request's. Malformed-entry warnings are not repeated here:
-    the entries are in ``df.attrs["malformed"]``.
+    Malformed-entry warnings are not repeated here: the entries are in
+    ``df.attrs["malformed"]``.
+
+    Parameters
+    ----------
+    request : DatasetRequest
+        From :func:`parse_dataset_spec`.
+    root : path or None
+        Data root for registered datasets without their own ``root`` (default
+        ``$FACELAB_DATA``).
+    split : str or None
+        Overrides the request's split.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The manifest, one row per usable image (:data:`facelab.data.schema.COLUMNS`).
 
     Raises
     ------
@@ -282,7 +334,18 @@ def load_request(request: DatasetRequest, *, root: str | os.PathLike | None = No
 
 
 def malformed_clause(df: pd.DataFrame) -> str:
-    """``" (3 malformed entries skipped: 2 x file not found; ...)"`` or ``""``."""
+    """The malformed entries a loader skipped, as a clause for a note.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A manifest from :func:`facelab.load_dataset` (its ``attrs["malformed"]``).
+
+    Returns
+    -------
+    str
+        ``" (3 malformed entries skipped: 2 x file not found; ...)"`` or ``""``.
+    """
     bad = malformed(df)
     if not len(bad):
         return ""

@@ -162,7 +162,20 @@ def split_by_subject(manifest: pd.DataFrame, *, val_frac: float = 0.15,
 
 
 def split_summary(manifest: pd.DataFrame, splits: pd.Series) -> pd.DataFrame:
-    """Images and subjects per dataset and split (subjects NaN where unknown)."""
+    """Images and subjects per dataset and split.
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        Rows with ``dataset``, ``file`` and ``subject``.
+    splits : pandas.Series
+        Split name per row (:func:`split_by_subject`), aligned with ``manifest``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``dataset, fit_split, images, subjects`` (``subjects`` NaN where unknown).
+    """
     df = manifest.assign(fit_split=splits)
     out = df.groupby(["dataset", "fit_split"]).agg(
         images=("file", "size"), subjects=("subject", lambda s: s.nunique() if s.notna().any()
@@ -171,8 +184,20 @@ def split_summary(manifest: pd.DataFrame, splits: pd.Series) -> pd.DataFrame:
 
 
 def load_crops(paths: Sequence[str], size: int) -> np.ndarray:
-    """Grey ``(n, size, size)`` uint8 crops of whole images (already face crops)."""
+    """Whole images (already face crops) as grey crops of one size.
 
+    Parameters
+    ----------
+    paths : sequence of str
+        Image files.
+    size : int
+        Side of the crops in pixels (area resampling down, linear up).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, size, size)`` uint8 grey levels.
+    """
     out = np.zeros((len(paths), size, size), np.uint8)
     for i, path in enumerate(paths):
         grey = cv2.cvtColor(load_image(path), cv2.COLOR_RGB2GRAY)
@@ -190,8 +215,18 @@ def _resize(grey: np.ndarray, size: int) -> np.ndarray:
 
 def manifest_digest(manifest: pd.DataFrame) -> str:
     """SHA-256 over the (dataset, file, expression, subject) of a training manifest,
-    independent of row order and of where the data root is."""
+    independent of row order and of where the data root is.
 
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        Rows with ``dataset``, ``file``, ``expression`` and ``subject``.
+
+    Returns
+    -------
+    str
+        64 hex digits (:func:`facelab.core.provenance.manifest_hash`).
+    """
     cols = ["dataset", "file", "expression", "subject"]
     return manifest_hash(manifest[cols].astype(str).reset_index(drop=True))
 
@@ -225,5 +260,13 @@ class ExpressionDataset(Dataset):
         return to_tensor(self.crops[i:i + 1])[0], int(self.targets[i])
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """All crops as ``(n, 1, s, s)`` floats in [-1, 1] and labels as ``(n,)`` int64."""
+        """All crops and labels as tensors.
+
+        Returns
+        -------
+        crops : torch.Tensor
+            ``(n, 1, s, s)`` float32 in [-1, 1].
+        labels : torch.Tensor
+            ``(n,)`` int64 indices into :attr:`labels`.
+        """
         return to_tensor(self.crops), torch.from_numpy(self.targets)
