@@ -36,14 +36,13 @@ CHECKED = ["facelab.api", "facelab.core", "facelab.data", "facelab.external", "f
 #: counts the modules it covers).
 #: They have not been documented to this standard yet.
 KNOWN_GAPS = [
-    "facelab.data.fetch", "facelab.data.label_errors",
     "facelab.cli", "facelab.extract", "facelab.match",
     "facelab.report", "facelab.studies", "facelab.train.expression",
     "facelab.viz.draw", "facelab.viz.examples", "facelab.viz.explorer", "facelab.viz.plots",
 ]
 
 #: Public modules inside :data:`KNOWN_GAPS` when this was last lowered.
-UNCHECKED_MODULES = 41
+UNCHECKED_MODULES = 39
 
 #: numpydoc codes enforced: no docstring, undocumented / unknown parameters, no Returns.
 CODES = {"GL08", "PR01", "PR02", "RT01"}

@@ -89,13 +89,33 @@ class DataSource:
 
 def sources_file(path: str | os.PathLike | None = None) -> Path:
     """The sources file in use: ``path``, else ``$FACELAB_DATA_SOURCES``, else the one
-    shipped in the package."""
+    shipped in the package.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        A sources file given by the user (``--sources``).
+
+    Returns
+    -------
+    pathlib.Path
+    """
     value = path or os.environ.get(SOURCES_ENV)
     return Path(value).expanduser() if value else SOURCES_FILE
 
 
 def load_sources(path: str | os.PathLike | None = None) -> dict[str, DataSource]:
     """Read and check the data sources file (see :func:`sources_file`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        The sources file (default: :func:`sources_file`).
+
+    Returns
+    -------
+    dict of str to DataSource
+        One entry per dataset name.
 
     Raises
     ------
@@ -146,7 +166,21 @@ def load_sources(path: str | os.PathLike | None = None) -> dict[str, DataSource]
 
 def how_to_get(name: str, sources: Mapping[str, DataSource] | None = None) -> str:
     """One line saying how to get dataset ``name``: the fetch command when it can be
-    downloaded, else where and how to request it."""
+    downloaded, else where and how to request it.
+
+    Parameters
+    ----------
+    name : str
+        A dataset name.
+    sources : mapping of str to DataSource, optional
+        The sources (default: :func:`load_sources`).
+
+    Returns
+    -------
+    str
+        ``facelab data fetch NAME``, or the request procedure and address, or
+        ``"see data/README.md"``.
+    """
     sources = load_sources() if sources is None else sources
     src = sources.get(name)
     if src is not None and src.fetchable:

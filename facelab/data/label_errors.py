@@ -43,7 +43,20 @@ NEAR_DUPLICATE: dict[str, float] = {"sface": 0.85, "dlib_resnet": 0.75}
 
 def file_hashes(paths: Sequence[str | os.PathLike], *, workers: int = 4) -> list[str | None]:
     """SHA-256 of each file's bytes (the pipeline's ``image_sha256``); ``None`` for a file
-    that cannot be read."""
+    that cannot be read.
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+        Image files.
+    workers : int
+        Reader threads.
+
+    Returns
+    -------
+    list of str or None
+        64-hex SHA-256 per path, in order.
+    """
     def one(p):
         try:
             with open(p, "rb") as fh:
@@ -105,13 +118,41 @@ def identical_images(manifest: pd.DataFrame, hashes: Sequence[str | None] | pd.S
 
 
 def certain_error_images(identical: pd.DataFrame) -> list:
-    """Manifest index labels of every image in a certain-error group."""
+    """Manifest index labels of every image in a certain-error group.
+
+    Parameters
+    ----------
+    identical : pandas.DataFrame
+        :func:`identical_images` output.
+
+    Returns
+    -------
+    list
+        Manifest index labels.
+    """
     return identical.loc[identical["kind"] == "certain", "index"].tolist()
 
 
 def near_duplicate_level(model: str, level: float | None = None) -> float:
     """The near-duplicate similarity of ``model``: ``level`` when given, else
-    :data:`NEAR_DUPLICATE`. Raises ``ValueError`` for an embedder without a default."""
+    :data:`NEAR_DUPLICATE`. Raises ``ValueError`` for an embedder without a default.
+
+    Parameters
+    ----------
+    model : str
+        Registered embedder name.
+    level : float, optional
+        A level given by the user (similarity, the model's scale).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        For an embedder without a default level and no ``level``.
+    """
     if level is not None:
         return float(level)
     if model not in NEAR_DUPLICATE:
@@ -123,7 +164,22 @@ def near_duplicate_level(model: str, level: float | None = None) -> float:
 def flag_pairs(scored: pd.DataFrame, certain_images: Sequence, level: float) -> pd.DataFrame:
     """``scored`` pairs (``index_a``, ``index_b``, ``same``, ``score``) with a
     ``label_error`` column: ``"certain"`` when either image is behind a certain error,
-    ``"likely"`` for an impostor pair scoring ``>= level``, else ``""``."""
+    ``"likely"`` for an impostor pair scoring ``>= level``, else ``""``.
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        Scored pairs (``index_a``, ``index_b``, ``same``, ``score``).
+    certain_images : sequence
+        :func:`certain_error_images` output.
+    level : float
+        Near-duplicate similarity (:func:`near_duplicate_level`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``scored`` with the ``label_error`` column.
+    """
     bad = set(certain_images)
     certain = scored["index_a"].isin(bad) | scored["index_b"].isin(bad)
     likely = ~scored["same"].astype(bool) & (scored["score"] >= level) & ~certain
@@ -134,7 +190,27 @@ def flag_pairs(scored: pd.DataFrame, certain_images: Sequence, level: float) -> 
 def apply_policy(flagged: pd.DataFrame, policy: str = "exclude certain"
                  ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Drop the pairs the policy excludes; returns the kept pairs and the counts
-    ``{"certain": flagged pairs, "likely": ..., "excluded": dropped pairs}``."""
+    ``{"certain": flagged pairs, "likely": ..., "excluded": dropped pairs}``.
+
+    Parameters
+    ----------
+    flagged : pandas.DataFrame
+        :func:`flag_pairs` output.
+    policy : {"exclude certain", "exclude all", "keep"}
+        Which flagged pairs to drop (:data:`POLICIES`).
+
+    Returns
+    -------
+    kept : pandas.DataFrame
+        The pairs kept.
+    counts : dict of str to int
+        ``certain``, ``likely`` and ``excluded`` pair counts.
+
+    Raises
+    ------
+    ValueError
+        For an unknown policy.
+    """
     if policy not in POLICIES:
         raise ValueError(f"label error policy must be one of {POLICIES}; got {policy!r}")
     drop = {"exclude certain": ["certain"], "exclude all": ["certain", "likely"],
@@ -153,6 +229,17 @@ def likely_errors(manifest: pd.DataFrame, embeddings, level: float, *,
 
     ``embeddings`` is a :class:`facelab.studies.matching.Embeddings` of the manifest's
     rows. Comparisons are made block by block (all pairs, exactly).
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        A manifest with ``subject`` (and optionally ``source``).
+    embeddings : facelab.studies.matching.Embeddings
+        Embeddings of the manifest's rows.
+    level : float
+        Near-duplicate similarity.
+    block : int
+        Rows per block of the exact all-pairs comparison.
 
     Returns
     -------
@@ -191,7 +278,20 @@ def likely_errors(manifest: pd.DataFrame, embeddings, level: float, *,
 
 def summary(identical: pd.DataFrame, likely: pd.DataFrame | None = None) -> dict[str, int]:
     """Counts for reports: certain-error groups and images, same-identity duplicate
-    groups, likely-error pairs."""
+    groups, likely-error pairs.
+
+    Parameters
+    ----------
+    identical : pandas.DataFrame
+        :func:`identical_images` output.
+    likely : pandas.DataFrame, optional
+        :func:`likely_errors` output.
+
+    Returns
+    -------
+    dict of str to int
+        Counts keyed by a plain-words description.
+    """
     cert = identical[identical["kind"] == "certain"]
     dup = identical[identical["kind"] == "same identity"]
     out = {"certain error groups (byte-identical files, different identities)":
