@@ -37,12 +37,12 @@ CHECKED = ["facelab.api", "facelab.core", "facelab.data", "facelab.external", "f
 #: They have not been documented to this standard yet.
 KNOWN_GAPS = [
     "facelab.cli", "facelab.extract", "facelab.match",
-    "facelab.report", "facelab.studies", "facelab.train.expression",
+    "facelab.report", "facelab.studies",
     "facelab.viz.draw", "facelab.viz.examples", "facelab.viz.explorer", "facelab.viz.plots",
 ]
 
 #: Public modules inside :data:`KNOWN_GAPS` when this was last lowered.
-UNCHECKED_MODULES = 39
+UNCHECKED_MODULES = 38
 
 #: numpydoc codes enforced: no docstring, undocumented / unknown parameters, no Returns.
 CODES = {"GL08", "PR01", "PR02", "RT01"}

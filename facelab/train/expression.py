@@ -73,7 +73,13 @@ class TrainConfig:
         self.data = tuple(_names(self.data))
 
     def run_name(self) -> str:
-        """``name`` or ``<backbone>-<data>-s<seed>``."""
+        """``name`` or ``<backbone>-<data>-s<seed>``.
+
+        Returns
+        -------
+        str
+            The model's registered name.
+        """
         return self.name or f"{self.backbone}-{'+'.join(self.data)}-s{self.seed}"
 
 
@@ -92,7 +98,18 @@ class TrainResult:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed python, numpy and torch; return a torch generator for data order."""
+    """Seed python, numpy and torch; return a torch generator for data order.
+
+    Parameters
+    ----------
+    seed : int
+        The seed (Python ``random``, numpy's global state, ``torch.manual_seed``).
+
+    Returns
+    -------
+    torch.Generator
+        Seeded with ``seed``; drives the data loader's shuffling.
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -128,6 +145,18 @@ def per_class_recall(y_true, y_pred, labels) -> pd.DataFrame:
     (:func:`facelab.metrics.classification.per_class_metrics`).
 
     Columns: ``label, n, correct, recall, ci_low, ci_high``.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like
+        ``(n,)`` true and predicted labels.
+    labels : sequence
+        The classes to report, in order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per label.
     """
     from facelab.metrics.classification import per_class_metrics
 
@@ -167,6 +196,8 @@ def train_expression(config: TrainConfig | None = None, *, root=None,
         If a model of the same name was already trained with the identical configuration
         on the identical manifest (same ``manifest_sha256``) in ``out_dir``, return it
         instead of training again (reruns of the audit suite stay fast).
+    **overrides
+        Fields of :class:`TrainConfig` replacing those of ``config``.
 
     Returns
     -------
@@ -210,7 +241,22 @@ def train_on_manifest(manifest: pd.DataFrame, config: TrainConfig, *,
                       out_dir: str | Path | None = None, progress: bool = True,
                       reuse: bool = False) -> TrainResult:
     """:func:`train_expression` on an already loaded manifest (``path``, ``expression``,
-    ``dataset``, ``file``, ``subject`` columns)."""
+    ``dataset``, ``file``, ``subject`` columns).
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        Images with their expression labels.
+    config : TrainConfig
+        What and how to train.
+    out_dir, progress, reuse
+        As for :func:`train_expression`.
+
+    Returns
+    -------
+    TrainResult
+        As :func:`train_expression`.
+    """
     from facelab.core.progress import tqdm
 
     if reuse and (done := previous_result(manifest, config, out_dir)) is not None:
