@@ -44,14 +44,44 @@ class NoFaceError(ImageError):
 
 # ----------------------------------------------------------------------------- models
 def get_embedder(model: Any = "sface") -> Any:
-    """A registered embedder by name (the shared instance of
-    :func:`facelab.models.registry.get_model`), or ``model`` itself."""
+    """A registered embedder by name, or ``model`` itself.
+
+    Parameters
+    ----------
+    model
+        A registered embedder name (e.g. ``"sface"``) or an embedder instance.
+
+    Returns
+    -------
+    Embedder
+        The shared instance of :func:`facelab.models.registry.get_model` for a name.
+
+    Raises
+    ------
+    facelab.models.registry.ModelError
+        For a name that is not a registered embedder.
+    """
     return get_model(model, "embedder") if isinstance(model, str) else model
 
 
 def get_detector(detector: Any = "yunet") -> Any:
-    """A registered detector by name (the shared instance of
-    :func:`facelab.models.registry.get_model`), or ``detector`` itself."""
+    """A registered detector by name, or ``detector`` itself.
+
+    Parameters
+    ----------
+    detector
+        A registered detector name (e.g. ``"yunet"``) or a detector instance.
+
+    Returns
+    -------
+    Detector
+        The shared instance of :func:`facelab.models.registry.get_model` for a name.
+
+    Raises
+    ------
+    facelab.models.registry.ModelError
+        For a name that is not a registered detector.
+    """
     return get_model(detector, "detector") if isinstance(detector, str) else detector
 
 
