@@ -216,18 +216,26 @@ class ColumnarCache:
         path.unlink(missing_ok=True)
 
     def _table(self, name: str):
+        """A segment as a ``pyarrow.Table`` (rows are converted to Python one at a time,
+        when read: converting a large compacted segment whole took seconds per run)."""
         import pyarrow.parquet as pq
 
         if name not in self._tables:
-            self._tables[name] = pq.read_table(self.dir / name).to_pydict()
+            self._tables[name] = pq.read_table(self.dir / name)
         return self._tables[name]
 
     @staticmethod
-    def _decode(table: dict, row: int) -> dict[str, np.ndarray]:
+    def _cell(table: Any, column: str, row: int) -> Any:
+        """One value of a segment held as a ``pyarrow.Table`` or as a ``to_pydict()``."""
+        if isinstance(table, dict):
+            return table[column][row]
+        return table.column(column)[row].as_py()
+
+    @classmethod
+    def _decode(cls, table: Any, row: int) -> dict[str, np.ndarray]:
         out = {}
-        for name, dtype, shape, data in zip(table["names"][row], table["dtypes"][row],
-                                            table["shapes"][row], table["data"][row],
-                                            strict=True):
+        cells = [cls._cell(table, c, row) for c in ("names", "dtypes", "shapes", "data")]
+        for name, dtype, shape, data in zip(*cells, strict=True):
             dt, shape = np.dtype(dtype), tuple(shape or ())
             out[name] = (np.frombuffer(data, dtype=dt).reshape(shape).copy() if dt.itemsize
                          else np.zeros(shape, dt))
@@ -260,7 +268,8 @@ class ColumnarCache:
                     self._reset()
                     self._refresh()
                     table = None
-                if table is not None and loc is not None and table["key"][loc[1]] == key:
+                if (table is not None and loc is not None
+                        and self._cell(table, "key", loc[1]) == key):
                     found[key] = self._decode(table, loc[1])
                     self.hits += 1
                     continue
