@@ -20,9 +20,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from facelab.extract.pipeline import extract
+from facelab.face.skin import SKIN_GROUP_COLUMNS
+from facelab.metrics.classification import age_mae_by_group, calibration
 from facelab.metrics.findings import Finding, findings_table
 from facelab.metrics.groups import DEFAULT_MIN_COUNT, GroupedMetric, rate_by_group
 from facelab.metrics.intervals import binomial_ci
+from facelab.models.registry import resolve_model
 
 __all__ = [
     "ATTRIBUTE_MODEL", "attribute_predictions", "evaluable", "acquisition_summary",
@@ -55,8 +59,6 @@ def attribute_predictions(manifests: Mapping[str, pd.DataFrame], *,
     :data:`SKIN_COLUMNS`, so errors can be grouped by skin type as Gender Shades did
     (``by=("skin_tone", "gender")``).
     """
-    from facelab.extract.pipeline import extract
-    from facelab.models.registry import resolve_model
 
     model = resolve_model(model, "attribute")  # a model card path becomes its name
     heads = ("attributes", "skin_tone") if skin_tone else ("attributes",)
@@ -134,7 +136,6 @@ def gender_error_by_group(preds: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
     ``by`` may hold the skin-tone columns (``("skin_tone", "gender")``, Gender Shades'
     grouping); faces whose tone was not measured are then left out of the cells and
     counted by :func:`skin_tone_coverage`."""
-    from facelab.face.skin import SKIN_GROUP_COLUMNS
 
     out = {}
     ev = evaluable(preds)
@@ -261,7 +262,6 @@ def age_error_by_group(preds: pd.DataFrame, *, by: Sequence[str] = _GROUPS,
     the bin, 0 inside it; :func:`facelab.metrics.classification.age_error`). Datasets
     with neither (CFD) are left out.
     """
-    from facelab.metrics.classification import age_mae_by_group
 
     out = {}
     ok = preds[(preds["status"] == "ok").fillna(False) & preds["pred_age"].notna()]
@@ -287,7 +287,6 @@ def gender_calibration(preds: pd.DataFrame, *, n_bins: int = 10,
     optional groups): ``(summary, reliability)``. ``summary`` has ``ece``, ``n``; the
     reliability table has one row per non-empty bin (mean predicted P(female), observed
     share labelled female with its Wilson CI)."""
-    from facelab.metrics.classification import calibration
 
     ev = evaluable(preds)
     ev = ev[ev["pred_p_female"].notna()]

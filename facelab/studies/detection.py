@@ -20,9 +20,12 @@ import numpy as np
 import pandas as pd
 
 from facelab.core.types import largest_box_index
+from facelab.extract.pipeline import extract
+from facelab.metrics.classification import cohen_kappa
 from facelab.metrics.findings import Finding, findings_table
 from facelab.metrics.groups import DEFAULT_MIN_COUNT, GroupedMetric, rate_by_group
 from facelab.metrics.intervals import binomial_ci
+from facelab.models.registry import create_model, model_spec
 from facelab.perturb.perturbations import PERTURBATIONS
 from facelab.perturb.redetect import IOU_SAME_FACE, box_iou, clean_detections, redetect
 from facelab.perturb.redetect import one_torch_thread as _one_torch_thread
@@ -61,7 +64,6 @@ _GROUPS = ("race", "gender")
 def detector_settings(detectors: Sequence[str]) -> pd.DataFrame:
     """Each detector's registered default settings (score threshold and friends): how the
     decision threshold of every detector in the study was set."""
-    from facelab.models.registry import create_model, model_spec
 
     rows = []
     for name in detectors:
@@ -113,7 +115,6 @@ def detection_records(manifests: Mapping[str, pd.DataFrame], detectors: Sequence
         ``dataset, image, detector, found, fta, reason, n_faces, score, box, image_width,
         image_height`` plus the manifest's label columns (race, gender, ...).
     """
-    from facelab.extract.pipeline import extract
 
     frames = []
     for name, manifest in manifests.items():
@@ -228,7 +229,6 @@ def detector_agreement(records: pd.DataFrame, *, iou_same: float = IOU_SAME_FACE
     Detectors draw boxes differently (Haar and dlib tight, MTCNN and YuNet looser), so a
     modest IoU can be a convention, not a miss.
     """
-    from facelab.metrics.classification import cohen_kappa
 
     rows = []
     for ds, block in records.groupby("dataset", sort=False):

