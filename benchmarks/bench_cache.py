@@ -7,9 +7,10 @@ Usage::
 
 A seeded sample of ``n`` shared-data images (half CFD, half FairFace val, as in
 ``bench_extract.py``) goes once through ``facelab.extract(heads=("embedding",
-"expression"))`` into a fresh :class:`~facelab.extract.cache.ColumnarCache`; the very same entries
-are then written to a :class:`~facelab.extract.cache.FeatureCache` (today's layout: one ``.npz``
-per image and stage). Timed, each with a fresh cache object (nothing held in memory):
+"expression"))`` into a fresh :class:`~facelab.extraction.cache.ColumnarCache`; the very
+same entries are then written to a :class:`~facelab.extraction.cache.FeatureCache` (today's
+layout: one ``.npz`` per image and stage). Timed, each with a fresh cache object
+(nothing held in memory):
 
 (a) today's reads: ``FeatureCache.get`` of every key, one npz file each;
 (b) ``ColumnarCache.get_many`` of the same keys, with the segments one extract run leaves
@@ -47,8 +48,8 @@ def main() -> None:
 
     from benchmarks.bench_embed import uptime
     from benchmarks.bench_extract import sample
-    from facelab.extract.cache import ColumnarCache, FeatureCache
-    from facelab.extract.pipeline import extract
+    from facelab.extraction.cache import ColumnarCache, FeatureCache
+    from facelab.extraction.pipeline import extract
 
     up_start = uptime()
     print(up_start, flush=True)

@@ -104,7 +104,7 @@ def main() -> None:
 
     import subprocess
 
-    from facelab.extract.pipeline import extract
+    from facelab.extraction.pipeline import extract
     from facelab.models.registry import create_model
 
     def uptime() -> str:

@@ -18,7 +18,6 @@ Examples
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
 from typing import Any
 
 __version__ = "0.1.0"
@@ -46,7 +45,7 @@ _LAZY: dict[str, str] = {
     "extract": "facelab.api",
     "load_dataset": "facelab.api",
     "audit": "facelab.api",
-    "FaceAnalysis": "facelab.extract.analysis",
+    "FaceAnalysis": "facelab.extraction.analysis",
     "Verification": "facelab.match.verification",
     "NoFaceError": "facelab.match.verification",
     "Gallery": "facelab.match.gallery",
@@ -57,7 +56,7 @@ _LAZY: dict[str, str] = {
     "load_pairs": "facelab.data.datasets",
     "make_pairs": "facelab.data.protocols",
     "gallery_probe_split": "facelab.data.protocols",
-    "stack_embeddings": "facelab.extract.pipeline",
+    "stack_embeddings": "facelab.extraction.pipeline",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
@@ -67,13 +66,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'facelab' has no attribute {name!r}")
-    mod = importlib.import_module(module)
-    # bind every public name of that module at once: importing facelab.api imports the
-    # floor facelab/extract/, which Python binds as ``facelab.extract`` over the verb
-    globals().update({n: getattr(mod, n) for n, m in _LAZY.items() if m == module})
-    if isinstance(globals().get("extract"), ModuleType):  # bound by another name's import
-        del globals()["extract"]
-    return globals()[name]
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

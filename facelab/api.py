@@ -4,7 +4,7 @@ The pattern follows deepface's ``DeepFace.py``: every verb a user types
 (``facelab.detect``, ``facelab.represent``, ``facelab.verify``, ``facelab.analyze``,
 ``facelab.search``, ``facelab.extract``, ``facelab.load_dataset``, ``facelab.audit``)
 is defined here with its full documentation and hands the work to the floor that owns it
-(:mod:`facelab.models`, :mod:`facelab.match`, :mod:`facelab.extract`,
+(:mod:`facelab.models`, :mod:`facelab.match`, :mod:`facelab.extraction`,
 :mod:`facelab.data`, :mod:`facelab.report`). This module sits on the top floor
 (``api`` in ``.importlinter``): no other module of the package imports it.
 
@@ -35,8 +35,8 @@ import pandas as pd
 from facelab.core.io import ImageSource, load_image
 from facelab.core.types import Face
 from facelab.data import datasets as _datasets
-from facelab.extract import analysis as _analysis
-from facelab.extract import pipeline as _pipeline
+from facelab.extraction import analysis as _analysis
+from facelab.extraction import pipeline as _pipeline
 from facelab.match import verification as _verification
 from facelab.match.gallery import Gallery
 from facelab.report import audits as _audits
@@ -224,7 +224,7 @@ def analyze(image: ImageSource, *, detector: Any = "yunet",
 
     Returns
     -------
-    list of facelab.extract.analysis.FaceAnalysis
+    list of facelab.extraction.analysis.FaceAnalysis
         One record per face (``to_dict()`` / ``to_json()`` for output); empty when none.
 
     Raises
@@ -297,7 +297,7 @@ def extract(manifest: pd.DataFrame | Sequence[str | os.PathLike] | str | os.Path
     **options
         ``detector``, ``heads`` (``"embedding"``, ``"expression"``, ``"attributes"``,
         ``"skin_tone"``), ``models``, ``batch_size``, ``cache``, ``engine``, ``workers``,
-        ``face_policy``, ...: see :func:`facelab.extract.pipeline.extract`.
+        ``face_policy``, ...: see :func:`facelab.extraction.pipeline.extract`.
 
     Returns
     -------

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from facelab.core.io import ImageError
 from facelab.core.types import APPEARANCE_NOTE, LANDMARK_NAMES, Face
-from facelab.extract.analysis import SCHEMA_VERSION, FaceAnalysis, analyze
+from facelab.extraction.analysis import SCHEMA_VERSION, FaceAnalysis, analyze
 from facelab.face.align import ARCFACE_TEMPLATE_112
 from facelab.face.pose import estimate_pose, face_pose
 from facelab.face.quality import face_quality
@@ -228,9 +228,9 @@ def test_cli_text_and_errors(cli, tmp_path, astronaut):
 
 def test_public_api_callable_after_submodule_import(astronaut):
     """``facelab.analyze`` stays the function after the submodules are imported (the
-    module is ``facelab.extract.analysis``, so importing it cannot shadow the function)."""
+    module is ``facelab.extraction.analysis``, so importing it cannot shadow the function)."""
     import facelab
-    import facelab.viz.draw  # noqa: F401  (imports facelab.extract.analysis)
+    import facelab.viz.draw  # noqa: F401  (imports facelab.extraction.analysis)
 
     recs = facelab.analyze(astronaut, expression=None, attributes=None)
     assert len(recs) == 1 and isinstance(recs[0], facelab.FaceAnalysis)

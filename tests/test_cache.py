@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from facelab.core.provenance import digest_array, digest_bytes
-from facelab.extract.cache import FeatureCache, make_key
+from facelab.extraction.cache import FeatureCache, make_key
 
 
 def test_roundtrip_and_counters(tmp_path):
@@ -72,7 +72,7 @@ def test_entries_never_need_pickle(tmp_path):
 WRITER = """
 import sys
 import numpy as np
-from facelab.extract.cache import ColumnarCache, make_key
+from facelab.extraction.cache import ColumnarCache, make_key
 root, start, stop, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 cache = ColumnarCache(root, flush_every=every)
 have = set(cache.keys())
@@ -92,7 +92,7 @@ def _check(entry: dict, i: int) -> None:
 
 
 def test_columnar_roundtrip_legacy_npz_and_migrate(tmp_path):
-    from facelab.extract.cache import ColumnarCache
+    from facelab.extraction.cache import ColumnarCache
 
     old = FeatureCache(tmp_path)
     old.put(make_key(i=-1), {"x": np.arange(3), "error": np.array("")})
@@ -119,7 +119,7 @@ def test_columnar_roundtrip_legacy_npz_and_migrate(tmp_path):
 
 
 def test_columnar_two_processes_writing_at_once_lose_nothing(tmp_path):
-    from facelab.extract.cache import ColumnarCache
+    from facelab.extraction.cache import ColumnarCache
 
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
@@ -140,7 +140,7 @@ def test_columnar_two_processes_writing_at_once_lose_nothing(tmp_path):
 
 
 def test_columnar_sigkill_mid_run_leaves_whole_segments_and_resumes(tmp_path):
-    from facelab.extract.cache import ColumnarCache
+    from facelab.extraction.cache import ColumnarCache
 
     script = tmp_path / "writer.py"
     script.write_text(WRITER.replace("cache.put(", "time.sleep(0.002); cache.put(")
@@ -171,7 +171,7 @@ def test_columnar_sigkill_mid_run_leaves_whole_segments_and_resumes(tmp_path):
 
 
 def test_columnar_compacts_only_the_given_segments(tmp_path):
-    from facelab.extract.cache import ColumnarCache
+    from facelab.extraction.cache import ColumnarCache
 
     other = ColumnarCache(tmp_path)
     other.put(make_key(i=-1), {"i": np.array(-1)})

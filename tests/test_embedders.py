@@ -174,7 +174,7 @@ def test_sface_bf16_precision_stays_within_the_cosine_tolerance(detector, astron
 
 
 def test_sface_revision_enters_the_feature_cache_key():
-    from facelab.extract.pipeline import _ident, resolve_models
+    from facelab.extraction.pipeline import _ident, resolve_models
 
     stage = resolve_models("yunet", ("embedding",))["embedding"]
     assert stage["revision"] == "fp32-openvino"

@@ -166,7 +166,7 @@ def test_predictions_round_trip(tmp_path, data_root):
     from facelab.data.datasets import load_dataset
     from facelab.data.sampling import balanced_sample
     from facelab.external.predictions import predictions_from_features
-    from facelab.extract.pipeline import extract
+    from facelab.extraction.pipeline import extract
     from facelab.studies import attributes as A
 
     manifests = {name: balanced_sample(load_dataset(name, root=data_root, split=split), 60,

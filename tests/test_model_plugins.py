@@ -118,7 +118,7 @@ def test_onnx_classifier_cards_match_torch(tmp_path, face_image, isolated_regist
                        onnx="gender.onnx", input_size=48, colour="grey", layout="nhwc",
                        mean=128, std=64, crop="box", margin=0.2, labels=["M", "F"],
                        output="logits")
-    from facelab.extract.pipeline import extract
+    from facelab.extraction.pipeline import extract
 
     feats = extract(_astronaut(tmp_path),
                     heads=("attributes",), models={"attributes": registry.resolve_model(
@@ -271,7 +271,7 @@ def test_load_card_defaults(tmp_path):
 @pytest.mark.slow
 def test_card_model_runs_in_worker_processes(tmp_path, isolated_registry):
     """Spawned workers do not inherit the registry: the card travels with the stage."""
-    from facelab.extract.pipeline import extract, stack_embeddings
+    from facelab.extraction.pipeline import extract, stack_embeddings
 
     export(TinyEmbedder(seed=2), (1, 3, 64, 64), tmp_path / "w.onnx")
     card = write_card(tmp_path / "w.yaml", name="worker-embedder", kind="embedder",

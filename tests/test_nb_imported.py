@@ -91,7 +91,7 @@ def test_03_on_imported_rekognition_at_80_and_99(tmp_path, data_root):
 def test_05_on_imported_rekognition_detect_faces(tmp_path, data_root):
     from facelab.data.sampling import GROUP_AUDIT_SAMPLING, load_datasets
     from facelab.external.predictions import predictions_from_features
-    from facelab.extract.pipeline import extract
+    from facelab.extraction.pipeline import extract
     from facelab.studies import attributes as A
 
     params = {"limit": 60, "datasets": ["fairface", "cfd"], "min_count": 5,

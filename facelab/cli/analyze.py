@@ -27,7 +27,7 @@ def analyze_cmd(
     """Detect faces and print box, confidence, pose, quality, emotions, gender and age."""
     from facelab.core.io import ImageError, load_image
     from facelab.core.types import APPEARANCE_NOTE
-    from facelab.extract.analysis import analyze
+    from facelab.extraction.analysis import analyze
     from facelab.models.registry import ModelError
 
     try:

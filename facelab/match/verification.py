@@ -21,7 +21,7 @@ import pandas as pd
 from facelab.core.io import ImageError, describe_source, load_image
 from facelab.core.types import Face, largest_face
 from facelab.core.validation import check_embedding
-from facelab.extract.pipeline import extract
+from facelab.extraction.pipeline import extract
 from facelab.metrics.biometric import ThresholdChoice, threshold_at_fmr
 from facelab.models.registry import get_model
 

@@ -201,7 +201,7 @@ def perturb(image: np.ndarray, name: str, level: int = 1, *,
 @dataclass(frozen=True)
 class PerturbedImage:
     """One perturbation applied to an image: a picklable
-    :class:`facelab.extract.pipeline.ImageTransform`.
+    :class:`facelab.extraction.pipeline.ImageTransform`.
 
     Attributes
     ----------

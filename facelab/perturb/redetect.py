@@ -22,7 +22,7 @@ import torch
 from torchvision.ops import box_iou as _tv_box_iou
 
 from facelab.core.types import largest_box_index
-from facelab.extract.pipeline import extract
+from facelab.extraction.pipeline import extract
 from facelab.perturb.perturbations import PerturbedImage
 
 __all__ = ["IOU_SAME_FACE", "box_iou", "valid_box", "Redetection", "clean_detections",

@@ -30,7 +30,7 @@ import pandas as pd
 
 from facelab.core.progress import tqdm
 from facelab.core.types import Face
-from facelab.extract.pipeline import extract
+from facelab.extraction.pipeline import extract
 from facelab.metrics.intervals import binomial_ci
 from facelab.models.registry import get_model
 from facelab.perturb.perturbations import (
@@ -47,7 +47,7 @@ __all__ = ["Perturbation", "PERTURBATIONS", "TASKS", "perturb", "list_perturbati
            "occlusion_box", "robustness_records", "summarise_robustness", "robustness_table"]
 
 TASKS: tuple[str, ...] = ("detection", "matching", "expression", "gender")
-#: The extraction head (:data:`facelab.extract.pipeline.HEADS`) behind each model task.
+#: The extraction head (:data:`facelab.extraction.pipeline.HEADS`) behind each model task.
 _HEAD_OF_TASK = {"matching": "embedding", "expression": "expression", "gender": "attributes"}
 
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from facelab.extract.pipeline import extract
+from facelab.extraction.pipeline import extract
 from facelab.face.skin import SKIN_GROUP_COLUMNS
 from facelab.metrics.classification import age_mae_by_group, calibration
 from facelab.metrics.findings import Finding, findings_table

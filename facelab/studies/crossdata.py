@@ -30,7 +30,7 @@ from facelab.core.progress import tqdm
 from facelab.core.types import Face
 from facelab.data.resolve import dataset_label
 from facelab.data.schema import EXPRESSIONS
-from facelab.extract.pipeline import extract
+from facelab.extraction.pipeline import extract
 from facelab.face.align import align_face
 from facelab.metrics.classification import accuracy
 from facelab.train.data import expression_manifest

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from facelab.core.types import largest_box_index
-from facelab.extract.pipeline import extract
+from facelab.extraction.pipeline import extract
 from facelab.metrics.classification import cohen_kappa
 from facelab.metrics.findings import Finding, findings_table
 from facelab.metrics.groups import DEFAULT_MIN_COUNT, GroupedMetric, rate_by_group

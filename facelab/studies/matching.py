@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from facelab.data.sampling import DEFAULT_SPLITS, DatasetNotes, load_datasets
-from facelab.extract.pipeline import extract, stack_embeddings
+from facelab.extraction.pipeline import extract, stack_embeddings
 from facelab.face.skin import SKIN_GROUP_COLUMNS
 from facelab.match.verification import get_embedder
 from facelab.metrics.intervals import binomial_ci

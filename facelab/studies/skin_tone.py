@@ -29,7 +29,7 @@ import pandas as pd
 from facelab.core.io import load_image
 from facelab.core.types import Face
 from facelab.data.sampling import load_datasets, subject_sample
-from facelab.extract.pipeline import extract
+from facelab.extraction.pipeline import extract
 from facelab.face.skin import ITA_CATEGORIES, SKIN_DETECTOR, measure_skin_tone
 from facelab.metrics.intervals import binomial_ci, bootstrap_ci
 from facelab.perturb.robustness import PERTURBATIONS, perturb

@@ -10,7 +10,7 @@ import pandas as pd
 
 from facelab.core.io import load_image
 from facelab.data.sampling import load_datasets
-from facelab.extract.analysis import FaceAnalysis
+from facelab.extraction.analysis import FaceAnalysis
 from facelab.metrics.findings import Finding, findings_table
 
 __all__ = ["load_tour_image", "analysis_table", "TourSets", "celeba_tour_sets", "tour_findings"]

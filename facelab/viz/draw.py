@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from facelab.extract.analysis import FaceAnalysis
+from facelab.extraction.analysis import FaceAnalysis
 
 __all__ = ["label_text", "draw_analyses"]
 

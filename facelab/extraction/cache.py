@@ -13,7 +13,7 @@ Layout: ``<root>/<key[:2]>/<key>.npz``; default root ``facelab.core.config.cache
 
 :class:`ColumnarCache` keeps the same entries under the same keys in Parquet segments
 (``<root>/columnar/``) for fast warm reads, and still reads the npz entries; it is what
-:func:`facelab.extract.pipeline.extract` uses by default.
+:func:`facelab.extraction.pipeline.extract` uses by default.
 """
 
 from __future__ import annotations

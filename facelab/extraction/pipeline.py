@@ -3,10 +3,11 @@
 :func:`extract` runs a detector and the requested *heads* over every image of a manifest
 (see :mod:`facelab.data.datasets`) and returns a features table. Work is grouped into batches
 (``detect_batch``, ``embed_batch``, ``predict_crops`` over all faces of a batch), cached
-per image and per stage in a content-addressed on-disk cache (:mod:`facelab.extract.cache`), shown
-with a ``tqdm.auto`` progress bar, and runs in this process, in a pool of local processes,
-or on a ``dask.distributed`` cluster with identical results. A bad image never stops the
-run: it becomes a row with ``status="failed"`` and a ``reason``.
+per image and per stage in a content-addressed on-disk cache
+(:mod:`facelab.extraction.cache`), shown with a ``tqdm.auto`` progress bar, and runs in
+this process, in a pool of local processes, or on a ``dask.distributed`` cluster with
+identical results. A bad image never stops the run: it becomes a row with
+``status="failed"`` and a ``reason``.
 
 Features table columns (after the manifest's own columns)
 --------------------------------------------------------
@@ -27,7 +28,7 @@ skin_<name>    skin tone from the face's pixels (head ``"skin_tone"``, :mod:`fac
                ``skin_tone`` (lighter/darker), ``skin_category``, ``skin_ita``, ...
 image_sha256   content address of the image the row describes: SHA-256 of the file
                (``path``), of the array (``pixels``), or, with a ``transform``,
-               :func:`~facelab.extract.cache.make_key` of the source's hash and the
+               :func:`~facelab.extraction.cache.make_key` of the source's hash and the
                transform's ``cache_token``
 
 Optional manifest columns
@@ -64,7 +65,7 @@ from facelab.core.io import ImageError, load_image
 from facelab.core.progress import tqdm
 from facelab.core.provenance import digest_array, digest_bytes
 from facelab.core.types import BatchEmbedder, BatchFaceHead, CropClassifier, Face, largest_box_index
-from facelab.extract.cache import ColumnarCache, FeatureCache, make_key
+from facelab.extraction.cache import ColumnarCache, FeatureCache, make_key
 from facelab.models.onnx_card import register_card
 from facelab.models.registry import default_model, get_model, model_spec, weights_checksums
 
@@ -80,7 +81,7 @@ ENGINES: tuple[str, ...] = ("local", "processes", "dask")
 COMPACT_AFTER = 64
 _PREFIX = {"expression": "expr_", "attributes": "pred_", "skin_tone": "skin_"}
 ModelChoice = str | tuple[str, dict] | None
-#: A stage's cache record: named NumPy arrays (the format of :mod:`facelab.extract.cache`).
+#: A stage's cache record: named NumPy arrays (the format of :mod:`facelab.extraction.cache`).
 Record = dict[str, np.ndarray]
 
 
@@ -477,10 +478,11 @@ def extract(
     batch_size
         Images per batch (one ``detect_batch`` / ``embed_batch`` / ``predict_crops`` call).
     cache
-        ``True``: a :class:`~facelab.extract.cache.ColumnarCache` (Parquet segments, which also
+        ``True``: a :class:`~facelab.extraction.cache.ColumnarCache` (Parquet segments, which also
         reads older npz entries) in ``facelab.core.config.cache_dir()/features``; a folder for
-        one; a :class:`~facelab.extract.cache.ColumnarCache` or
-        :class:`~facelab.extract.cache.FeatureCache` (one npz file per entry); ``False``: no cache.
+        one; a :class:`~facelab.extraction.cache.ColumnarCache` or
+        :class:`~facelab.extraction.cache.FeatureCache` (one npz file per entry); ``False``: no
+        cache.
     engine
         ``"local"`` (this process), ``"processes"`` (a ``ProcessPoolExecutor`` of
         ``workers`` processes, one model instance each) or ``"dask"``
@@ -500,7 +502,7 @@ def extract(
     -------
     pandas.DataFrame
         The manifest's columns plus the feature columns described in
-        :mod:`facelab.extract.pipeline`.
+        :mod:`facelab.extraction.pipeline`.
         With ``face_policy`` ``"largest"``/``"single"`` the index is the manifest's index.
     """
     if face_policy not in FACE_POLICIES:
