@@ -49,7 +49,7 @@ def test_verbs_are_the_facade_and_documented():
     assert facelab.find is facelab.search
     importlib.import_module("facelab.extraction.cache")  # the floor facelab/extraction/
 
-    assert callable(facelab.extract) and facelab.extraction.__module__ == "facelab.api"
+    assert callable(facelab.extract) and facelab.extract.__module__ == "facelab.api"
 
 
 def test_detect_finds_the_astronauts_one_face(astronaut):
