@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from facelab.core.config import results_dir
 from facelab.core.io import ImageSource, load_image
 from facelab.core.types import Face
 from facelab.data import datasets as _datasets
@@ -41,6 +42,7 @@ from facelab.match import verification as _verification
 from facelab.match.gallery import Gallery
 from facelab.report import audits as _audits
 from facelab.report import runner as _runner
+from facelab.report import runs_index as _runs_index
 
 __all__ = ["Representation", "detect", "represent", "verify", "analyze", "search", "find",
            "extract", "load_dataset", "audit"]
@@ -85,7 +87,7 @@ def detect(image: ImageSource, *, detector: Any = "yunet",
         :func:`facelab.core.io.load_image` reads).
     detector
         Registered detector name (:func:`facelab.list_models` ``("detector")``: ``yunet``,
-        ``haar``, ``dlib_hog``, ``mtcnn``, ``blazeface``, ...) or a detector instance.
+        ``haar``, ``dlib-hog``, ``mtcnn``, ``blazeface``, ...) or a detector instance.
         Built once per name and reused.
     min_score
         Drop faces whose detection score (in [0, 1]) is below this; ``None`` keeps what
@@ -109,7 +111,7 @@ def detect(image: ImageSource, *, detector: Any = "yunet",
     --------
     >>> faces = facelab.detect(skimage.data.astronaut())
     >>> len(faces), faces[0].box.round()        # doctest: +SKIP
-    (1, array([170.,  46., 277., 183.], dtype=float32))
+    (1, array([178.,  63., 268., 176.], dtype=float32))
     """
     return [f for f in _verification.get_detector(detector).detect(load_image(image))
             if min_score is None or f.score >= float(min_score)]
@@ -260,8 +262,9 @@ def search(probes: Any, gallery: Gallery | str | os.PathLike, k: int = 5, *,
     Returns
     -------
     pandas.DataFrame
-        One row per (probe, candidate), best first: ``probe``, ``rank``, ``subject``,
-        ``score``, ``above_threshold``, ``error`` (a probe without a face gives one row
+        One row per (probe, candidate), best first: ``probe``, ``candidate_rank``,
+        ``subject``, ``template``, ``template_source``, ``score``, ``threshold``,
+        ``above_threshold``, ``error`` (a probe without a face gives one row
         with NaN score and the reason). ``attrs["threshold_how"]`` says how the threshold
         was set.
 
@@ -351,8 +354,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None,
 
     Examples
     --------
-    >>> facelab.load_dataset("lfw").subject.nunique()
-    5749
+    >>> facelab.load_dataset("lfw").subject.nunique()  # the shared copy; full LFW: 5749
+    4281
     """
     return _datasets.load_dataset(name, root, split, **options)
 
@@ -390,5 +393,8 @@ def audit(name: str, parameters: Mapping[str, Any] | None = None, *,
     >>> (run / "metrics.json").exists()
     True
     """
-    return _runner.run_audit(_audits.resolve_audits([name])[0], parameters=parameters,
-                             results_root=results_root)
+    try:
+        return _runner.run_audit(_audits.resolve_audits([name])[0], parameters=parameters,
+                                 results_root=results_root)
+    finally:  # results/index.html lists every run, this one included (even a failed one)
+        _runs_index.write_index(Path(results_root) if results_root else results_dir())

@@ -144,3 +144,5 @@ def test_audit_runs_a_notebook(tmp_path, monkeypatch):
     import json
 
     assert json.loads((run / "metrics.json").read_text())["scaled"] == 63.0
+    # the runs page is rebuilt after every audit, however it was started
+    assert "99_tiny" in (tmp_path / "results" / "index.html").read_text()

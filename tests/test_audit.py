@@ -61,6 +61,7 @@ def test_run_audit_writes_a_complete_run_folder(tiny_nb, tmp_path):
     assert (run / "figures" / "line.png").stat().st_size > 1000
     prov = json.loads((run / "provenance.json").read_text())
     assert prov["status"] == "ok" and prov["parameters"]["scale"] == 3.0
+    assert prov["seed"] == 0  # the notebook's own default, not passed in
     assert len(prov["models"]["yunet"]["weights_sha256"]) == 1
     assert prov["manifests"]["toy"]["rows"] == 2
     assert prov["packages"]["numpy"] != "not installed"

@@ -161,7 +161,7 @@ def register_model(
     ----------
     name : str
         The model's registered name (e.g. ``"sface"``).
-    kind : {"detector", "embedder", "expression", "attribute"}
+    kind : {"detector", "embedder", "expression", "attribute", "skin_tone"}
         What the model does.
     description, output, input_size : str
         One line each for ``facelab info`` and the model tables: what it is, what it
@@ -278,7 +278,7 @@ def resolve_model(value: Any, kind: str | None = None) -> str:
     ----------
     value : str or os.PathLike
         Registered name or model card path.
-    kind : {"detector", "embedder", "expression", "attribute"}, optional
+    kind : {"detector", "embedder", "expression", "attribute", "skin_tone"}, optional
         Only a model of this kind (see :data:`KINDS`).
 
     Returns
@@ -305,7 +305,7 @@ def list_models(kind: str | None = None) -> pd.DataFrame:
 
     Parameters
     ----------
-    kind : {"detector", "embedder", "expression", "attribute"}, optional
+    kind : {"detector", "embedder", "expression", "attribute", "skin_tone"}, optional
         Only a model of this kind (see :data:`KINDS`).
 
     Returns
@@ -336,7 +336,7 @@ def model_spec(name: str, kind: str | None = None) -> ModelSpec:
     ----------
     name : str
         Registered name, or a model card path.
-    kind : {"detector", "embedder", "expression", "attribute"}, optional
+    kind : {"detector", "embedder", "expression", "attribute", "skin_tone"}, optional
         Only a model of this kind (see :data:`KINDS`).
 
     Returns
@@ -375,7 +375,7 @@ def create_model(name: str, *, kind: str | None = None, **options: Any) -> Any:
     ----------
     name : str
         Registered name (or a model card path).
-    kind : {"detector", "embedder", "expression", "attribute"}, optional
+    kind : {"detector", "embedder", "expression", "attribute", "skin_tone"}, optional
         Only a model of this kind (see :data:`KINDS`).
     **options
         Passed to the model's factory (e.g. ``score_threshold=0.8`` for a detector).

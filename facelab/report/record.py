@@ -188,11 +188,13 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def write_provenance(run_dir: str | Path, *, notebook: str, parameters: Mapping[str, Any],
                      started: dt.datetime, finished: dt.datetime, status: str,
-                     error: str | None = None, missing_data: str | None = None) -> dict:
+                     error: str | None = None, missing_data: str | None = None,
+                     defaults: Mapping[str, Any] | None = None) -> dict:
     """Write ``provenance.json``: parameters, git commit, package versions, model weight
     checksums, manifest hashes, seed, start/end time and outcome (``status`` "ok",
     "failed" with ``error``, or "needs data" with ``missing_data``: what was missing and
-    how to get it)."""
+    how to get it). ``defaults`` are the notebook's own parameter values: the seed
+    recorded is the one the run used, given or default."""
     run_dir = Path(run_dir)
     recorded = _read_json(run_dir / RECORD_FILE)
     prov = {
@@ -201,7 +203,7 @@ def write_provenance(run_dir: str | Path, *, notebook: str, parameters: Mapping[
         "error": error,
         "missing_data": missing_data,
         "parameters": to_jsonable(dict(parameters)),
-        "seed": parameters.get("seed"),
+        "seed": parameters.get("seed", (defaults or {}).get("seed")),
         "git_commit": git_commit(),
         "started": started.isoformat(),
         "finished": finished.isoformat(),

@@ -22,7 +22,13 @@ from facelab.data.resolve import (
     DatasetSpecError,
     parse_dataset_spec,
 )
-from facelab.report.audits import AUDITS, DEPENDS_ON, RUN_FIRST, resolve_audits
+from facelab.report.audits import (
+    AUDITS,
+    DEPENDS_ON,
+    RUN_FIRST,
+    parameter_defaults,
+    resolve_audits,
+)
 from facelab.report.datastatus import NEEDS_DATA
 from facelab.report.record import new_run_id, write_model_card, write_provenance
 from facelab.report.runs_index import write_index
@@ -150,6 +156,7 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     except Exception as exc:
         missing = _missing_data(exc)
         write_provenance(run_dir, notebook=name, parameters=params, started=started,
+                         defaults=parameter_defaults(notebook),
                          finished=dt.datetime.now(dt.UTC),
                          status=NEEDS_DATA if missing else "failed",
                          error=None if missing else error_message(exc)[:2000],
@@ -171,6 +178,7 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
         else:
             os.environ[REQUIRED_ENV] = before
     write_provenance(run_dir, notebook=name, parameters=params, started=started,
+                     defaults=parameter_defaults(notebook),
                      finished=dt.datetime.now(dt.UTC), status="ok")
     if html:
         export_html(out_nb, run_dir / f"{name}.html")
