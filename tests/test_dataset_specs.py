@@ -132,7 +132,7 @@ def test_audit_cli_takes_specs_and_makes_paths_absolute(tmp_path, monkeypatch):
     params.write_text("datasets:\n  - {csv: faces.csv, columns: {person: subject}}\n"
                       "embedders: [sface, cards/mine.yaml]\n")
     monkeypatch.chdir(tmp_path)
-    names, merged, _, _ = parse_audit_args(
+    names, merged, _, _, _ = parse_audit_args(
         ["02", "-f", str(params), "-p", "genuine_dataset", "csv:rel/other.csv",
          "-p", "mated_dataset", "lfw"])
     assert names == ["02"]

@@ -261,6 +261,6 @@ def test_import_parameters_are_made_absolute(tmp_path):
 def test_audit_parameters_read_exponent_floats():
     from facelab.cli.audit import parse_audit_args
 
-    _, params, _, _ = parse_audit_args(["02", "-p", "target_fmr", "1e-3", "-p", "name",
+    _, params, _, _, _ = parse_audit_args(["02", "-p", "target_fmr", "1e-3", "-p", "name",
                                         "e5", "-p", "limit", "200"])
     assert params == {"target_fmr": 0.001, "name": "e5", "limit": 200}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -140,3 +141,73 @@ def test_audits_run_in_parallel_and_wait_for_what_they_need(tmp_path, monkeypatc
     with pytest.raises(ValueError, match="FACELAB_AUDIT_JOBS"):
         monkeypatch.setenv("FACELAB_AUDIT_JOBS", "two")
         audit._jobs(None)
+
+
+def test_tree_signature_sees_changed_added_and_removed_files(tmp_path):
+    from facelab.report.uptodate import tree_signature
+
+    root = tmp_path / "data"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.jpg").write_bytes(b"12345")
+    (root / ".hidden").write_text("editor state")
+    first = tree_signature(root)
+    assert tree_signature(root) == first
+    (root / ".hidden").write_text("ignored: hidden files are not data")
+    assert tree_signature(root) == first
+    (root / "a" / "x.jpg").write_bytes(b"123456")  # changed
+    changed = tree_signature(root)
+    assert changed != first
+    (root / "a" / "y.jpg").write_bytes(b"1")  # added
+    added = tree_signature(root)
+    assert added != changed
+    (root / "a" / "y.jpg").unlink()  # removed
+    assert tree_signature(root) == changed
+    assert tree_signature(tmp_path / "missing") == tree_signature(tmp_path / "empty")
+
+
+def test_own_files_in_parameters_always_run():
+    from facelab.report.runner import PATH_KEYS, PATH_SUFFIXES
+    from facelab.report.uptodate import has_own_files
+
+    def own(params):
+        return has_own_files(params, path_keys=PATH_KEYS, path_suffixes=PATH_SUFFIXES)
+
+    assert own({"datasets": ["csv:/tmp/mine.csv"]})
+    assert own({"datasets": [{"csv": "mine.csv", "images_root": "imgs"}]})
+    assert own({"scores": "/tmp/scores.csv"})
+    assert not own({"datasets": ["fairface:val", "cfd"], "limit": 100, "seed": 3})
+
+
+@pytest.mark.slow
+def test_an_audit_whose_inputs_did_not_change_is_not_run_again(tmp_path, monkeypatch):
+    nbs, data = tmp_path / "nbs", tmp_path / "data"
+    nbs.mkdir()
+    data.mkdir()
+    (data / "faces.csv").write_text("path\nface.jpg\n")
+    _notebook(nbs / "97_toy.ipynb")
+    _notebook(nbs / "98_broken.ipynb", fail=True)
+    monkeypatch.setenv("FACELAB_NOTEBOOKS", str(nbs))
+    monkeypatch.setenv("FACELAB_DATA", str(data))
+    out = tmp_path / "results"
+
+    def run(names=("97",), **kw):
+        rows = run_audits(list(names), results_root=out, jobs=1, **kw)
+        return [(r["status"], r["run_dir"]) for r in rows]
+
+    (ok, first), (failed, _) = run(["97", "98"])
+    assert (ok, failed) == ("ok", "failed")
+    prov = json.loads((Path(first) / "provenance.json").read_text())
+    assert set(prov["inputs"]) == {"notebook", "parameters", "code", "environment", "data",
+                                   "machine"}
+    again = run(["97", "98"])
+    assert again[0] == ("up to date", first)  # same folder, not executed
+    assert again[1][0] == "failed"  # a failed run is never reused
+    forced = run(force=True)[0]
+    assert forced[0] == "ok" and forced[1] != first
+    assert run()[0] == ("up to date", forced[1])  # the newest matching run
+    other = run(parameters={"scale": 5.0})[0]  # another parameter value: a new run
+    assert other[0] == "ok" and other[1] not in (first, forced[1])
+    (data / "faces.csv").write_text("path\nface.jpg\nface2.jpg\n")  # the data changed
+    changed = run()[0]
+    assert changed[0] == "ok" and changed[1] not in (first, forced[1], other[1])
+    assert run()[0] == ("up to date", changed[1])

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 import yaml
 
-USAGE = ("usage: facelab audit [NAME ...] [-p KEY VALUE ...] [-f params.yaml] "
+USAGE = ("usage: facelab audit [NAME ...] [-p KEY VALUE ...] [-f params.yaml] [--force] "
          "[--results DIR] [--stop-on-failure]")
 
 
@@ -25,11 +25,12 @@ def _yaml_value(text: str):
     return value
 
 
-def parse_audit_args(args: list[str]) -> tuple[list[str], dict, Path | None, bool]:
+def parse_audit_args(args: list[str]) -> tuple[list[str], dict, Path | None, bool, bool]:
     """Split ``facelab audit`` arguments into names, parameters (``-p`` values are YAML:
     ``-p limit 200``, ``-p target_fmr 1e-4``, ``-p detectors '[yunet, haar]'``), the
-    results root and whether to stop at the first failure."""
-    names, params, results, stop = [], {}, None, False
+    results root, whether to stop at the first failure and whether to run audits that are
+    up to date."""
+    names, params, results, stop, force = [], {}, None, False, False
     files: list[Path] = []
     it = iter(args)
     for arg in it:
@@ -46,6 +47,8 @@ def parse_audit_args(args: list[str]) -> tuple[list[str], dict, Path | None, boo
                 results = Path(next(it))
             elif arg == "--stop-on-failure":
                 stop = True
+            elif arg == "--force":
+                force = True
             elif arg.startswith("-"):
                 raise typer.BadParameter(f"unknown option {arg}. {USAGE}")
             else:
@@ -66,7 +69,7 @@ def parse_audit_args(args: list[str]) -> tuple[list[str], dict, Path | None, boo
         # relative paths in the file (CSV manifests, model cards) start from its folder
         merged.update(absolute_paths(values, f.resolve().parent))
     merged.update(params)
-    return names, merged, results, stop
+    return names, merged, results, stop, force
 
 
 def audit(ctx: typer.Context) -> None:
@@ -82,25 +85,30 @@ def audit(ctx: typer.Context) -> None:
     -f FILE: parameters from a YAML file (paths relative to the file).
     --results DIR: where run folders go ($FACELAB_RESULTS, else ./results).
     --stop-on-failure: stop at the first failed audit.
+    --force: run every audit, also those whose last run is up to date.
+
+    An audit whose last ok run had the same notebook, parameters, facelab code,
+    installed packages, data files and machine is not run again ("up to date",
+    with that run's folder).
 
     Each notebook's parameters cell lists its parameters and their defaults.
     """
     from facelab.core.config import results_dir
     from facelab.report.datastatus import NEEDS_DATA, status_lines
-    from facelab.report.runner import run_audits
+    from facelab.report.runner import UP_TO_DATE, run_audits
 
-    names, parameters, results, stop = parse_audit_args(list(ctx.args))
+    names, parameters, results, stop, force = parse_audit_args(list(ctx.args))
     for line in status_lines():  # which datasets are here and which audits they feed
         typer.echo(line)
     rows = run_audits(names or None, parameters=parameters, results_root=results,
-                      keep_going=not stop)
+                      keep_going=not stop, force=force)
     failed = needs = 0
     for row in rows:
         typer.echo(f"{row['status']:10s} {row['audit']:32s} {row['seconds']:7.1f}s  "
                    f"{row.get('run_dir') or ''}")
         if row.get("error"):
             typer.echo(f"{'':10s} {row['error']}")
-        failed += row["status"] not in ("ok", NEEDS_DATA)
+        failed += row["status"] not in ("ok", NEEDS_DATA, UP_TO_DATE)
         needs += row["status"] == NEEDS_DATA
     if not rows:
         typer.echo("no audit notebooks found in notebooks/")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["data_root", "cache_dir", "results_dir", "DataRootError"]
+__all__ = ["data_root", "cache_dir", "results_dir", "trained_models_dir", "DataRootError"]
 
 
 class DataRootError(FileNotFoundError):
@@ -63,3 +63,14 @@ def results_dir() -> Path:
         The folder, relative to the working directory unless the variable is absolute.
     """
     return Path(os.environ.get("FACELAB_RESULTS", "results")).expanduser()
+
+
+def trained_models_dir() -> Path:
+    """``<results>/models``: where trained weights are written and discovered.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (may not exist yet).
+    """
+    return results_dir() / "models"

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from facelab.core.config import results_dir
+from facelab.core.config import trained_models_dir
 from facelab.core.types import Face
 from facelab.face.align import align_faces
 from facelab.models.registry import _REGISTRY, register_model
@@ -34,17 +34,6 @@ FORMAT = "facelab-expression-v1"
 #: Context around the five-point alignment for detected faces: the fer model's value,
 #: which frames aligned faces like FER2013's loose crops.
 DEFAULT_MARGIN = 0.4
-
-
-def trained_models_dir() -> Path:
-    """``<results>/models``: where trained weights are written and discovered.
-
-    Returns
-    -------
-    pathlib.Path
-        The folder (may not exist yet).
-    """
-    return results_dir() / "models"
 
 
 def build_backbone(backbone: str, n_labels: int, in_chans: int = 1) -> torch.nn.Module:

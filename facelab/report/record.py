@@ -189,12 +189,16 @@ def _atomic_write(path: Path, text: str) -> None:
 def write_provenance(run_dir: str | Path, *, notebook: str, parameters: Mapping[str, Any],
                      started: dt.datetime, finished: dt.datetime, status: str,
                      error: str | None = None, missing_data: str | None = None,
-                     defaults: Mapping[str, Any] | None = None) -> dict:
+                     defaults: Mapping[str, Any] | None = None,
+                     inputs: Mapping[str, str] | None = None,
+                     inputs_digest: str | None = None) -> dict:
     """Write ``provenance.json``: parameters, git commit, package versions, model weight
     checksums, manifest hashes, seed, start/end time and outcome (``status`` "ok",
     "failed" with ``error``, or "needs data" with ``missing_data``: what was missing and
     how to get it). ``defaults`` are the notebook's own parameter values: the seed
-    recorded is the one the run used, given or default."""
+    recorded is the one the run used, given or default. ``inputs`` and ``inputs_digest``
+    (:mod:`facelab.report.uptodate`) let a later ``facelab audit`` reuse an ``ok`` run whose
+    inputs are unchanged."""
     run_dir = Path(run_dir)
     recorded = _read_json(run_dir / RECORD_FILE)
     prov = {
@@ -213,6 +217,8 @@ def write_provenance(run_dir: str | Path, *, notebook: str, parameters: Mapping[
                    for k, v in recorded.get("models", {}).items()},
         "manifests": recorded.get("manifests", {}),
         "data_root": os.environ.get("FACELAB_DATA"),
+        "inputs": dict(inputs) if inputs else None,
+        "inputs_digest": inputs_digest,
     }
     _atomic_write(run_dir / "provenance.json", json.dumps(prov, indent=2))
     return prov

@@ -32,15 +32,21 @@ from facelab.report.audits import (
 from facelab.report.datastatus import NEEDS_DATA
 from facelab.report.record import new_run_id, write_model_card, write_provenance
 from facelab.report.runs_index import write_index
+from facelab.report.uptodate import audit_inputs, has_own_files, inputs_digest, up_to_date_run
 
-__all__ = ["run_audit", "run_audits",
-           "export_html", "absolute_paths", "required_datasets"]
+__all__ = ["run_audit", "run_audits", "effective_parameters",
+           "export_html", "absolute_paths", "required_datasets", "UP_TO_DATE"]
 
 KERNEL_NAME = "facelab"
 #: The kernel's own log at ERROR: ipykernel 7 warns "Kernel is running over TCP without
 #: encryption" at every start (a local kernel on 127.0.0.1: nothing for the reader).
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
-
+#: Status row of an audit not executed because its last ``ok`` run has the same inputs
+#: (:mod:`facelab.report.uptodate`).
+UP_TO_DATE = "up to date"
+#: Audits whose numbers depend on trained models under ``<results>/models`` (06 writes
+#: them, 04 compares them with fer): their inputs include that folder.
+USES_TRAINED_MODELS: tuple[str, ...] = ("04_expression_fear", "06_train_expression")
 
 
 #: Parameter values taken as file paths: strings with these endings, or ``csv:<path>``.
@@ -114,6 +120,23 @@ def required_datasets(parameters: Mapping[str, Any]) -> list[str]:
 
 
 
+def effective_parameters(notebook: str | Path,
+                         parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters a run of ``notebook`` gets: the suite's
+    (:attr:`~facelab.report.audits.AuditSpec.suite_parameters`) updated with the user's,
+    relative paths made absolute against the working directory (:func:`absolute_paths`).
+    """
+    spec = AUDITS.get(Path(notebook).stem)
+    params = dict(spec.suite_parameters) if spec else {}
+    params.update(absolute_paths(dict(parameters or {}), Path.cwd()))
+    return params
+
+
+def _inputs(notebook: Path, params: Mapping[str, Any]) -> dict[str, str]:
+    return audit_inputs(notebook, params,
+                        trained_models=notebook.stem in USES_TRAINED_MODELS)
+
+
 def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = None,
               results_root: str | Path | None = None, run_id: str | None = None,
               kernel_name: str = KERNEL_NAME, progress: bool = True,
@@ -128,9 +151,8 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     notebook = Path(notebook)
     name = notebook.stem
     spec = AUDITS.get(name)
-    params = dict(spec.suite_parameters) if spec else {}
     user = absolute_paths(dict(parameters or {}), Path.cwd())
-    params.update(user)
+    params = effective_parameters(notebook, parameters)
     run_dir = Path(results_root or results_dir()) / (run_id or new_run_id(name))
     run_dir.mkdir(parents=True, exist_ok=True)
     params["output_dir"] = str(run_dir.resolve())
@@ -177,9 +199,12 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
             os.environ.pop(REQUIRED_ENV, None)
         else:
             os.environ[REQUIRED_ENV] = before
+    finished = dt.datetime.now(dt.UTC)
+    # what the numbers depended on, taken after the run (06's model is then in place)
+    inputs = _inputs(notebook, params)
     write_provenance(run_dir, notebook=name, parameters=params, started=started,
-                     defaults=parameter_defaults(notebook),
-                     finished=dt.datetime.now(dt.UTC), status="ok")
+                     defaults=parameter_defaults(notebook), finished=finished, status="ok",
+                     inputs=inputs, inputs_digest=inputs_digest(inputs))
     if html:
         export_html(out_nb, run_dir / f"{name}.html")
     if spec:
@@ -205,12 +230,22 @@ def _jobs(jobs: int | None) -> int:
 
 
 def _run_one(nb: Path, parameters, results_root, progress: bool = True,
-             threads: int | None = None) -> dict:
-    """One audit as a status row (runs in a worker process when audits run in parallel)."""
+             threads: int | None = None, force: bool = False) -> dict:
+    """One audit as a status row (runs in a worker process when audits run in parallel);
+    the row of an audit whose last ``ok`` run has the same inputs (and ``force`` is off)
+    says :data:`UP_TO_DATE` and names that run's folder."""
+    start = dt.datetime.now(dt.UTC)
+    if not force and not has_own_files(parameters or {}, path_keys=PATH_KEYS,
+                                       path_suffixes=PATH_SUFFIXES):
+        digest = inputs_digest(_inputs(nb, effective_parameters(nb, parameters)))
+        run = up_to_date_run(results_root or results_dir(), nb.stem, digest)
+        if run is not None:
+            return {"audit": nb.stem, "status": UP_TO_DATE, "run_dir": str(run),
+                    "started": start.isoformat(),
+                    "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds()}
     if threads:
         # the kernel inherits it: torch, OpenVINO (facelab's SFace) and BLAS share the cores
         os.environ["OMP_NUM_THREADS"] = str(threads)
-    start = dt.datetime.now(dt.UTC)
     try:
         run_dir = run_audit(nb, parameters=parameters, results_root=results_root,
                             progress=progress)
@@ -227,7 +262,7 @@ def _run_one(nb: Path, parameters, results_root, progress: bool = True,
 def run_audits(names: Sequence[str] | None = None, *,
                parameters: Mapping[str, Any] | None = None,
                results_root: str | Path | None = None, keep_going: bool = True,
-               jobs: int | None = None) -> list[dict]:
+               jobs: int | None = None, force: bool = False) -> list[dict]:
     """Run several audits; returns one status dict per notebook (never stops at the first
     failure when ``keep_going``), then rebuilds ``<results>/index.html``.
 
@@ -237,26 +272,32 @@ def run_audits(names: Sequence[str] | None = None, *,
     kernel gets ``OMP_NUM_THREADS = CPUs // jobs``. ``jobs=1`` runs them one after another
     in this process. Each row has the audit's start time (``started``, ISO 8601 UTC) and
     wall-clock ``seconds``.
+
+    An audit whose newest ``ok`` run under ``results_root`` had exactly the same inputs
+    (notebook, parameters, facelab's code, installed packages, data files, machine:
+    :mod:`facelab.report.uptodate`) is not executed again: its row's status is
+    ``"up to date"`` and ``run_dir`` names that run. ``force=True`` executes every audit;
+    runs given files of their own (CSV manifests, score files, model cards) always execute.
     """
     notebooks = sorted(resolve_audits(names), key=lambda p: p.stem not in RUN_FIRST)
     jobs = min(_jobs(jobs), max(1, len(notebooks)))
     rows: list[dict] = []
     if jobs == 1:
         for nb in notebooks:
-            row = _run_one(nb, parameters, results_root)
+            row = _run_one(nb, parameters, results_root, force=force)
             exc = row.pop("_exception", None)
             rows.append(row)
             if exc is not None and not keep_going:
                 raise exc
     else:
-        rows = _run_parallel(notebooks, parameters, results_root, keep_going, jobs)
+        rows = _run_parallel(notebooks, parameters, results_root, keep_going, jobs, force)
 
     write_index(results_root or results_dir())  # results/index.html lists every run
     return rows
 
 
 def _run_parallel(notebooks: list[Path], parameters, results_root, keep_going: bool,
-                  jobs: int) -> list[dict]:
+                  jobs: int, force: bool = False) -> list[dict]:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -274,7 +315,7 @@ def _run_parallel(notebooks: list[Path], parameters, results_root, keep_going: b
                 nb = ready.pop(0)
                 waiting.remove(nb)
                 running[pool.submit(_run_one, nb, parameters, results_root, False,
-                                    threads)] = nb
+                                    threads, force)] = nb
             if not running:
                 break  # stopped after a failure (keep_going=False)
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
