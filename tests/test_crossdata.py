@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 
@@ -48,3 +49,41 @@ def test_cross_dataset_table_with_the_fer_model(data_root):
     again = cross_dataset_table(models, ["ckplus48", "jaffe"], root=data_root, limit=30, seed=1,
                                 progress=False)
     assert again.drop(columns=[]).equals(table)
+
+
+def test_warm_cross_dataset_predictions_run_no_model_and_decode_no_image(data_root, tmp_cache,
+                                                                          monkeypatch):
+    """Issue 16: crops and model outputs come from the feature cache on a rerun (the
+    audit's 04 spent 36 s warm recomputing them), with identical predictions; a model
+    the registry did not build is always run."""
+    import facelab.studies.crossdata as cd
+    from facelab.extraction.crops import model_identity
+    from facelab.models.registry import create_model
+
+    fer = create_model("fer-mini-xception")
+    calls = {"predict": 0, "load": 0}
+    orig_predict, orig_load = fer.predict_crops, cd.load_image
+
+    def predict(crops):
+        calls["predict"] += 1
+        return orig_predict(crops)
+
+    def load(path):
+        calls["load"] += 1
+        return orig_load(path)
+
+    monkeypatch.setattr(fer, "predict_crops", predict)
+    monkeypatch.setattr(cd, "load_image", load)
+    args = dict(root=data_root, limit=12, seed=2, progress=False)
+    cold = cd.cross_dataset_predictions({"fer": fer}, ["ckplus48", "jaffe"], **args)
+    assert calls["predict"] == 2 and calls["load"] > 0
+    calls.update(predict=0, load=0)
+    warm = cd.cross_dataset_predictions({"fer": fer}, ["ckplus48", "jaffe"], **args)
+    assert calls == {"predict": 0, "load": 0}
+    pd.testing.assert_frame_equal(warm.drop(columns="box"), cold.drop(columns="box"))
+    assert warm["box"].tolist() == cold["box"].tolist()
+    # a model without a registry identity is always run
+    assert model_identity(object()) is None
+    del fer.spec
+    cd.cross_dataset_predictions({"fer": fer}, ["ckplus48"], **args)
+    assert calls["predict"] == 1

@@ -19,7 +19,9 @@ test split (other images are excluded and counted as ``excluded_training``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -27,9 +29,12 @@ import pandas as pd
 
 from facelab.core.io import load_image
 from facelab.core.progress import tqdm
+from facelab.core.provenance import digest_bytes
 from facelab.core.types import Face
 from facelab.data.resolve import dataset_label
 from facelab.data.schema import EXPRESSIONS
+from facelab.extraction.cache import FeatureCache, make_key
+from facelab.extraction.crops import predict_crops_cached
 from facelab.extraction.pipeline import extract
 from facelab.face.align import align_face
 from facelab.metrics.classification import accuracy
@@ -49,12 +54,14 @@ DEFAULT_MARGIN = 0.4
 
 
 def evaluation_crops(manifest: pd.DataFrame, *, size: int = 64, margin: float = DEFAULT_MARGIN,
-                     detector: str = "yunet", progress: bool = False
+                     detector: str = "yunet", progress: bool = False, cache: bool = True
                      ) -> tuple[np.ndarray, pd.DataFrame]:
     """Grey face crops for every row, and what happened to each.
 
     Faces are detected through :func:`facelab.extract` (largest face, cached by the
-    image's content hash: a rerun reads the boxes and landmarks and only cuts the crops).
+    image's content hash). The crops themselves are cached too (one entry per manifest,
+    crop size and margin, keyed by every image's content hash and its detected face's
+    geometry): a rerun reads the detections and the crops without decoding an image.
 
     Parameters
     ----------
@@ -67,6 +74,9 @@ def evaluation_crops(manifest: pd.DataFrame, *, size: int = 64, margin: float = 
         :data:`WHOLE_IMAGE_DATASETS`; the largest face is kept.
     progress
         Show a progress bar.
+    cache
+        Read and write the crops in the feature cache
+        (:class:`facelab.extraction.cache.FeatureCache`); ``False`` always cuts them.
 
     Returns
     -------
@@ -77,22 +87,80 @@ def evaluation_crops(manifest: pd.DataFrame, *, size: int = 64, margin: float = 
         in pixels, None for whole-image datasets and failures) per row, aligned with
         ``manifest``.
     """
-    crops = np.zeros((len(manifest), size, size), np.uint8)
-    acquired, reasons = np.zeros(len(manifest), bool), [""] * len(manifest)
-    boxes: list = [None] * len(manifest)
+    detections = _detections(manifest, detector, progress)
+    return _evaluation_crops(manifest, detections, size=size, margin=margin,
+                             progress=progress, cache=cache)
+
+
+#: Bumped when the way :func:`evaluation_crops` cuts crops changes (part of the cache key).
+_CROPS_VERSION = 1
+
+
+def _detections(manifest: pd.DataFrame, detector: str, progress: bool
+                ) -> tuple[dict[int, Face], list[str], list]:
+    """Largest face per photo row (position -> Face), failure reasons, and each row's
+    image content hash (``None`` for unreadable files)."""
+    reasons, shas = [""] * len(manifest), [None] * len(manifest)
     whole = manifest["dataset"].isin(WHOLE_IMAGE_DATASETS).to_numpy()
     faces: dict[int, Face] = {}
+    for pos in np.flatnonzero(whole):  # whole-image rows: the file's content hash
+        try:
+            shas[pos] = digest_bytes(Path(manifest["path"].iloc[pos]).read_bytes())
+        except OSError:
+            shas[pos] = None  # cut (and reported) without the cache
     if (~whole).any():
         photos = manifest.loc[~whole, ["path"]].reset_index(drop=True)
         feats = extract(photos, detector=detector, heads=(), face_policy="largest",
                         progress=progress)
         for pos, r in zip(np.flatnonzero(~whole), feats.itertuples(index=False), strict=True):
+            shas[pos] = None if pd.isna(r.image_sha256) else str(r.image_sha256)
             if r.status == "ok":
                 faces[pos] = Face(box=r.box, score=r.score, landmarks=r.landmarks)
             elif pd.isna(r.n_faces):
                 reasons[pos] = f"could not load: {r.reason}"
             else:
                 reasons[pos] = "no face detected"
+    return faces, reasons, shas
+
+
+def _crops_key(manifest: pd.DataFrame, detections, size: int, margin: float) -> str | None:
+    """Cache key of one manifest's crops: every row's image content hash and face
+    geometry, the crop size and margin; ``None`` when a file cannot be read (then the
+    crops are cut, and the failure reported, as without a cache)."""
+    faces, reasons, shas = detections
+    whole = manifest["dataset"].isin(WHOLE_IMAGE_DATASETS).to_numpy()
+    rows = []
+    for i in range(len(manifest)):
+        if whole[i]:
+            if shas[i] is None:
+                return None
+            rows.append(["whole", shas[i]])
+        elif i in faces:
+            face = faces[i]
+            rows.append(["face", shas[i], np.asarray(face.box, np.float64).tolist(),
+                         np.asarray(face.landmarks, np.float64).tolist()])
+        else:
+            rows.append(["failed", shas[i], reasons[i]])
+    return make_key(stage=f"evaluation_crops-v{_CROPS_VERSION}", size=int(size),
+                    margin=float(margin), opencv=cv2.__version__,
+                    rows=digest_bytes(json.dumps(rows).encode()))
+
+
+def _evaluation_crops(manifest: pd.DataFrame, detections, *, size: int, margin: float,
+                      progress: bool, cache: bool) -> tuple[np.ndarray, pd.DataFrame]:
+    key = _crops_key(manifest, detections, size, margin) if cache else None
+    store = FeatureCache() if key is not None else None
+    if store is not None and (hit := store.get(key)) is not None:
+        boxes = [None if np.isnan(b).any() else [float(v) for v in b] for b in hit["boxes"]]
+        return hit["crops"], pd.DataFrame({"acquired": hit["acquired"],
+                                           "reason": [str(r) for r in hit["reasons"]],
+                                           "box": boxes}, index=manifest.index)
+    faces, reasons, _ = detections
+    reasons = list(reasons)
+    crops = np.zeros((len(manifest), size, size), np.uint8)
+    acquired = np.zeros(len(manifest), bool)
+    boxes: list = [None] * len(manifest)
+    whole = manifest["dataset"].isin(WHOLE_IMAGE_DATASETS).to_numpy()
     for i, path in enumerate(tqdm(manifest["path"], total=len(manifest), desc="crops",
                                   disable=not progress)):
         if not whole[i] and i not in faces:
@@ -109,6 +177,11 @@ def evaluation_crops(manifest: pd.DataFrame, *, size: int = 64, margin: float = 
             acquired[i] = True
         except Exception as exc:  # noqa: BLE001 - failures become records
             reasons[i] = f"could not load: {exc}"
+    if store is not None:
+        box_array = np.array([b if b is not None else [np.nan] * 4 for b in boxes],
+                             np.float64).reshape(len(boxes), 4)
+        store.put(key, {"crops": crops, "acquired": acquired, "boxes": box_array,
+                        "reasons": np.array(reasons, dtype=str)})
     return crops, pd.DataFrame({"acquired": acquired, "reason": reasons, "box": boxes},
                                index=manifest.index)
 
@@ -150,18 +223,21 @@ def cross_dataset_predictions(models: Mapping[str, object], datasets: Sequence[s
         manifest = expression_manifest([spec], root=root, limit=limit, seed=seed)
         dataset = dataset_label(spec)
         cache: dict[tuple[int, float], tuple[np.ndarray, pd.DataFrame]] = {}
+        detections = None
         for name, model in models.items():
             key = (int(getattr(model, "input_size", 64)),
                    float(getattr(model, "margin", DEFAULT_MARGIN)))
             if key not in cache:
-                cache[key] = evaluation_crops(manifest, size=key[0], margin=key[1],
-                                              progress=progress)
+                if detections is None:  # once per dataset, whatever the crop sizes
+                    detections = _detections(manifest, "yunet", progress)
+                cache[key] = _evaluation_crops(manifest, detections, size=key[0],
+                                               margin=key[1], progress=progress, cache=True)
             crops, status = cache[key]
             labels = list(model.labels)
             probs = np.full((len(manifest), len(labels)), np.nan, np.float32)
             ok = status["acquired"].to_numpy()
             if ok.any():
-                probs[ok] = model.predict_crops(crops[ok])
+                probs[ok] = predict_crops_cached(model, crops[ok])
             true = manifest["expression"].astype(str).to_numpy()
             pred = np.where(ok, np.array(labels)[np.nan_to_num(probs).argmax(1)], None)
             trained_on = {t.strip().split(" ")[0] for t in _train_data(name, model).split(",")}
