@@ -14,7 +14,7 @@ from torchvision.ops import box_iou as tv_box_iou
 from facelab.models.registry import get_model
 from facelab.perturb import perturbations as P
 from facelab.perturb.perturbations import PerturbedImage, perturb
-from facelab.perturb.redetect import IOU_SAME_FACE, box_iou
+from facelab.perturb.redetect import IOU_SAME_FACE, box_iou, paired_box_iou
 from facelab.perturb.robustness import robustness_records
 
 
@@ -99,3 +99,17 @@ def test_box_iou_is_torchvision_on_real_detector_boxes(astronaut):
     assert ours.max() <= 1
     assert box_iou(a[0], b[-1]) == pytest.approx(theirs[0, -1], abs=0)
     assert box_iou(a[0], a[0]) == 1.0 and np.isnan(box_iou(None, a[0]))
+
+
+def test_paired_box_iou_is_the_diagonal_of_box_iou_bit_for_bit(astronaut):
+    """The agreement table's row-wise IoU equals torchvision's matrix IoU exactly."""
+    a = np.stack([f.box for f in get_model("yunet", "detector").detect(astronaut)])
+    b = np.stack([f.box for f in get_model("haar", "detector").detect(astronaut)])
+    rows = np.concatenate([a, b, a + 7.5, a * 0.5, a[:, [2, 3, 0, 1]]])  # incl. empty boxes
+    other = np.concatenate([a + 3.25, b * 1.1, a, a, a])
+    ours = paired_box_iou(rows, other)
+    theirs = np.diag(box_iou(rows, other))
+    np.testing.assert_array_equal(ours, theirs)
+    assert ((ours > 0) & (ours < 1)).any() and (ours == 0).any()
+    with pytest.raises(ValueError, match=r"\(n, 4\)"):
+        paired_box_iou(rows, other[:-1])

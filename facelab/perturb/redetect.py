@@ -18,15 +18,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from torchvision.ops import box_iou as _tv_box_iou
 
 from facelab.core.types import largest_box_index
 from facelab.extraction.pipeline import extract
 from facelab.perturb.perturbations import PerturbedImage
 
-__all__ = ["IOU_SAME_FACE", "box_iou", "valid_box", "Redetection", "clean_detections",
-           "redetect", "one_torch_thread"]
+__all__ = ["IOU_SAME_FACE", "box_iou", "paired_box_iou", "valid_box", "Redetection",
+           "clean_detections", "redetect", "one_torch_thread"]
 
 #: A detection is "the same face" as a reference box when their intersection over union is
 #: at least this. 0.5 is the PASCAL VOC criterion for a correct detection (Everingham et
@@ -52,12 +50,57 @@ def box_iou(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | float:
     """
     if a is None or b is None:
         return float("nan")
+    import torch  # imported when used: a warm rerun never needs torch (seconds to import)
+    from torchvision.ops import box_iou as _tv_box_iou
+
     a_arr, b_arr = np.asarray(a, np.float64), np.asarray(b, np.float64)
     single = a_arr.ndim == 1 and b_arr.ndim == 1
     ta = torch.from_numpy(a_arr.reshape(-1, 4).copy())
     tb = torch.from_numpy(b_arr.reshape(-1, 4).copy())
     iou = torch.nan_to_num(_tv_box_iou(ta, tb), nan=0.0).numpy()
     return float(iou[0, 0]) if single else iou
+
+
+def paired_box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of row ``i`` of ``a`` with row ``i`` of ``b``: the diagonal
+    of :func:`box_iou` without the ``(n, n)`` matrix, bit for bit.
+
+    The arithmetic is :func:`torchvision.ops.box_iou`'s (``_box_inter_union``: areas
+    ``(x2 - x1) * (y2 - y1)``, intersection ``clamp(min(x2) - max(x1), 0) *
+    clamp(min(y2) - max(y1), 0)``, ``inter / (area_a + area_b - inter)``) in the same
+    order, in float64 NumPy, so results equal :func:`box_iou`'s exactly (a test checks this
+    on real detector boxes); NaN (0 / 0) becomes 0 as there.
+
+    Parameters
+    ----------
+    a, b
+        ``(n, 4)`` ``[x1, y1, x2, y2]`` boxes in pixels (any float or int dtype).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` float64 in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        When the shapes are not both ``(n, 4)``.
+    """
+    a_arr = np.asarray(a, np.float64).reshape(-1, 4)
+    b_arr = np.asarray(b, np.float64).reshape(-1, 4)
+    if a_arr.shape != b_arr.shape:
+        raise ValueError(f"paired_box_iou needs two (n, 4) arrays, got {a_arr.shape} and "
+                         f"{b_arr.shape}")
+    area_a = (a_arr[:, 2] - a_arr[:, 0]) * (a_arr[:, 3] - a_arr[:, 1])
+    area_b = (b_arr[:, 2] - b_arr[:, 0]) * (b_arr[:, 3] - b_arr[:, 1])
+    lt = np.maximum(a_arr[:, :2], b_arr[:, :2])
+    rb = np.minimum(a_arr[:, 2:], b_arr[:, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[:, 0] * wh[:, 1]
+    union = area_a + area_b - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = inter / union
+    return np.nan_to_num(iou, nan=0.0)
 
 
 def valid_box(box: Any) -> bool:
@@ -82,7 +125,16 @@ def valid_box(box: Any) -> bool:
 @contextlib.contextmanager
 def one_torch_thread() -> Iterator[None]:
     """Run torch models (MTCNN) on one thread: on a loaded 2-core machine torch's default
-    intra-op threads spin against each other (measured 2.5 s vs 0.12 s per image)."""
+    intra-op threads spin against each other (measured 2.5 s vs 0.12 s per image).
+    When torch is not imported yet it is left so (a warm rerun reads the cache and needs no
+    torch, seconds to import); a torch detector imported inside sets its own threads
+    (:class:`facelab.models.detectors.mtcnn.MTCNNDetector`, ``num_threads=1``)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -27,7 +27,13 @@ from facelab.metrics.groups import DEFAULT_MIN_COUNT, GroupedMetric, rate_by_gro
 from facelab.metrics.intervals import binomial_ci
 from facelab.models.registry import create_model, model_spec
 from facelab.perturb.perturbations import PERTURBATIONS
-from facelab.perturb.redetect import IOU_SAME_FACE, box_iou, clean_detections, redetect
+from facelab.perturb.redetect import (
+    IOU_SAME_FACE,
+    box_iou,
+    clean_detections,
+    paired_box_iou,
+    redetect,
+)
 from facelab.perturb.redetect import one_torch_thread as _one_torch_thread
 from facelab.perturb.redetect import valid_box as _valid_box
 
@@ -141,22 +147,37 @@ def detection_records(manifests: Mapping[str, pd.DataFrame], detectors: Sequence
 
 def _largest_valid(feats: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
     """Per manifest row (in ``index`` order), from ``face_policy="all"`` features: found,
-    fta, reason, n_faces (valid boxes), the largest valid box and its score, image size."""
+    fta, reason, n_faces (valid boxes), the largest valid box and its score, image size.
+
+    One pass over plain column lists (a pandas ``groupby`` per image, each block copying
+    the frame's ``attrs``, took most of a warm notebook 01)."""
+    labels = feats["image_index"].tolist()
+    ok = (feats["status"] == "ok").fillna(False).to_numpy(bool).tolist()
+    box_col, score_col = feats["box"].tolist(), feats["score"].tolist()
+    reason_col = feats["reason"].tolist()
+    width_col, height_col = feats["image_width"].tolist(), feats["image_height"].tolist()
+    per_image: dict[Any, dict[str, Any]] = {}
+    for k, label in enumerate(labels):
+        entry = per_image.get(label)
+        if entry is None:  # the image's first row gives its reason and size
+            entry = per_image[label] = {"reason": reason_col[k], "width": width_col[k],
+                                        "height": height_col[k], "n_ok": 0, "boxes": []}
+        if ok[k]:
+            entry["n_ok"] += 1
+            if _valid_box(box_col[k]):
+                entry["boxes"].append((np.asarray(box_col[k], float), score_col[k]))
     rows = []
-    for label, block in feats.groupby("image_index", sort=False):
-        ok = block[(block["status"] == "ok").fillna(False)]
-        boxes = [(np.asarray(b, float), sc) for b, sc in zip(ok["box"], ok["score"],
-                                                             strict=True) if _valid_box(b)]
-        first = block.iloc[0]
-        reason = first["reason"]
-        if len(ok) and not boxes:
+    for label, entry in per_image.items():
+        boxes = entry["boxes"]
+        reason = entry["reason"]
+        if entry["n_ok"] and not boxes:
             reason = INVALID_BOX
         big = (boxes[largest_box_index(np.stack([b for b, _ in boxes]))] if boxes
                else (None, np.nan))
         rows.append({"image": label, "found": bool(boxes), "fta": not boxes,
                      "reason": pd.NA if boxes else reason, "n_faces": len(boxes),
                      "score": float(big[1]), "box": big[0],
-                     "image_width": first["image_width"], "image_height": first["image_height"]})
+                     "image_width": entry["width"], "image_height": entry["height"]})
     out = pd.DataFrame(rows).set_index("image").reindex(index)
     return out.reset_index(drop=True)
 
@@ -233,6 +254,7 @@ def detector_agreement(records: pd.DataFrame, *, iou_same: float = IOU_SAME_FACE
     rows = []
     for ds, block in records.groupby("dataset", sort=False):
         wide = block.pivot(index="image", columns="detector", values=["found", "box"])
+        boxes = wide["box"]
         dets = list(dict.fromkeys(block["detector"]))
         for a, b in itertools.combinations(dets, 2):
             both_ran = wide["found"][[a, b]].dropna()
@@ -246,8 +268,9 @@ def detector_agreement(records: pd.DataFrame, *, iou_same: float = IOU_SAME_FACE
             constant = len(set(fa.tolist())) == 1 and len(set(fb.tolist())) == 1
             kappa = math.nan if constant else cohen_kappa(fa, fb)
             both_idx = both_ran.index[fa & fb]
-            ious = np.array([box_iou(wide.loc[i, ("box", a)], wide.loc[i, ("box", b)])
-                             for i in both_idx], float)
+            ious = (paired_box_iou(np.stack(boxes[a].loc[both_idx].tolist()),
+                                   np.stack(boxes[b].loc[both_idx].tolist()))
+                    if len(both_idx) else np.array([], float))
             rows.append({
                 "dataset": ds, "detector_a": a, "detector_b": b, "n": n,
                 "both": int((fa & fb).sum()), "only_a": int((fa & ~fb).sum()),

@@ -43,16 +43,25 @@ class MTCNNDetector:
     def __init__(self, score_threshold: float = 0.9, min_face_size: int = 20,
                  thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
                  num_threads: int | None = 1):
-        from facenet_pytorch.models.mtcnn import MTCNN
-
         self.score_threshold = float(score_threshold)
         self.min_face_size = int(min_face_size)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = float(factor)
         self.num_threads = num_threads
-        self._net = MTCNN(keep_all=True, device="cpu", min_face_size=self.min_face_size,
-                          thresholds=list(self.thresholds), factor=self.factor)
-        self._net.eval()
+        self._mtcnn = None
+
+    @property
+    def _net(self):
+        """facenet-pytorch's MTCNN, built on first use: creating the detector (e.g. to list
+        its settings, or for a run that reads every detection from the cache) then does not
+        import torch, seconds on a loaded machine."""
+        if self._mtcnn is None:
+            from facenet_pytorch.models.mtcnn import MTCNN
+
+            self._mtcnn = MTCNN(keep_all=True, device="cpu", min_face_size=self.min_face_size,
+                                thresholds=list(self.thresholds), factor=self.factor)
+            self._mtcnn.eval()
+        return self._mtcnn
 
     def _faces(self, image: np.ndarray, boxes, probs, points) -> list[Face]:
         h, w = image.shape[:2]
