@@ -16,16 +16,19 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import pandas as pd
-import torch
 
 from facelab.core.config import trained_models_dir
 from facelab.core.types import Face
 from facelab.face.align import align_faces
 from facelab.models.registry import _REGISTRY, register_model
+
+if TYPE_CHECKING:  # torch is imported where a model runs, not with this module
+    import torch
 
 __all__ = ["TrainedExpression", "build_backbone", "read_metadata", "trained_models_dir",
            "register_trained", "register_trained_models", "model_folders", "FORMAT"]
@@ -188,6 +191,8 @@ class TrainedExpression:
             interp = cv2.INTER_AREA if crops.shape[1] > size else cv2.INTER_LINEAR
             crops = np.stack([cv2.resize(c, (size, size), interpolation=interp) for c in crops])
         out = np.zeros((len(crops), len(self.labels)), np.float32)
+        import torch  # with the model, not the module (the registry imports every module)
+
         with torch.no_grad():
             for start in range(0, len(crops), self.batch_size):
                 x = to_tensor(crops[start:start + self.batch_size].astype(np.uint8))
@@ -319,5 +324,7 @@ register_trained_models()
 
 def to_tensor(crops: np.ndarray) -> torch.Tensor:
     """Grey uint8 ``(n, h, w)`` -> float ``(n, 1, h, w)`` in [-1, 1] (the fer model's scaling)."""
+    import torch
+
     x = torch.from_numpy(np.ascontiguousarray(crops)).float()
     return (x / 127.5 - 1.0)[:, None]

