@@ -375,3 +375,24 @@ def test_identity_group_rates_and_nist_comparison(identity_setup):
         res.scored[("sface", "gender")].query("kind == @V.IMPOSTOR_WITHIN")["score"], 0.2)},
         fmr_tables={}, fnmr_tables={}, identity=res)
     assert findings["finding"].str.contains("gender · idlab: FNMR of female").any()
+
+
+@pytest.mark.parametrize("model", ["dlib_resnet", "sface"])
+def test_pairs_at_least_is_the_thresholded_matrix_bit_for_bit(model):
+    """The screened search returns exactly the pairs, and the float32 scores, of the full
+    matrix path: near-duplicates, pairs just around the level and none above it."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(scale=0.09, size=(300, 128))  # dlib-like: distances around 0.6-1.3
+    near = base[:60] + rng.normal(scale=0.01, size=(60, 128))  # near-duplicates
+    vectors = np.vstack([base, near]).astype(np.float32)
+    emb = _embeddings(pd.RangeIndex(len(vectors)), vectors)
+    emb.model = model
+    full = emb.similarity(vectors, vectors[::-1], matrix=True)
+    for level in (float(np.quantile(full, 0.999)), float(np.quantile(full, 0.9)),
+                  float(full.max()) + 0.01):
+        i, j, score = emb.pairs_at_least(vectors, vectors[::-1], level, block=97)
+        ei, ej = np.nonzero(full >= level)
+        np.testing.assert_array_equal(i, ei)
+        np.testing.assert_array_equal(j, ej)
+        assert score.dtype == np.float32
+        np.testing.assert_array_equal(score, full[ei, ej])

@@ -256,16 +256,12 @@ def likely_errors(manifest: pd.DataFrame, embeddings, level: float, *,
         labels = part.index[keep]
         pos = pos[keep]
         ids = ident.loc[labels].to_numpy()
-        for s in range(0, len(pos), block):
-            rows_idx = np.arange(s, min(s + block, len(pos)))
-            sim = embeddings.similarity(embeddings.matrix[pos[rows_idx]],
-                                        embeddings.matrix[pos], matrix=True)
-            i, j = np.nonzero(sim >= level)
-            i_abs = rows_idx[i]
-            sel = (j > i_abs) & (ids[i_abs] != ids[j])
-            for a, b, v in zip(i_abs[sel], j[sel], sim[i[sel], j[sel]], strict=True):
-                rows.append({"source": source, "index_a": labels[a], "index_b": labels[b],
-                             "score": float(v)})
+        vectors = embeddings.matrix[pos]
+        i, j, score = embeddings.pairs_at_least(vectors, vectors, level, block=block)
+        sel = (j > i) & (ids[i] != ids[j])
+        for a, b, v in zip(i[sel], j[sel], score[sel], strict=True):
+            rows.append({"source": source, "index_a": labels[a], "index_b": labels[b],
+                         "score": float(v)})
     out = pd.DataFrame(rows, columns=["source", "index_a", "index_b", "score"])
     for side in ("a", "b"):
         idx = out[f"index_{side}"]

@@ -210,6 +210,76 @@ class Embeddings:
             out = 1.0 - np.sqrt(np.einsum("ij,ij->i", d, d))
         return out.astype(np.float32)
 
+    def pairs_at_least(self, a: np.ndarray, b: np.ndarray, level: float, *,
+                       block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every pair of a row of ``a`` and a row of ``b`` whose similarity reaches
+        ``level``, with the score :meth:`similarity` (``matrix=True``) gives it.
+
+        Parameters
+        ----------
+        a, b : ndarray
+            ``(n, dim)`` and ``(m, dim)`` embeddings (any float dtype).
+        level : float
+            The similarity a pair must reach (``>=``).
+        block : int
+            Rows of ``a`` compared at once.
+
+        Returns
+        -------
+        i, j : ndarray
+            ``(k,)`` int64 row positions in ``a`` and ``b``, sorted by ``i`` then ``j``.
+        score : ndarray
+            ``(k,)`` float32, bit-identical to the matrix path's.
+
+        Notes
+        -----
+        The exact Euclidean matrix path forms every difference vector (float64), which
+        costs ``n * m * dim`` subtractions. Here a BLAS screen
+        ``sqrt(|a|^2 + |b|^2 - 2 a.b)`` (float64) first keeps the pairs within
+        :data:`SCREEN_MARGIN` of ``level`` (its rounding error is below 1e-7 for these
+        vectors, far inside the margin), then only those get the exact expression of the
+        matrix path. Cosine scores come from one matrix product, which is already fast.
+        """
+        a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+        b = np.atleast_2d(np.asarray(b, dtype=np.float64))
+        if self.metric == "cosine":
+            i_all, j_all, s_all = [], [], []
+            for s in range(0, len(a), block):
+                sim = self.similarity(a[s:s + block], b, matrix=True)
+                i, j = np.nonzero(sim >= level)
+                i_all.append(i + s)
+                j_all.append(j)
+                s_all.append(sim[i, j])
+            return _joined(i_all, j_all, s_all)
+        b_sq = np.einsum("ij,ij->i", b, b)
+        i_all, j_all, s_all = [], [], []
+        for s in range(0, len(a), block):
+            part = a[s:s + block]
+            sq = np.einsum("ij,ij->i", part, part)[:, None] + b_sq[None, :] - 2.0 * part @ b.T
+            screen = 1.0 - np.sqrt(np.maximum(sq, 0.0))
+            i, j = np.nonzero(screen >= level - SCREEN_MARGIN)
+            if len(i):
+                d = part[i][:, None, :] - b[j][:, None, :]  # the matrix path's expression
+                exact = (1.0 - np.sqrt(np.einsum("ijk,ijk->ij", d, d)[:, 0])).astype(
+                    np.float32)
+                hit = exact >= level
+                i_all.append(i[hit] + s)
+                j_all.append(j[hit])
+                s_all.append(exact[hit])
+        return _joined(i_all, j_all, s_all)
+
+
+#: How far below the level the fast screen of :meth:`Embeddings.pairs_at_least` still keeps
+#: a pair for the exact comparison (similarity units).
+SCREEN_MARGIN = 1e-4
+
+
+def _joined(i_all: list, j_all: list, s_all: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not i_all:
+        return (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
+    return (np.concatenate(i_all).astype(np.int64), np.concatenate(j_all).astype(np.int64),
+            np.concatenate(s_all).astype(np.float32))
+
 
 def extract_embeddings(manifest: pd.DataFrame, model: str, *, detector: str = "yunet",
                        progress: bool = True, batch_size: int = 32) -> Embeddings:

@@ -753,20 +753,13 @@ def cross_group_fmr(manifest: pd.DataFrame, embeddings: Embeddings,
     counts: dict[tuple[str, str], tuple[int, int]] = {}
     for i, ga in enumerate(names):
         for gb in names[i:]:
-            k = n = 0
             a_idx, b_idx = members[ga], members[gb]
-            for s in range(0, len(a_idx), block):
-                rows = a_idx[s:s + block]
-                sim = embeddings.similarity(embeddings.matrix[rows], embeddings.matrix[b_idx],
-                                            matrix=True)
-                if ga == gb:  # unordered pairs of different images: upper triangle only
-                    r = np.arange(s, s + len(rows))[:, None]
-                    mask = np.arange(len(b_idx))[None, :] > r
-                    k += int((sim[mask] >= t).sum())
-                    n += int(mask.sum())
-                else:
-                    k += int((sim >= t).sum())
-                    n += sim.size
+            i, j, _ = embeddings.pairs_at_least(embeddings.matrix[a_idx],
+                                                embeddings.matrix[b_idx], t, block=block)
+            if ga == gb:  # unordered pairs of different images: upper triangle only
+                k, n = int((j > i).sum()), len(a_idx) * (len(a_idx) - 1) // 2
+            else:
+                k, n = len(i), len(a_idx) * len(b_idx)
             counts[(ga, gb)] = counts[(gb, ga)] = (k, n)
     rows_out = []
     for ga in names:
