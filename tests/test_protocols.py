@@ -105,3 +105,15 @@ def test_celeba_protocols(data_root):
     assert pairs["same"].sum() == 1000
     gallery, probes = gallery_probe_split(m, seed=0)
     assert gallery["subject"].nunique() == 40 and probes["subject"].nunique() == 80
+
+
+def test_rejection_sampler_gives_distinct_valid_pairs_reproducibly():
+    from facelab.data.protocols import _reject_sample
+
+    codes = np.random.default_rng(0).integers(0, 300, size=2000)
+    a, b = _reject_sample(codes, 50_000, np.random.default_rng(7))
+    assert len(a) == 50_000 and (a < b).all() and (codes[a] != codes[b]).all()
+    keys = a * len(codes) + b
+    assert (np.diff(keys) > 0).all()  # sorted by (a, b), no pair twice
+    a2, b2 = _reject_sample(codes, 50_000, np.random.default_rng(7))
+    assert np.array_equal(a, a2) and np.array_equal(b, b2)

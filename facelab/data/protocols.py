@@ -249,18 +249,24 @@ def _allocate(n: int, totals: np.ndarray, rng: np.random.Generator) -> np.ndarra
 
 def _reject_sample(codes: np.ndarray, q: int, rng: np.random.Generator
                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``q`` distinct unordered pairs of positions with different ``codes``, drawn
+    uniformly by rejection: rounds of random pairs, each candidate kept in draw order when
+    it is valid and new, until ``q`` are kept. Returned sorted by (a, b)."""
     m = len(codes)
-    seen: set[tuple[int, int]] = set()
+    seen = np.zeros(0, np.int64)  # kept pairs as keys a * m + b, a < b
     while len(seen) < q:
         a = rng.integers(0, m, size=2 * (q - len(seen)) + 16)
         b = rng.integers(0, m, size=len(a))
-        for x, y in zip(np.minimum(a, b), np.maximum(a, b), strict=True):
-            if x != y and codes[x] != codes[y]:
-                seen.add((int(x), int(y)))
-                if len(seen) == q:
-                    break
-    pairs = np.array(sorted(seen))
-    return pairs[:, 0], pairs[:, 1]
+        x, y = np.minimum(a, b), np.maximum(a, b)
+        valid = (x != y) & (codes[x] != codes[y])
+        keys = (x * m + y)[valid].astype(np.int64)
+        # first occurrence of each key in draw order, minus those already kept
+        uniq, first = np.unique(keys, return_index=True)
+        new = ~np.isin(uniq, seen, assume_unique=True)
+        fresh = keys[np.sort(first[new])][: q - len(seen)]
+        seen = np.concatenate([seen, fresh])
+    seen = np.sort(seen)
+    return seen // m, seen % m
 
 
 def make_pairs(manifest: pd.DataFrame, *, n_genuine: int | None = None,
