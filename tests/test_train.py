@@ -72,6 +72,26 @@ QUICK = ["--backbone", "resnet10t", "--data", "ckplus48", "--epochs", "2", "--li
          "--batch-size", "32", "--seed", "7", "--out", "quick-ck"]
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_augment_cuts_the_windows_of_per_sample_slicing_in_one_gather(channels):
+    """Issue 16: the augmentation has no per-sample Python loop, and gives the very pixels
+    (and the standard strides, which pick the convolution kernels) of slicing each sample."""
+    import torch
+    import torch.nn.functional as F
+
+    from facelab.train.expression import _augment
+
+    x = torch.randn(32, channels, 20, 17)
+    gen = torch.Generator().manual_seed(4)
+    flip = torch.rand(32, generator=gen) < 0.5
+    flipped = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    padded = F.pad(flipped, (4, 4, 4, 4), mode="replicate")
+    dx, dy = (torch.randint(0, 9, (32,), generator=gen) for _ in range(2))
+    want = torch.stack([padded[i, :, dy[i]:dy[i] + 20, dx[i]:dx[i] + 17] for i in range(32)])
+    got = _augment(x, torch.Generator().manual_seed(4))
+    assert torch.equal(got, want) and got.stride() == want.stride()
+
+
 @pytest.mark.slow
 def test_train_command_saves_reloads_and_is_reproducible(data_root, tmp_path, monkeypatch):
     import typer
