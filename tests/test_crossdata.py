@@ -82,6 +82,12 @@ def test_warm_cross_dataset_predictions_run_no_model_and_decode_no_image(data_ro
     assert calls == {"predict": 0, "load": 0}
     pd.testing.assert_frame_equal(warm.drop(columns="box"), cold.drop(columns="box"))
     assert warm["box"].tolist() == cold["box"].tolist()
+    # cache=False cuts and runs everything again, to the same predictions
+    plain = cd.cross_dataset_predictions({"fer": fer}, ["ckplus48", "jaffe"], cache=False,
+                                         **args)
+    assert calls["predict"] == 2 and calls["load"] > 0
+    pd.testing.assert_frame_equal(plain.drop(columns="box"), cold.drop(columns="box"))
+    calls.update(predict=0, load=0)
     # a model without a registry identity is always run
     assert model_identity(object()) is None
     del fer.spec

@@ -193,8 +193,12 @@ def _train_data(name: str, model) -> str:
 
 def cross_dataset_predictions(models: Mapping[str, object], datasets: Sequence[str], *,
                               root=None, limit: int | None = None, seed: int = 0,
-                              progress: bool = True) -> pd.DataFrame:
+                              progress: bool = True, cache: bool = True) -> pd.DataFrame:
     """True and predicted labels of every model on every dataset's images.
+
+    Face crops and model outputs are kept in the feature cache (:func:`evaluation_crops`,
+    :func:`facelab.extraction.crops.predict_crops_cached`): a rerun on unchanged images
+    and models decodes no image and runs no model.
 
     Parameters
     ----------
@@ -206,6 +210,9 @@ def cross_dataset_predictions(models: Mapping[str, object], datasets: Sequence[s
         "jaffe", "cfd"]``).
     limit
         At most this many labelled images per dataset (seeded sample).
+    cache
+        ``False`` cuts every crop and runs every model again (detections still come from
+        :func:`facelab.extract`'s cache).
 
     Returns
     -------
@@ -222,22 +229,23 @@ def cross_dataset_predictions(models: Mapping[str, object], datasets: Sequence[s
         # the same labelled, seeded sample the training code uses
         manifest = expression_manifest([spec], root=root, limit=limit, seed=seed)
         dataset = dataset_label(spec)
-        cache: dict[tuple[int, float], tuple[np.ndarray, pd.DataFrame]] = {}
+        cut: dict[tuple[int, float], tuple[np.ndarray, pd.DataFrame]] = {}
         detections = None
         for name, model in models.items():
             key = (int(getattr(model, "input_size", 64)),
                    float(getattr(model, "margin", DEFAULT_MARGIN)))
-            if key not in cache:
+            if key not in cut:
                 if detections is None:  # once per dataset, whatever the crop sizes
                     detections = _detections(manifest, "yunet", progress)
-                cache[key] = _evaluation_crops(manifest, detections, size=key[0],
-                                               margin=key[1], progress=progress, cache=True)
-            crops, status = cache[key]
+                cut[key] = _evaluation_crops(manifest, detections, size=key[0],
+                                             margin=key[1], progress=progress, cache=cache)
+            crops, status = cut[key]
             labels = list(model.labels)
             probs = np.full((len(manifest), len(labels)), np.nan, np.float32)
             ok = status["acquired"].to_numpy()
             if ok.any():
-                probs[ok] = predict_crops_cached(model, crops[ok])
+                probs[ok] = (predict_crops_cached(model, crops[ok]) if cache
+                            else model.predict_crops(crops[ok]))
             true = manifest["expression"].astype(str).to_numpy()
             pred = np.where(ok, np.array(labels)[np.nan_to_num(probs).argmax(1)], None)
             trained_on = {t.strip().split(" ")[0] for t in _train_data(name, model).split(",")}
