@@ -17,8 +17,9 @@ from typing import Any
 from facelab.core.types import APPEARANCE_NOTE
 
 #: Audits that produce something others use run first when several are run together
-#: (06 trains the expression model that 04 compares with the fer model).
-RUN_FIRST: tuple[str, ...] = ("06_train_expression",)
+#: (06 trains the expression model that 04 compares with the fer model; 02 embeds the
+#: faces 03 searches, and 06 is the longest cold run).
+RUN_FIRST: tuple[str, ...] = ("06_train_expression", "02_verification_demographics")
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,14 @@ def resolve_audits(names: Sequence[str] | None = None) -> list[Path]:
     return out
 
 
-#: Audits that must wait for others when audits run in parallel (04 reads the model 06
-#: trains).
-DEPENDS_ON: dict[str, tuple[str, ...]] = {"04_expression_fear": ("06_train_expression",)}
+#: Audits that must wait for others when audits run in parallel: 04 reads the model 06
+#: trains; 03 embeds the same images with the same detector and embedders as 02 (CelebA,
+#: FairFace, CFD), so it starts once 02's embeddings are in the feature cache instead of
+#: computing them a second time beside it.
+DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    "04_expression_fear": ("06_train_expression",),
+    "03_one_to_many_search": ("02_verification_demographics",),
+}
 
 
 def parameter_defaults(notebook: Path) -> dict[str, Any]:

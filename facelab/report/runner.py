@@ -279,7 +279,8 @@ def run_audits(names: Sequence[str] | None = None, *,
     ``"up to date"`` and ``run_dir`` names that run. ``force=True`` executes every audit;
     runs given files of their own (CSV manifests, score files, model cards) always execute.
     """
-    notebooks = sorted(resolve_audits(names), key=lambda p: p.stem not in RUN_FIRST)
+    first = {stem: i for i, stem in enumerate(RUN_FIRST)}
+    notebooks = sorted(resolve_audits(names), key=lambda p: first.get(p.stem, len(first)))
     jobs = min(_jobs(jobs), max(1, len(notebooks)))
     rows: list[dict] = []
     if jobs == 1:
