@@ -112,6 +112,10 @@ def audit(ctx: typer.Context) -> None:
         needs += row["status"] == NEEDS_DATA
     if not rows:
         typer.echo("no audit notebooks found in notebooks/")
+    fresh = sum(row["status"] == UP_TO_DATE for row in rows)
+    if fresh:
+        typer.echo(f"{fresh} audit(s) up to date: nothing they depend on changed since the run "
+                   "folder shown (`--force` runs them again).")
     if needs:
         typer.echo(f"{needs} audit(s) need data they could not find: each run folder's "
                    "report says what is missing and how to get it (`facelab data status`).")
