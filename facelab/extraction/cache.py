@@ -138,6 +138,13 @@ def _schema():
                       ("data", pa.list_(pa.binary()))])
 
 
+#: ``{segment folder: {segment file name: its keys}}``, shared by the cache objects of a
+#: process: segments are immutable and their names unique (time, pid, random part), so the
+#: keys of a segment are read from disk once per process, not once per ``extract`` call
+#: (notebook 01 makes 30 calls; re-reading every segment's keys each time cost seconds).
+_SEGMENT_KEYS: dict[str, dict[str, list[str]]] = {}
+
+
 class ColumnarCache:
     """The feature cache as Parquet segments: one row per entry, read many at a time.
 
@@ -194,22 +201,30 @@ class ColumnarCache:
     def _refresh(self) -> None:
         import pyarrow.parquet as pq
 
-        for path in self.segments():
+        paths = self.segments()
+        memo = _SEGMENT_KEYS.setdefault(str(self.dir), {})
+        for gone in set(memo) - {p.name for p in paths}:
+            del memo[gone]
+        for path in paths:
             name = path.name
             if name in self._seen:
                 continue
-            try:
-                keys = pq.read_table(path, columns=["key"]).column("key").to_pylist()
-            except FileNotFoundError:
-                continue  # merged away by a concurrent compact()
-            except Exception:  # noqa: BLE001 - any unreadable segment is corrupt
-                self._drop_corrupt(path)
-                continue
+            keys = memo.get(name)
+            if keys is None:
+                try:
+                    keys = pq.read_table(path, columns=["key"]).column("key").to_pylist()
+                except FileNotFoundError:
+                    continue  # merged away by a concurrent compact()
+                except Exception:  # noqa: BLE001 - any unreadable segment is corrupt
+                    self._drop_corrupt(path)
+                    continue
+                memo[name] = keys
             self._seen.add(name)
             for row, key in enumerate(keys):
                 self._index.setdefault(key, (name, row))
 
     def _drop_corrupt(self, path: Path) -> None:
+        _SEGMENT_KEYS.get(str(self.dir), {}).pop(path.name, None)
         self.corrupt += 1
         self._seen.discard(path.name)
         self._tables.pop(path.name, None)
