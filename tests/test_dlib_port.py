@@ -145,6 +145,10 @@ def test_missing_or_damaged_weights_give_a_clear_error(tmp_path, dat):
 
 
 def test_backend_options_are_checked():
+    from facelab.models.registry import model_spec
+
+    assert DlibResNetEmbedder.BACKENDS[0] == "openvino"  # the default
+    assert model_spec("dlib_resnet").revision  # enters feature-cache keys
     with pytest.raises(ValueError, match="backend"):
         DlibResNetEmbedder(backend="onnx")
     with pytest.raises(ValueError, match="batch_size"):

