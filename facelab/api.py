@@ -361,8 +361,12 @@ def load_dataset(name: str, root: str | os.PathLike | None = None,
 
 
 def audit(name: str, parameters: Mapping[str, Any] | None = None, *,
-          results_root: str | os.PathLike | None = None) -> Path:
+          results_root: str | os.PathLike | None = None, force: bool = True) -> Path:
     """Run one audit notebook (papermill) into its own run folder.
+
+    Unlike ``facelab audit`` on the command line, this runs the notebook every time by
+    default; ``force=False`` returns the newest ``ok`` run folder whose inputs are
+    unchanged instead, when there is one (:mod:`facelab.report.uptodate`).
 
     Parameters
     ----------
@@ -373,6 +377,8 @@ def audit(name: str, parameters: Mapping[str, Any] | None = None, *,
         Notebook parameters overriding its ``parameters`` cell (e.g. ``{"limit": 200}``).
     results_root
         Folder of run folders (default ``$FACELAB_RESULTS`` or ``results/``).
+    force
+        ``True`` (default): always execute. ``False``: reuse an up-to-date run.
 
     Returns
     -------
@@ -393,8 +399,12 @@ def audit(name: str, parameters: Mapping[str, Any] | None = None, *,
     >>> (run / "metrics.json").exists()
     True
     """
+    notebook = _audits.resolve_audits([name])[0]
+    if not force:
+        run = _runner.latest_up_to_date(notebook, parameters, results_root)
+        if run is not None:
+            return run
     try:
-        return _runner.run_audit(_audits.resolve_audits([name])[0], parameters=parameters,
-                                 results_root=results_root)
+        return _runner.run_audit(notebook, parameters=parameters, results_root=results_root)
     finally:  # results/index.html lists every run, this one included (even a failed one)
         _runs_index.write_index(Path(results_root) if results_root else results_dir())

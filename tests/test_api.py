@@ -146,3 +146,8 @@ def test_audit_runs_a_notebook(tmp_path, monkeypatch):
     assert json.loads((run / "metrics.json").read_text())["scaled"] == 63.0
     # the runs page is rebuilt after every audit, however it was started
     assert "99_tiny" in (tmp_path / "results" / "index.html").read_text()
+    # force=False reuses it: same inputs (a parameter at its default counts as left out)
+    assert facelab.audit("tiny", {"scale": 3.0}, results_root=tmp_path / "results",
+                         force=False) == run
+    again = facelab.audit("tiny", {"scale": 3.0}, results_root=tmp_path / "results")
+    assert again != run  # the default force=True always executes

@@ -199,15 +199,28 @@ def test_an_audit_whose_inputs_did_not_change_is_not_run_again(tmp_path, monkeyp
     prov = json.loads((Path(first) / "provenance.json").read_text())
     assert set(prov["inputs"]) == {"notebook", "parameters", "code", "environment", "data",
                                    "machine"}
+    assert all(len(v["sha256"]) == 64 and v["covers"] for v in prov["inputs"].values())
     again = run(["97", "98"])
     assert again[0] == ("up to date", first)  # same folder, not executed
     assert again[1][0] == "failed"  # a failed run is never reused
     forced = run(force=True)[0]
     assert forced[0] == "ok" and forced[1] != first
     assert run()[0] == ("up to date", forced[1])  # the newest matching run
+    # a parameter given at the notebook's default is the same run as one left out
+    assert run(parameters={"scale": 2.0})[0] == ("up to date", forced[1])
     other = run(parameters={"scale": 5.0})[0]  # another parameter value: a new run
     assert other[0] == "ok" and other[1] not in (first, forced[1])
     (data / "faces.csv").write_text("path\nface.jpg\nface2.jpg\n")  # the data changed
     changed = run()[0]
     assert changed[0] == "ok" and changed[1] not in (first, forced[1], other[1])
     assert run()[0] == ("up to date", changed[1])
+
+
+def test_cli_mistyped_audit_name_is_one_line():
+    from typer.testing import CliRunner
+
+    from facelab.cli import app
+
+    res = CliRunner().invoke(app, ["audit", "no-such-audit"])
+    assert res.exit_code == 2
+    assert "matches 0 notebooks" in res.output and "Traceback" not in res.output

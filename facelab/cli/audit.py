@@ -95,9 +95,14 @@ def audit(ctx: typer.Context) -> None:
     """
     from facelab.core.config import results_dir
     from facelab.report.datastatus import NEEDS_DATA, status_lines
+    from facelab.report.audits import resolve_audits
     from facelab.report.runner import UP_TO_DATE, run_audits
 
     names, parameters, results, stop, force = parse_audit_args(list(ctx.args))
+    try:
+        resolve_audits(names or None)
+    except ValueError as exc:  # a mistyped audit name: one line, not a traceback
+        raise typer.BadParameter(str(exc)) from None
     for line in status_lines():  # which datasets are here and which audits they feed
         typer.echo(line)
     rows = run_audits(names or None, parameters=parameters, results_root=results,

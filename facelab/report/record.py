@@ -190,7 +190,7 @@ def write_provenance(run_dir: str | Path, *, notebook: str, parameters: Mapping[
                      started: dt.datetime, finished: dt.datetime, status: str,
                      error: str | None = None, missing_data: str | None = None,
                      defaults: Mapping[str, Any] | None = None,
-                     inputs: Mapping[str, str] | None = None,
+                     inputs: Mapping[str, Any] | None = None,
                      inputs_digest: str | None = None) -> dict:
     """Write ``provenance.json``: parameters, git commit, package versions, model weight
     checksums, manifest hashes, seed, start/end time and outcome (``status`` "ok",

@@ -32,9 +32,15 @@ from facelab.report.audits import (
 from facelab.report.datastatus import NEEDS_DATA
 from facelab.report.record import new_run_id, write_model_card, write_provenance
 from facelab.report.runs_index import write_index
-from facelab.report.uptodate import audit_inputs, has_own_files, inputs_digest, up_to_date_run
+from facelab.report.uptodate import (
+    audit_inputs,
+    explained,
+    has_own_files,
+    inputs_digest,
+    up_to_date_run,
+)
 
-__all__ = ["run_audit", "run_audits", "effective_parameters",
+__all__ = ["run_audit", "run_audits", "effective_parameters", "latest_up_to_date",
            "export_html", "absolute_paths", "required_datasets", "UP_TO_DATE"]
 
 KERNEL_NAME = "facelab"
@@ -133,8 +139,22 @@ def effective_parameters(notebook: str | Path,
 
 
 def _inputs(notebook: Path, params: Mapping[str, Any]) -> dict[str, str]:
-    return audit_inputs(notebook, params,
-                        trained_models=notebook.stem in USES_TRAINED_MODELS)
+    # a parameter given at its notebook default is the same run as one left out
+    full = {**parameter_defaults(notebook), **params}
+    return audit_inputs(notebook, full, trained_models=notebook.stem in USES_TRAINED_MODELS)
+
+
+def latest_up_to_date(notebook: str | Path, parameters: Mapping[str, Any] | None = None,
+                      results_root: str | Path | None = None) -> Path | None:
+    """The newest ``ok`` run folder of ``notebook`` under ``results_root`` whose inputs
+    (:mod:`facelab.report.uptodate`) are those a run with ``parameters`` would have now,
+    or ``None`` (also when ``parameters`` name files of the user's own: those always run).
+    """
+    if has_own_files(parameters or {}, path_keys=PATH_KEYS, path_suffixes=PATH_SUFFIXES):
+        return None
+    notebook = Path(notebook)
+    digest = inputs_digest(_inputs(notebook, effective_parameters(notebook, parameters)))
+    return up_to_date_run(results_root or results_dir(), notebook.stem, digest)
 
 
 def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = None,
@@ -204,7 +224,7 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     inputs = _inputs(notebook, params)
     write_provenance(run_dir, notebook=name, parameters=params, started=started,
                      defaults=parameter_defaults(notebook), finished=finished, status="ok",
-                     inputs=inputs, inputs_digest=inputs_digest(inputs))
+                     inputs=explained(inputs), inputs_digest=inputs_digest(inputs))
     if html:
         export_html(out_nb, run_dir / f"{name}.html")
     if spec:
@@ -235,10 +255,8 @@ def _run_one(nb: Path, parameters, results_root, progress: bool = True,
     the row of an audit whose last ``ok`` run has the same inputs (and ``force`` is off)
     says :data:`UP_TO_DATE` and names that run's folder."""
     start = dt.datetime.now(dt.UTC)
-    if not force and not has_own_files(parameters or {}, path_keys=PATH_KEYS,
-                                       path_suffixes=PATH_SUFFIXES):
-        digest = inputs_digest(_inputs(nb, effective_parameters(nb, parameters)))
-        run = up_to_date_run(results_root or results_dir(), nb.stem, digest)
+    if not force:
+        run = latest_up_to_date(nb, parameters, results_root)
         if run is not None:
             return {"audit": nb.stem, "status": UP_TO_DATE, "run_dir": str(run),
                     "started": start.isoformat(),

@@ -33,8 +33,8 @@ from typing import Any
 
 from facelab.core.config import trained_models_dir
 
-__all__ = ["audit_inputs", "inputs_digest", "tree_signature", "up_to_date_run",
-           "has_own_files"]
+__all__ = ["audit_inputs", "inputs_digest", "explained", "COVERS", "tree_signature",
+           "up_to_date_run", "has_own_files"]
 
 #: Parameters that never change an audit's numbers (where its files go).
 NOT_INPUTS: tuple[str, ...] = ("output_dir",)
@@ -140,6 +140,38 @@ def audit_inputs(notebook: str | os.PathLike, parameters: Mapping[str, Any], *,
     if trained_models:
         inputs["models"] = tree_signature(trained_models_dir())
     return inputs
+
+
+#: What each component of :func:`audit_inputs` covers (written beside the digests in
+#: ``provenance.json``).
+COVERS: dict[str, str] = {
+    "notebook": "the bytes of the audit notebook file",
+    "parameters": "every parameter of the run as JSON: the notebook's defaults, the suite's "
+                  "and the user's (output_dir left out)",
+    "code": "every file of the installed facelab package",
+    "environment": "the Python version and every installed distribution's name==version",
+    "data": "the data root's path and the relative path, size and modification time of "
+            "every file under it ($FACELAB_DATA)",
+    "models": "the relative path, size and modification time of every file under "
+              "<results>/models (trained models)",
+    "machine": "CPU architecture, processor name and CPU count",
+}
+
+
+def explained(inputs: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """``{component: {"sha256": digest, "covers": what it covers}}`` for provenance.
+
+    Parameters
+    ----------
+    inputs : mapping of str to str
+        :func:`audit_inputs` output.
+
+    Returns
+    -------
+    dict
+        One entry per component, with its :data:`COVERS` text.
+    """
+    return {k: {"sha256": v, "covers": COVERS.get(k, "")} for k, v in inputs.items()}
 
 
 def inputs_digest(inputs: Mapping[str, str]) -> str:
