@@ -94,8 +94,8 @@ def audit(ctx: typer.Context) -> None:
     Each notebook's parameters cell lists its parameters and their defaults.
     """
     from facelab.core.config import results_dir
-    from facelab.report.datastatus import NEEDS_DATA, status_lines
     from facelab.report.audits import resolve_audits
+    from facelab.report.datastatus import NEEDS_DATA, status_lines
     from facelab.report.runner import UP_TO_DATE, run_audits
 
     names, parameters, results, stop, force = parse_audit_args(list(ctx.args))
