@@ -56,7 +56,7 @@ def main() -> None:
 
     import faiss
 
-    from benchmarks.bench_embed import uptime
+    from benchmarks._common import load_lines, uptime
     from facelab.match.index import exact_search, recall_at_k, synthetic_embeddings
 
     up_start = uptime()
@@ -142,10 +142,7 @@ def main() -> None:
         "Memory is the serialized index (faiss `serialize_index`), which is what a saved "
         "gallery stores; `RFlat` keeps the full float32 vectors for exact re-ranking.",
         "",
-        f"`uptime` at start: `{up_start}`",
-        "",
-        f"`uptime` at end: `{up_end}`",
-        "",
+        *load_lines(up_start, up_end),
     ]
     Path(args.out).write_text("\n".join(lines))
     print(f"wrote {args.out}")

@@ -46,7 +46,7 @@ def main() -> None:
 
     import numpy as np
 
-    from benchmarks.bench_embed import uptime
+    from benchmarks._common import best_of, load_lines, uptime
     from benchmarks.bench_extract import sample
     from facelab.extraction.cache import ColumnarCache, FeatureCache
     from facelab.extraction.pipeline import extract
@@ -69,13 +69,6 @@ def main() -> None:
         n_seg = len(col.segments())
         size_npz = sum(p.stat().st_size for p in npz_root.rglob("*.npz"))
 
-        def best(fn) -> float:
-            times = []
-            for _ in range(args.repeat):
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-            return min(times)
 
         def read_npz():
             c = FeatureCache(npz_root)
@@ -86,20 +79,21 @@ def main() -> None:
             got = ColumnarCache(col_root).get_many(keys)
             assert len(got) == len(keys)
 
-        t_npz = best(read_npz)
-        t_col = best(read_col)
+        t_npz = best_of(read_npz, args.repeat)
+        t_col = best_of(read_col, args.repeat)
         ColumnarCache(col_root).compact()
         size_col = sum(p.stat().st_size for p in (col_root / "columnar").glob("*.parquet"))
-        t_colc = best(read_col)
+        t_colc = best_of(read_col, args.repeat)
         # the entries read back are identical
         a, b = ColumnarCache(col_root).get_many(keys), {k: FeatureCache(npz_root).get(k)
                                                         for k in keys}
         for k in keys:
             for name in a[k]:
                 np.testing.assert_array_equal(a[k][name], b[k][name])
-        t_e_npz = best(lambda: extract(manifest, heads=heads, cache=FeatureCache(npz_root),
-                                       progress=False))
-        t_e_col = best(lambda: extract(manifest, heads=heads, cache=col_root, progress=False))
+        t_e_npz = best_of(lambda: extract(manifest, heads=heads, cache=FeatureCache(npz_root),
+                                       progress=False), args.repeat)
+        t_e_col = best_of(lambda: extract(manifest, heads=heads, cache=col_root,
+                                          progress=False), args.repeat)
     up_end = uptime()
     print(up_end)
     n = len(manifest)
@@ -132,10 +126,7 @@ def main() -> None:
         f"{size_npz / 1e6:.1f} MB in {len(keys)} files, Parquet (zstd) {size_col / 1e6:.1f} MB "
         "in 1 file after compaction.",
         "",
-        f"`uptime` at start: `{up_start}`",
-        "",
-        f"`uptime` at end: `{up_end}`",
-        "",
+        *load_lines(up_start, up_end),
     ]
     Path(args.out).write_text("\n".join(lines))
     print(f"wrote {args.out}")

@@ -43,7 +43,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from benchmarks.bench_embed import uptime
+    from benchmarks._common import uptime
     from facelab.studies.crossdata import cross_dataset_predictions
     from facelab.studies.expression import available_datasets, expression_models
 

@@ -144,7 +144,7 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from benchmarks.bench_embed import uptime
+    from benchmarks._common import best_of, load_lines, uptime
     from facelab.data.sampling import GROUP_AUDIT_SAMPLING, load_datasets
     from facelab.extraction.pipeline import extract
     from facelab.models.registry import list_models
@@ -164,13 +164,6 @@ def main() -> None:
     n_rows = sum(len(f) for f in feats.values())
     n_images = sum(len(m) for m in manifests.values()) * len(detectors)
 
-    def best(fn) -> float:
-        times = []
-        for _ in range(args.repeat):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        return min(times)
 
     def tables(fn):
         return [fn(f, manifests[name].index) for (name, _), f in feats.items()]
@@ -184,10 +177,10 @@ def main() -> None:
         np.testing.assert_array_equal(old_iou[key], new_iou[key])
     n_pairs_images = sum(len(v) for v in new_iou.values())
 
-    t_rows_old = best(lambda: tables(largest_valid_per_image))
-    t_rows_new = best(lambda: tables(_largest_valid))
-    t_iou_old = best(lambda: agreement_ious_per_image(records))
-    t_iou_new = best(lambda: agreement_ious_paired(records))
+    t_rows_old = best_of(lambda: tables(largest_valid_per_image), args.repeat)
+    t_rows_new = best_of(lambda: tables(_largest_valid), args.repeat)
+    t_iou_old = best_of(lambda: agreement_ious_per_image(records), args.repeat)
+    t_iou_new = best_of(lambda: agreement_ious_paired(records), args.repeat)
     with_torch = NOTEBOOK_IMPORTS + "; import torch; import torchvision.ops"
     t_imp_old = min(_import_seconds(with_torch) for _ in range(args.repeat))
     t_imp_new = min(_import_seconds(NOTEBOOK_IMPORTS + "; import sys; "
@@ -219,10 +212,7 @@ def main() -> None:
         *[f"| {label} | {old:.3f} | {new:.3f} | {old / new:.1f}x |"
           for label, old, new in rows],
         "",
-        f"`uptime` at start: `{up_start}`",
-        "",
-        f"`uptime` at end: `{up_end}`",
-        "",
+        *load_lines(up_start, up_end),
     ]
     Path(args.out).write_text("\n".join(lines))
 

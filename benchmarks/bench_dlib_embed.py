@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script or through `python -m benchmarks`
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_embed import RESULTS, aligned_crops, lfw_accuracy, uptime  # noqa: E402
+from benchmarks._common import load_lines, uptime  # noqa: E402
+from benchmarks.bench_embed import RESULTS, aligned_crops, lfw_accuracy  # noqa: E402
 
 
 def _timed(fn, crops: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -135,10 +136,7 @@ def main() -> None:
         "The speed-up uses the mean of (a) and (a'). CPU ms is this process's CPU time "
         "(user + system, all its threads). Differences are against (a).",
         "",
-        f"`uptime` at start: `{up_start}`",
-        "",
-        f"`uptime` at end: `{up_end}`",
-        "",
+        *load_lines(up_start, up_end),
     ]
     if lfw is not None:
         lines += [

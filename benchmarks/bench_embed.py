@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 import warnings
@@ -46,16 +45,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script or through `python -m benchmarks`
     sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import load_lines, uptime  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
-
-
-def uptime() -> str:
-    """``uptime`` as printed by the command (load averages over 1, 5, 15 minutes)."""
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "load average: " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def aligned_crops(paths: list[str], model: str = "sface") -> tuple[np.ndarray, list[int], int]:
@@ -282,10 +275,7 @@ def main() -> None:
                     f"{r['cos min']:.4f} -> {_verdict(r)}"
                     for r in rows if r["method"][:3] in ("(d)", "(g)")) + ".",
         "",
-        f"`uptime` at start: `{up_start}`",
-        "",
-        f"`uptime` at end: `{up_end}`",
-        "",
+        *load_lines(up_start, up_end),
     ]
     if lfw is not None:
         lines += [

@@ -28,12 +28,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script or through `python -m benchmarks`
+    sys.path.insert(0, str(ROOT))
 
 #: Model options of row (e): the fastest measured configuration (options enter the cache
 #: keys, so these features never mix with the defaults' in a cache).
@@ -102,13 +107,9 @@ def main() -> None:
     args = ap.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
 
-    import subprocess
-
+    from benchmarks._common import uptime
     from facelab.extraction.pipeline import extract
     from facelab.models.registry import create_model
-
-    def uptime() -> str:
-        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
     up_start = uptime()
     print(up_start, flush=True)
