@@ -32,6 +32,10 @@ def _tiny_notebook(path):
         "rec.manifest('toy', pd.DataFrame({'path': ['a', 'b'], 'label': [1, 2]}))\n"
         "rec.metric('scaled', scale * 21)\n"
         "rec.metric('label', 'a string')\n"
+        "rec.metric('nested', {'a': [1, None, 2.5], 'b': {'c': 'd'}})\n"
+        "import sys\n"
+        "rec.metric('kernel_imported', sorted({'scrapbook', 'papermill', 'nbformat'}\n"
+        "                                     & set(sys.modules)))\n"
         "rec.table('tbl', pd.DataFrame({'group': ['x', 'y'], 'rate': [0.1, 0.2]}))\n"
         "fig, ax = plt.subplots()\n"
         "ax.plot([0, 1], [0, scale])\n"
@@ -68,6 +72,9 @@ def test_run_audit_writes_a_complete_run_folder(tiny_nb, tmp_path):
     scraps = sb.read_notebook(str(run / "99_tiny.ipynb")).scraps
     assert scraps["scaled"].data == 63.0
     assert scraps["label"].data == "a string"
+    assert scraps["nested"].data == {"a": [1, None, 2.5], "b": {"c": "d"}}
+    assert scraps["tbl"].data == metrics["tbl"]
+    assert scraps["kernel_imported"].data == []  # glue no longer imports them (issue 16)
 
 
 @pytest.mark.slow

@@ -1,8 +1,8 @@
 """Audit run folders: what a notebook records, and everything needed to trust and repeat it.
 
 Inside a notebook, a :class:`Recorder` saves figures (PNG), tables (CSV) and metrics
-(``metrics.json``) into the run folder and glues them with scrapbook so tests can assert
-on recorded values. After the run, :func:`write_provenance` and :func:`write_model_card`
+(``metrics.json``) into the run folder and glues them in scrapbook's format so tests can
+assert on recorded values. After the run, :func:`write_provenance` and :func:`write_model_card`
 complete the folder (see :mod:`facelab.report.runner`).
 """
 
@@ -23,7 +23,7 @@ from facelab.core.provenance import git_commit, manifest_hash, package_versions
 from facelab.models.registry import model_spec, weights_checksums
 
 __all__ = ["Recorder", "write_provenance", "write_model_card",
-           "to_jsonable", "new_run_id"]
+           "to_jsonable", "new_run_id", "glue_scrap"]
 
 RECORD_FILE = "recorded.json"  # models and manifests a notebook used, for provenance
 
@@ -76,7 +76,8 @@ class Recorder:
         The run folder (``results/<run-id>``); created if missing. ``None`` keeps
         everything in memory (figures are still shown), for interactive exploration.
     glue
-        Also record values with scrapbook (for tests that read executed notebooks).
+        Also record values as scrapbook scraps (:func:`glue_scrap`, for tests that read
+        executed notebooks with ``scrapbook.read_notebook``).
     """
 
     def __init__(self, output_dir: str | os.PathLike | None, *, glue: bool = True):
@@ -95,14 +96,7 @@ class Recorder:
     def _glue(self, name: str, value: Any, encoder: str = "json") -> None:
         if not self.glue_enabled:
             return
-        import scrapbook as sb
-
-        if isinstance(value, str):
-            encoder = "text"  # scrapbook's json encoder would try to parse a str as JSON
-        try:
-            sb.glue(name, value, encoder=encoder)
-        except Exception:  # noqa: BLE001 - outside a kernel there is nothing to glue to
-            pass
+        glue_scrap(name, value, encoder)
 
     def metric(self, name: str, value: Any) -> Any:
         """Record a number, dict or table under ``name`` in metrics.json (and glue it)."""
@@ -178,6 +172,51 @@ def _display_png(png: bytes) -> None:
         return
     if get_ipython() is not None:
         display(Image(data=png, format="png"))
+
+
+# scrapbook 0.5's glue format (scrapbook/api.py ``glue``, scrapbook/scraps.py
+# ``scrap_to_payload``, scrapbook/schemas/scrap.v1.json), written here so a kernel does not
+# import scrapbook -> papermill -> nbformat (~2-5 s per notebook) only to emit one display
+# bundle; ``scrapbook.read_notebook`` reads these outputs back (tests/test_record_glue.py
+# checks the bundle equals scrapbook.glue's own for every kind of value a Recorder glues).
+SCRAP_MIMETYPE = "application/scrapbook.scrap.{encoder}+json"
+SCRAP_VERSION = 1
+_SCRAP_DATA_TYPES = (dict, list, bool, str, int, float)  # scrap.v1.json "data" types
+
+
+def glue_scrap(name: str, value: Any, encoder: str = "json") -> None:
+    """Record ``value`` under ``name`` as a scrapbook scrap in the running kernel.
+
+    Emits the same display output as ``scrapbook.glue(name, value, encoder=...)`` for
+    JSON values (``encoder="json"``; a ``str`` is stored with the ``"text"`` encoder so it
+    is not parsed as JSON), so ``scrapbook.read_notebook(path).scraps[name].data`` reads
+    it back. Outside an IPython kernel there is nothing to glue to: nothing happens. A
+    value scrapbook's schema refuses (``None`` at the top level) is skipped, as
+    scrapbook's validation error was.
+
+    Parameters
+    ----------
+    name
+        Scrap name.
+    value
+        A JSON value (output of :func:`to_jsonable`).
+    encoder
+        ``"json"`` (default) or ``"text"``.
+    """
+    if isinstance(value, str):
+        encoder = "text"
+    if encoder not in ("json", "text") or not isinstance(value, _SCRAP_DATA_TYPES):
+        return
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return
+    if get_ipython() is None:
+        return
+    payload = {"name": name, "data": value, "encoder": encoder, "version": SCRAP_VERSION}
+    metadata = {"scrapbook": {"name": name, "data": True, "display": False}}
+    display({SCRAP_MIMETYPE.format(encoder=encoder): payload}, metadata=metadata, raw=True)
 
 
 def _atomic_write(path: Path, text: str) -> None:
