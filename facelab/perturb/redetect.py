@@ -21,10 +21,10 @@ import pandas as pd
 
 from facelab.core.types import largest_box_index
 from facelab.extraction.pipeline import extract
-from facelab.perturb.perturbations import PerturbedImage
+from facelab.perturb.perturbations import PERTURBATIONS, PerturbedImage
 
 __all__ = ["IOU_SAME_FACE", "box_iou", "paired_box_iou", "valid_box", "Redetection",
-           "clean_detections", "redetect", "one_torch_thread"]
+           "SharedDegradations", "clean_detections", "redetect", "one_torch_thread"]
 
 #: A detection is "the same face" as a reference box when their intersection over union is
 #: at least this. 0.5 is the PASCAL VOC criterion for a correct detection (Everingham et
@@ -180,12 +180,113 @@ class Redetection:
         b = self.boxes[i]
         return None if len(b) == 0 else b[largest_box_index(b)]
 
+    def rows(self, start: int, stop: int) -> Redetection:
+        """The detections of images ``start`` to ``stop - 1`` (positions renumbered from 0).
 
-def _detect(frame: pd.DataFrame, detector: str, progress: bool, batch_size: int
-            ) -> Redetection:
+        Parameters
+        ----------
+        start, stop
+            Positions, as in a slice.
+
+        Returns
+        -------
+        Redetection
+        """
+        return Redetection(self.boxes[start:stop], self.landmarks[start:stop],
+                           self.shapes[start:stop], self.reasons[start:stop])
+
+
+class SharedDegradations:
+    """Perturbed images computed once per (source image, recipe) and handed to every
+    detector that needs them (the degradation study runs six detectors over the same
+    degraded copies; computing each copy per detector cost ~7% of a cold notebook 01).
+
+    :meth:`wrap` returns a transform with the recipe's own ``cache_token`` (cache keys are
+    unchanged: a warm cache stays valid, and a detector whose entry is cached never asks
+    for the pixels). The first detector that needs a copy computes it with the recipe;
+    later ones get an equal copy of the kept array. Occlusions key on their landmarks; the
+    others ignore landmarks, so detectors with different clean landmarks share one copy.
+    Memory is whatever is kept until :meth:`clear`: call it after each block of images
+    (:func:`facelab.studies.detection.degradation_records` keeps one block of 32 images x
+    all steps). Pickled (``engine="processes"``/``"dask"``), a wrapped transform is the
+    plain recipe and computes its copy where it runs.
+
+    Attributes
+    ----------
+    computed, reused
+        Copies computed, and handed out again from the memo, since creation.
+    """
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple, np.ndarray] = {}
+        self.computed = 0
+        self.reused = 0
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+    def wrap(self, source: str, recipe: PerturbedImage) -> _SharedPerturbedImage:
+        """The transform of ``recipe`` applied to the image at ``source``, shared.
+
+        Parameters
+        ----------
+        source
+            The source image's path (the image the pipeline loads and hands the transform).
+        recipe
+            The perturbation.
+
+        Returns
+        -------
+        _SharedPerturbedImage
+            An :class:`facelab.extraction.pipeline.ImageTransform` with
+            ``recipe.cache_token``.
+        """
+        needs_lm = PERTURBATIONS[recipe.name].needs_landmarks
+        lm = (None if not needs_lm or recipe.landmarks is None
+              else recipe.landmarks.tobytes())
+        key = (str(source), recipe.name, repr(recipe.param), int(recipe.seed), lm)
+        return _SharedPerturbedImage(recipe, key, self)
+
+    def _get(self, key: tuple, recipe: PerturbedImage, image: np.ndarray) -> np.ndarray:
+        kept = self._memo.get(key)
+        if kept is None:
+            kept = self._memo[key] = np.ascontiguousarray(recipe(image))
+            self.computed += 1
+        else:
+            self.reused += 1
+        return kept.copy()  # a detector may write into its input; the kept one stays
+
+    def clear(self) -> None:
+        """Drop every kept copy."""
+        self._memo.clear()
+
+
+class _SharedPerturbedImage:
+    """A :class:`PerturbedImage` whose pixels come from a :class:`SharedDegradations`."""
+
+    __slots__ = ("recipe", "key", "shared")
+
+    def __init__(self, recipe: PerturbedImage, key: tuple, shared: SharedDegradations):
+        self.recipe, self.key, self.shared = recipe, key, shared
+
+    @property
+    def cache_token(self) -> str:
+        """The recipe's token: the cache key of the perturbed image is unchanged."""
+        return self.recipe.cache_token
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.shared._get(self.key, self.recipe, image)
+
+    def __reduce__(self):
+        return (PerturbedImage, (self.recipe.name, self.recipe.param, self.recipe.seed,
+                                 self.recipe.landmarks))
+
+
+def _detect(frame: pd.DataFrame, detector: str, progress: bool, batch_size: int,
+            cache: Any = True) -> Redetection:
     with one_torch_thread():
         feats = extract(frame, detector=detector, heads=(), face_policy="all",
-                        progress=progress, batch_size=batch_size)
+                        progress=progress, batch_size=batch_size, cache=cache)
     n = len(frame)
     boxes: list[list[np.ndarray]] = [[] for _ in range(n)]
     lms: list[list[Any]] = [[] for _ in range(n)]
@@ -236,7 +337,8 @@ def clean_detections(manifest: pd.DataFrame, detector: str, *, progress: bool = 
 
 def redetect(manifest: pd.DataFrame, clean: Redetection, steps: Sequence[tuple[str, Any]],
              detector: str, *, seed: int = 0, seeds: Sequence[int] | None = None,
-             progress: bool = False, batch_size: int = 32) -> pd.DataFrame:
+             progress: bool = False, batch_size: int = 32,
+             shared: SharedDegradations | None = None, cache: Any = True) -> pd.DataFrame:
     """Perturb every image with every step, detect again and compare with the clean face.
 
     Parameters
@@ -256,6 +358,13 @@ def redetect(manifest: pd.DataFrame, clean: Redetection, steps: Sequence[tuple[s
         Show a progress bar.
     batch_size
         Images per batch of the extraction pipeline.
+    shared
+        Perturbed images computed once for several detectors (see
+        :class:`SharedDegradations`); None computes them here.
+    cache
+        The ``cache`` of :func:`facelab.extract` (one
+        :class:`~facelab.extraction.cache.ColumnarCache` for many calls reads each segment
+        once).
 
     Returns
     -------
@@ -273,10 +382,11 @@ def redetect(manifest: pd.DataFrame, clean: Redetection, steps: Sequence[tuple[s
     rows = []
     for i in range(n):
         for name, param in steps:
-            rows.append({"path": paths[i], "transform": PerturbedImage(
-                name, param, seed=seeds[i], landmarks=clean.landmarks[i])})
+            recipe = PerturbedImage(name, param, seed=seeds[i], landmarks=clean.landmarks[i])
+            rows.append({"path": paths[i], "transform": recipe if shared is None
+                         else shared.wrap(paths[i], recipe)})
     frame = pd.DataFrame(rows)
-    found = _detect(frame, detector, progress, batch_size)
+    found = _detect(frame, detector, progress, batch_size, cache)
     out = []
     k = 0
     for i in range(n):

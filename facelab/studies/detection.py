@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from facelab.core.types import largest_box_index
+from facelab.extraction.cache import ColumnarCache
 from facelab.extraction.pipeline import extract
 from facelab.metrics.classification import cohen_kappa
 from facelab.metrics.findings import Finding, findings_table
@@ -29,6 +30,8 @@ from facelab.models.registry import create_model, model_spec
 from facelab.perturb.perturbations import PERTURBATIONS
 from facelab.perturb.redetect import (
     IOU_SAME_FACE,
+    Redetection,
+    SharedDegradations,
     box_iou,
     clean_detections,
     paired_box_iou,
@@ -288,7 +291,8 @@ def degradation_records(manifest: pd.DataFrame, detectors: Sequence[str], *,
                         severities: Mapping[str, Sequence[float]] | None = None,
                         slow_limit: int | None = None,
                         slow: Sequence[str] = SLOW_DETECTORS, seed: int = 0,
-                        progress: bool = False, batch_size: int = 32) -> pd.DataFrame:
+                        progress: bool = False, batch_size: int = 32,
+                        block: int = 32) -> pd.DataFrame:
     """Detection on degraded copies of each image, per detector, perturbation and level.
 
     Perturbing, detecting again and matching the clean face is
@@ -309,6 +313,10 @@ def degradation_records(manifest: pd.DataFrame, detectors: Sequence[str], *,
         position. Level 0 is the clean image.
     slow_limit, slow
         Detectors in ``slow`` run on the first ``slow_limit`` rows only.
+    block
+        Images degraded at a time: every detector runs on a block's degraded copies
+        before the next block, so each copy is computed once (not once per detector) and
+        at most ``block`` x steps copies are held in memory. Results do not depend on it.
 
     Returns
     -------
@@ -329,6 +337,8 @@ def degradation_records(manifest: pd.DataFrame, detectors: Sequence[str], *,
     perturbations = list(severities)
     known = [p for p, v in PERTURBATIONS.items() if p != "none" and not v.needs_landmarks]
     unknown = [p for p in perturbations if p not in known]
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
     if unknown:
         raise ValueError(f"perturbations {unknown} not usable here (occlusions need a "
                          f"detector's landmarks); use any of {known}")
@@ -338,6 +348,7 @@ def degradation_records(manifest: pd.DataFrame, detectors: Sequence[str], *,
     levels = [(p, lv + 1, param) for p in perturbations
               for lv, param in enumerate(severities[p])]
     clean_rows, rows = [], []
+    subs: dict[str, tuple[pd.DataFrame, Redetection]] = {}
     for det in detectors:
         sub = manifest.head(_limit_for(det, len(manifest), slow_limit, slow))
         clean = clean_detections(sub, det, progress=progress, batch_size=batch_size)
@@ -348,15 +359,28 @@ def degradation_records(manifest: pd.DataFrame, detectors: Sequence[str], *,
                                # the clean face overlaps itself: never lost at level 0
                                "lost": False if found else pd.NA,
                                "reason": clean.reasons[i]})
-        if not steps or not len(sub):
-            continue
-        red = redetect(sub, clean, steps, det, seed=seed, progress=progress,
-                       batch_size=batch_size)
-        for r in red.itertuples(index=False):
-            pert, level, param = levels[r.step]
-            rows.append({"image_pos": r.pos, "detector": det, "perturbation": pert,
-                         "level": level, "param": param, "found": r.found, "fta": not r.found,
-                         "lost": r.lost, "reason": r.reason, "_order": r.step})
+        subs[det] = (sub, clean)
+    # image blocks outside, detectors inside: each degraded copy is computed once for every
+    # detector (SharedDegradations), and only one block's copies are held at a time
+    shared = SharedDegradations()
+    store = ColumnarCache()  # what extract(cache=True) opens, read once for every block
+    n_max = max((len(sub) for sub, _ in subs.values()), default=0) if steps else 0
+    for start in range(0, n_max, block):
+        for det in detectors:
+            sub, clean = subs[det]
+            stop = min(start + block, len(sub))
+            if stop <= start:
+                continue
+            red = redetect(sub.iloc[start:stop], clean.rows(start, stop), steps, det,
+                           seeds=[seed + i for i in range(start, stop)], progress=progress,
+                           batch_size=batch_size, shared=shared, cache=store)
+            for r in red.itertuples(index=False):
+                pert, level, param = levels[r.step]
+                rows.append({"image_pos": start + r.pos, "detector": det,
+                             "perturbation": pert, "level": level, "param": param,
+                             "found": r.found, "fta": not r.found, "lost": r.lost,
+                             "reason": r.reason, "_order": r.step})
+        shared.clear()
     rec = pd.DataFrame(clean_rows + rows)
     # the order the study always had: level by level, detector by detector, image by image
     rec["_order"] = rec["_order"].fillna(-1) if "_order" in rec else -1
