@@ -112,7 +112,9 @@ class Detector(Protocol):
         ...
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """:meth:`detect` for several images.
+        """:meth:`detect` for several images. The default (inherited by detectors that
+        subclass :class:`Detector`) calls :meth:`detect` on each image in turn; a model
+        with a real batch API overrides it.
 
         Parameters
         ----------
@@ -124,7 +126,7 @@ class Detector(Protocol):
         list of list of Face
             One list per image, in order.
         """
-        ...
+        return [self.detect(im) for im in images]
 
 
 @runtime_checkable

