@@ -40,11 +40,10 @@ KNOWN_GAPS = [
     "facelab.report.audits", "facelab.report.datastatus",
     "facelab.report.record", "facelab.report.runner", "facelab.report.runs_index",
     "facelab.studies",
-    "facelab.viz.draw", "facelab.viz.examples", "facelab.viz.explorer", "facelab.viz.plots",
 ]
 
 #: Public modules inside :data:`KNOWN_GAPS` when this was last lowered.
-UNCHECKED_MODULES = 38
+UNCHECKED_MODULES = 34
 
 #: numpydoc codes enforced: no docstring, undocumented / unknown parameters, no Returns.
 CODES = {"GL08", "PR01", "PR02", "RT01"}

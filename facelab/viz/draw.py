@@ -18,7 +18,23 @@ _TEXT = (255, 255, 255)
 
 
 def label_text(record: FaceAnalysis) -> str:
-    """Short caption: face index, detection score, top expression, gender and age range."""
+    """Short caption: face index, detection score, top expression, gender and age range.
+
+    Parts whose model was not run (``None`` or empty) are left out. Expression and gender
+    describe the face's appearance (a classifier's label), not inner state or identity.
+
+    Parameters
+    ----------
+    record : facelab.extraction.analysis.FaceAnalysis
+        One analysed face; ``emotions`` sorted descending (the first is shown),
+        confidences in [0, 1], ``age`` bounds in years.
+
+    Returns
+    -------
+    str
+        E.g. ``"#0 0.93 | happy 0.81 | female 0.97 | age 25-38"`` (parts joined by
+        ``" | "``; confidences to 2 decimals, age range rounded to whole years).
+    """
     parts = [f"#{record.face_index} {record.confidence:.2f}"]
     if record.emotions:
         top = record.emotions[0]
@@ -31,7 +47,26 @@ def label_text(record: FaceAnalysis) -> str:
 
 
 def draw_analyses(image: np.ndarray, records: Sequence[FaceAnalysis]) -> np.ndarray:
-    """A copy of RGB ``image`` with every record's box, landmarks and caption drawn on it."""
+    """A copy of RGB ``image`` with every record's box, landmarks and caption drawn on it.
+
+    Boxes are green, landmarks red dots, captions (:func:`label_text`) white on black
+    above the box (below it when there is no room above), kept inside the image. Line
+    thickness and font scale grow with the image size (``max(h, w) / 400`` pixels and
+    ``max(0.35, max(h, w) / 1200)``). Drawn with OpenCV; ``image`` is not modified.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(h, w, 3) uint8`` RGB image.
+    records : sequence of facelab.extraction.analysis.FaceAnalysis
+        Faces of this image: ``box`` ``(4,)`` ``x1, y1, x2, y2`` and ``landmarks``
+        ``(5, 2)`` (or ``None``) in pixels of ``image``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(h, w, 3)`` annotated copy, same dtype as ``image`` (C-contiguous).
+    """
     out = np.ascontiguousarray(image.copy())
     h, w = out.shape[:2]
     thick = max(1, round(max(h, w) / 400))

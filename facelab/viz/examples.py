@@ -98,6 +98,8 @@ def thumbnail(image, box=None, *, size: int = THUMBNAIL_SIZE, margin: float = 0.
 
     Raises
     ------
+    ValueError
+        When ``size`` is below 8 pixels.
     facelab.core.io.ImageError
         When the image cannot be read.
     """
@@ -157,14 +159,23 @@ def select_examples(examples: pd.DataFrame, *, n: int = 8, rows: str | None = No
     order
         A column to rank by instead (e.g. ``"score"``): the first ``n`` after sorting,
         ``ascending`` or not; ties are broken by a seeded shuffle.
+    ascending
+        With ``order``: take the smallest values first (default: the largest first).
     seed
-        Same seed and same table give the same selection.
+        Same seed and same table give the same selection (gallery row ``i`` uses
+        ``seed + i``).
 
     Returns
     -------
     DataFrame
         The chosen rows (original index kept), grouped by ``rows`` and, within a row, in
         ``order`` or by ``by``.
+
+    Raises
+    ------
+    ValueError
+        When ``n`` is negative, or ``rows``, ``by`` or ``order`` is not a column of
+        ``examples``.
     """
     if n < 0:
         raise ValueError(f"n must be >= 0; got {n}")
@@ -295,6 +306,13 @@ def error_gallery(examples: pd.DataFrame, *, n: int = 8, rows: str | None = None
         The figure, the rows shown and their thumbnails; None when ``enabled`` is False.
         An image that cannot be read is a grey tile with its reason in
         ``examples["status"]``, never a silent gap.
+
+    Raises
+    ------
+    ValueError
+        When ``size`` is above :data:`THUMBNAIL_SIZE` (96 pixels), ``examples`` has no
+        ``path`` column, or the selection arguments are invalid
+        (:func:`select_examples`).
     """
     import matplotlib.pyplot as plt
 
@@ -358,10 +376,23 @@ def error_gallery(examples: pd.DataFrame, *, n: int = 8, rows: str | None = None
 
 
 def record_gallery(recorder, name: str, gallery: ErrorGallery | None) -> None:
-    """Record a gallery in a notebook's run folder: the figure as ``figures/<name>.png``
-    (shown and embedded in the HTML export) and ``{enabled, available, shown,
-    unreadable}`` under ``name`` in metrics.json. ``gallery`` None (``show_examples`` off)
-    records ``enabled: False`` and says so; nothing is drawn or written."""
+    """Record a gallery in a notebook's run folder.
+
+    The figure goes to ``figures/<name>.png`` (shown and embedded in the HTML export) and
+    ``{enabled, available, shown, unreadable}`` under ``name`` in metrics.json. ``gallery``
+    None (``show_examples`` off) prints that it is not shown and records
+    ``{"enabled": False, "available": None, "shown": 0, "unreadable": 0}``; no figure is
+    written.
+
+    Parameters
+    ----------
+    recorder : facelab.report.record.Recorder
+        The notebook's recorder (its ``figure`` and ``metric`` methods are called).
+    name : str
+        Figure file stem and metrics.json key.
+    gallery : ErrorGallery or None
+        What :func:`error_gallery` returned.
+    """
     if gallery is None:
         print(f"{name}: not shown (show_examples is False).")
         recorder.metric(name, {"enabled": False, "available": None, "shown": 0,
@@ -402,8 +433,15 @@ def missed_face_examples(records: pd.DataFrame, manifests: Mapping[str, pd.DataF
     -------
     DataFrame
         One row per miss: ``detector, dataset, image, path, box, box_note, group,
-        caption``. The box is the largest face another detector found on the same image
-        (drawn in orange, its name in the caption), or missing when none found one.
+        caption``. The box is the one found by the first other detector, in ``prefer``
+        order then the order of ``records``, that found a face on the same image (drawn
+        in orange, its name in the caption), or missing when none found one.
+
+    Raises
+    ------
+    ValueError
+        When ``records`` lacks ``dataset``, ``image``, ``detector`` or ``fta``, or a
+        missed image is not in ``manifests``.
     """
     need = {"dataset", "image", "detector", "fta"}
     if missing := need - set(records.columns):
@@ -520,6 +558,24 @@ def false_candidate_examples(runs: Mapping[str, object], manifest: pd.DataFrame,
     mate in the gallery. Runs without embeddings (candidate lists imported from another
     system) show the whole images from ``manifest``, with no box.
 
+    Parameters
+    ----------
+    runs : mapping of str to facelab.studies.search.SearchRun
+        ``{embedder: run}``; ``run.results`` has one row per returned candidate with
+        ``probe``, ``subject``, ``mated``, ``score``, ``candidate_rank``, ``probe_group``
+        and ``candidate_group``.
+    manifest : pandas.DataFrame
+        The search manifest: ``role`` (``"gallery"`` rows give each ``gallery_id``'s
+        image, the first one when a subject has several) and ``path``.
+    embeddings : mapping of str to Embeddings
+        ``{embedder: Embeddings}`` for image paths and face boxes.
+    choices : mapping of str to mapping of str to threshold
+        ``{embedder: {operating point: threshold}}``; an embedder with no points is
+        skipped.
+    point : str, optional
+        The operating point whose threshold is used; the first of each embedder's
+        ``choices`` when omitted.
+
     Returns
     -------
     DataFrame
@@ -568,12 +624,29 @@ def expression_examples(predictions: pd.DataFrame, *, label: str = "fear",
     ``label`` that the model missed (``04_expression_fear``), for one model (default:
     the first in ``predictions``). Only evaluated rows; both are appearance labels.
 
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        :mod:`facelab.studies.crossdata` predictions: ``model``, ``status``
+        (``"evaluated"`` rows are used), ``true``, ``pred``, ``path``, ``test_dataset``,
+        ``file``, optionally ``box``, ``p_<label>``, ``race`` and ``gender``.
+    label : str
+        The expression label examined.
+    model : str, optional
+        The model shown; the first evaluated row's model when omitted.
+
     Returns
     -------
     DataFrame
-        ``kind`` (``"given <label>, labelled otherwise"`` or ``"labelled <label>,
-        missed"``), ``test_dataset, file, true, pred, path, box, group, caption``; the
-        caption gives the label, the model's output and its probability of ``label``.
+        ``model, kind`` (``"given '<label>', labelled otherwise"`` or ``"labelled
+        '<label>', model said otherwise"``), ``test_dataset, file, true, pred, path, box,
+        group, caption``; the caption gives the label, the model's output and its
+        probability of ``label`` (``nan`` without a ``p_<label>`` column).
+
+    Raises
+    ------
+    ValueError
+        When ``predictions`` lacks ``model``, ``status``, ``true``, ``pred`` or ``path``.
     """
     need = {"model", "status", "true", "pred", "path"}
     if missing := need - set(predictions.columns):
@@ -604,14 +677,30 @@ def expression_examples(predictions: pd.DataFrame, *, label: str = "fear",
 
 def gender_examples(preds: pd.DataFrame) -> pd.DataFrame:
     """Misclassified gender (``05_attribute_audit``): evaluated faces whose predicted
-    gender differs from the dataset label, with their race x gender cell.
+    gender differs from the dataset label, with their race x gender cell. Both genders
+    are appearance labels (a dataset's annotation and a classifier's output), not
+    identity.
+
+    Parameters
+    ----------
+    preds : pandas.DataFrame
+        :mod:`facelab.studies.attributes` predictions: ``path``, ``gender``,
+        ``pred_gender``, ``pred_p_female`` (in [0, 1]), ``gender_error``, ``dataset``,
+        optionally ``box``, ``race``; only rows :func:`facelab.studies.attributes.evaluable`
+        keeps are used.
 
     Returns
     -------
     DataFrame
         ``dataset, cell, gender, pred_gender, pred_p_female, path, box, group, caption``
-        where ``cell`` is ``"<race> <gender>"`` (the gallery rows); the caption gives the
-        label, the model's gender and its P(female).
+        sorted by ``cell``, where ``cell`` is ``"<race> <gender>"`` (the gallery rows)
+        and ``group`` the dataset; the caption gives the label, the model's gender and
+        its P(female).
+
+    Raises
+    ------
+    ValueError
+        When ``preds`` lacks ``path``, ``gender`` or ``pred_gender``.
     """
     need = {"path", "gender", "pred_gender"}
     if missing := need - set(preds.columns):

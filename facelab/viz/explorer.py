@@ -76,7 +76,19 @@ class RateCell:
     error_at_or_above: bool
 
     def count(self, threshold: float) -> int:
-        """Errors at ``threshold``: one binary search."""
+        """Errors at ``threshold``: one binary search.
+
+        Parameters
+        ----------
+        threshold : float
+            Decision threshold, in the scores' units (a similarity).
+
+        Returns
+        -------
+        int
+            Scores ``>= threshold`` when :attr:`error_at_or_above`, else scores
+            ``< threshold``.
+        """
         i = int(np.searchsorted(self.scores, threshold, side="left"))
         return self.scores.size - i if self.error_at_or_above else i
 
@@ -125,10 +137,19 @@ class RateCells:
     def at(self, threshold: float) -> pd.DataFrame:
         """Every cell's error count and rate at ``threshold``, with a 95% Wilson interval.
 
+        The interval is Wilson's score interval (Wilson 1927), vectorised; it gives the
+        same numbers as :func:`facelab.metrics.intervals.binomial_ci`.
+
+        Parameters
+        ----------
+        threshold : float
+            Decision threshold, in the scores' units.
+
         Returns
         -------
         DataFrame
-            ``rate, source, group, count, n, value, ci_low, ci_high, threshold``.
+            ``rate, source, group, count, n, value, ci_low, ci_high, threshold``, one row
+            per cell in order; ``value`` and the interval are NaN for an empty cell.
         """
         t = float(threshold)
         k = np.array([c.count(t) for c in self.cells], dtype=np.int64)
@@ -141,7 +162,19 @@ class RateCells:
             "value": value, "ci_low": low, "ci_high": high, "threshold": t})
 
     def at_points(self, points: Mapping[str, float]) -> pd.DataFrame:
-        """:meth:`at` for each named threshold, stacked with an ``operating_point`` column."""
+        """:meth:`at` for each named threshold, stacked with an ``operating_point`` column.
+
+        Parameters
+        ----------
+        points : mapping of str to float
+            ``{operating point name: threshold}``.
+
+        Returns
+        -------
+        DataFrame
+            The :meth:`at` tables one after the other (``operating_point`` last); an
+            empty table with :meth:`at`'s columns when ``points`` is empty.
+        """
         frames = [self.at(t).assign(operating_point=name) for name, t in points.items()]
         return pd.concat(frames, ignore_index=True) if frames else self.at(0.0).iloc[:0]
 
@@ -168,9 +201,21 @@ def threshold_for_fmr(sorted_scores: np.ndarray, target_fmr: float) -> tuple[flo
     The same rule and result as :func:`facelab.metrics.biometric.threshold_at_fmr` (which
     sorts and scans every distinct score: too slow for a slider on millions of scores).
 
+    Parameters
+    ----------
+    sorted_scores : numpy.ndarray
+        ``(n,)`` impostor similarity scores, ascending (not checked).
+    target_fmr : float
+        Largest false match rate allowed, in (0, 1).
+
     Returns
     -------
-    threshold, false_matches, n
+    threshold : float
+        The threshold (just above the highest score when no observed score qualifies).
+    false_matches : int
+        Scores ``>= threshold``.
+    n : int
+        Scores in all.
 
     Raises
     ------
@@ -201,8 +246,23 @@ def verification_cells(scored: pd.DataFrame) -> RateCells:
     the genuine pairs, per dataset and group (pairs whose two people are in different
     groups form a ``"<a> / <b>"`` cell), plus an ``"all groups"`` cell per dataset.
 
-    ``scored`` is :func:`facelab.studies.verification.score_pairs` output (``kind``,
-    ``source``, ``group_a``, ``group_b``, ``score``).
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        :func:`facelab.studies.verification.score_pairs` output (``kind``, ``source``,
+        ``group_a``, ``group_b``, ``score``); every pair that is not genuine counts as an
+        impostor pair.
+
+    Returns
+    -------
+    RateCells
+        ``FMR`` cells (error: score >= threshold) then ``FNMR`` cells (error: score <
+        threshold), each sorted by source then group.
+
+    Raises
+    ------
+    ValueError
+        When a column named above is missing.
     """
     need = {"kind", "source", "group_a", "group_b", "score"}
     if missing := need - set(scored.columns):
@@ -222,7 +282,27 @@ def reference_scores(scored: pd.DataFrame, reference_group: str | None,
     """The impostor scores a global threshold is set on, sorted, and their name: the
     reference group's within-group impostor pairs (pooled over datasets), or every
     group's when ``reference_group`` is None or too small for ``target_fmr`` (the rule of
-    :func:`facelab.studies.verification.global_threshold`)."""
+    :func:`facelab.studies.verification.global_threshold`).
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        :func:`facelab.studies.verification.score_pairs` output; only rows of kind
+        ``IMPOSTOR_WITHIN`` (both people in the same group) are used.
+    reference_group : str or None
+        The group whose within-group impostor pairs set the threshold.
+    target_fmr : float, optional
+        The FMR the threshold will be set at: the reference group needs at least
+        ``ceil(1 / target_fmr)`` pairs (without it, one pair is enough).
+
+    Returns
+    -------
+    scores : numpy.ndarray
+        ``(n,)`` float64 impostor scores, ascending.
+    name : str
+        Which pairs they are, e.g. ``"group White (within-group pairs)"`` or
+        ``"every group (within-group pairs)"``.
+    """
     within = scored[scored["kind"] == IMPOSTOR_WITHIN]
     if reference_group is not None:
         ref = within.loc[within["group_a"] == reference_group, "score"].to_numpy(np.float64)
@@ -239,7 +319,27 @@ def verification_points(scored: pd.DataFrame, global_choice, default_choice, *,
     (FMR ``target_fmr / 10`` on the same reference pairs) or, when the data cannot
     resolve it, a ten times looser one. Without a default (``default_choice`` None, e.g.
     imported scores that declare none) both the stricter and the looser one, where the
-    data resolve them."""
+    data resolve them.
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        :func:`facelab.studies.verification.score_pairs` output.
+    global_choice : float or facelab.metrics.biometric.ThresholdChoice
+        The global threshold the notebook set at ``target_fmr``.
+    default_choice : float or facelab.metrics.biometric.ThresholdChoice or None
+        The model's default threshold (from its model card), or None.
+    target_fmr : float
+        FMR the global threshold was set at, in (0, 1).
+    reference_group : str or None
+        Reference group of the global threshold (:func:`reference_scores`).
+
+    Returns
+    -------
+    dict of str to float
+        ``{name: threshold}``, at most three points, in the order default, global,
+        stricter, looser (the last two named ``"FMR <target>"``).
+    """
     ref, _ = reference_scores(scored, reference_group, target_fmr)
     points = {} if default_choice is None else {"model default": float(default_choice)}
     points[f"global (FMR {target_fmr:g})"] = float(global_choice)
@@ -259,7 +359,19 @@ def search_cells(run) -> RateCells:
     * ``false candidates``: candidates returned for non-mated searches at or above the
       threshold, out of every candidate returned (``k`` per search).
 
-    ``run`` is a :class:`facelab.studies.search.SearchRun`.
+    Parameters
+    ----------
+    run : facelab.studies.search.SearchRun
+        Its ``results`` have one row per returned candidate (``probe``, ``mated``,
+        ``score``, ``probe_group``, ``candidate_rank``, ``is_mate``); a search that
+        returned nothing is one row scored ``-inf``.
+
+    Returns
+    -------
+    RateCells
+        ``FPIR`` cells, ``FNIR`` cells (only when there are mated searches; a mated
+        search without a rank-1 mate scores ``-inf``, an error at any threshold) and
+        ``false candidates`` cells, by probe group with an ``"all groups"`` cell.
     """
     res = run.results
     non, mat = res[~res["mated"]], res[res["mated"]]
@@ -290,7 +402,23 @@ def search_cells(run) -> RateCells:
 def plot_rates(table: pd.DataFrame, *, title: str = "", note: str = ""):
     """Rates by group at one or several operating points: one panel per rate, one line
     per ``source · group``, one marker per operating point with its 95% interval (log
-    axis for FMR and FPIR; a zero is drawn hollow at the left edge). Returns the figure."""
+    axis for FMR and FPIR; a zero is drawn hollow at the left edge).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :meth:`RateCells.at` or :meth:`RateCells.at_points` output.
+    title : str
+        Figure title (``"error rates by group"`` when empty).
+    note : str
+        Said under the title (how the intervals were computed); a note on hollow markers
+        is added when a rate is 0.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per rate (5.2 inches wide each).
+    """
     import matplotlib.pyplot as plt
 
     rates = list(pd.unique(table["rate"]))
@@ -366,7 +494,22 @@ def rates_html(table: pd.DataFrame, *, width: int = 240) -> str:
     """A rates table (:meth:`RateCells.at`) as HTML with an inline bar and 95% interval
     whisker per row, one block per rate (log axis for FMR and FPIR, from the smallest
     non-zero value's decade to 1; linear from 0 otherwise). Built as text in a few
-    milliseconds, so a slider can redraw it on every move."""
+    milliseconds, so a slider can redraw it on every move.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :meth:`RateCells.at` output (``rate, source, group, count, n, value, ci_low,
+        ci_high``).
+    width : int
+        Width of each row's bar in pixels.
+
+    Returns
+    -------
+    str
+        An HTML ``<table>``: per row the label, ``count/n``, the rate with its interval
+        (``n/a`` for an empty cell) and an inline SVG bar; labels are HTML-escaped.
+    """
     import html as _html
 
     parts = ['<table style="border-collapse:collapse;font-size:12px">']
@@ -418,6 +561,11 @@ def interactive_frontend() -> bool:
     ``JPY_SESSION_NAME`` variable that jupyter_server sets for the kernels it starts for
     a notebook (headless runners start kernels without it), or VS Code's
     ``__vsc_ipynb_file__``.
+
+    Returns
+    -------
+    bool
+        True when widgets can be shown.
     """
     forced = os.environ.get("FACELAB_EXPLORER", "").strip().lower()
     if forced in ("widget", "static"):
@@ -450,6 +598,11 @@ class OperatingPointExplorer:
         What the figure is about.
     interval_note
         Said under the title (how the intervals were computed).
+
+    Raises
+    ------
+    ValueError
+        When ``cells`` is empty.
     """
 
     def __init__(self, cells: Mapping[str, RateCells], points: Mapping[str, Mapping[str, float]],
@@ -471,12 +624,47 @@ class OperatingPointExplorer:
 
     # --- callback logic: plain methods, no widgets
     def table(self, model: str, threshold: float) -> pd.DataFrame:
-        """The rates of ``model``'s groups at ``threshold`` (:meth:`RateCells.at`)."""
+        """The rates of ``model``'s groups at ``threshold`` (:meth:`RateCells.at`).
+
+        Parameters
+        ----------
+        model : str
+            One of :attr:`models`.
+        threshold : float
+            Decision threshold, in the model's score units.
+
+        Returns
+        -------
+        DataFrame
+            ``rate, source, group, count, n, value, ci_low, ci_high, threshold``.
+        """
         return self.cells[model].at(threshold)
 
     def threshold_for_fmr(self, model: str, target_fmr: float) -> tuple[float, str]:
         """The threshold for ``target_fmr`` on ``model``'s reference impostor scores, and
-        how it was set (raises ``ValueError`` when the target cannot be resolved)."""
+        how it was set.
+
+        Parameters
+        ----------
+        model : str
+            One of :attr:`models`.
+        target_fmr : float
+            Largest FMR allowed, in (0, 1).
+
+        Returns
+        -------
+        threshold : float
+            :func:`threshold_for_fmr` on the reference scores.
+        how : str
+            How it was set: target, number of impostor comparisons, which pairs, and the
+            FMR achieved with its count.
+
+        Raises
+        ------
+        ValueError
+            When ``model`` has no reference scores, or the target cannot be resolved
+            (:func:`threshold_for_fmr`).
+        """
         if model not in self.reference:
             raise ValueError(f"{model}: no reference impostor scores to set a target FMR on")
         scores, name = self.reference[model]
@@ -485,11 +673,33 @@ class OperatingPointExplorer:
                    f"(achieved {k / n:.3g}, {k:,}/{n:,})")
 
     def static_table(self, model: str) -> pd.DataFrame:
-        """The rates at every operating point of ``model`` (the headless view)."""
+        """The rates at every operating point of ``model`` (the headless view).
+
+        Parameters
+        ----------
+        model : str
+            One of :attr:`models`.
+
+        Returns
+        -------
+        DataFrame
+            :meth:`RateCells.at_points` at ``points[model]``.
+        """
         return self.cells[model].at_points(self.points[model])
 
     def static_figure(self, model: str):
-        """The headless view: rates by group at ``model``'s operating points."""
+        """The headless view: rates by group at ``model``'s operating points.
+
+        Parameters
+        ----------
+        model : str
+            One of :attr:`models`.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            :func:`plot_rates` of :meth:`static_table`.
+        """
         return plot_rates(self.static_table(model),
                           title=f"{model}: {self.title}" if self.title else model,
                           note=self.interval_note)
@@ -499,7 +709,17 @@ class OperatingPointExplorer:
         """Build the ipywidgets view (model menu, threshold slider, target-FMR slider on a
         log scale when reference scores exist, and the rates by group as an HTML table
         with a bar and interval per group (:func:`rates_html`), replaced in place). Each
-        change calls :meth:`update`; its timings are appended to :attr:`timings`."""
+        change calls :meth:`update`; its timings are appended to :attr:`timings`.
+
+        The threshold starts at the first model's first operating point (the middle of
+        its scores when it has none); the target-FMR slider goes down to about ``1 / n``
+        of the reference scores.
+
+        Returns
+        -------
+        ipywidgets.VBox
+            The controls and the rates table.
+        """
         import ipywidgets as W
 
         first = self.models[0]
@@ -569,8 +789,19 @@ class OperatingPointExplorer:
     def update(self) -> dict:
         """Recompute the rates at the slider's threshold and redraw them in place.
 
-        Returns the timing of this update (seconds): ``compute`` (the rates), ``draw``
-        (the HTML table with its bars, set on the widget) and ``total``.
+        The table is also kept as ``last_table``.
+
+        Returns
+        -------
+        dict
+            The timing of this update: ``model``, ``threshold``, and in seconds
+            ``compute`` (the rates), ``draw`` (the HTML table with its bars, set on the
+            widget) and ``total``.
+
+        Raises
+        ------
+        RuntimeError
+            When :meth:`widget` has not been built yet.
         """
         if self._widget is None and not hasattr(self, "_thr"):
             raise RuntimeError("build the widget first (explorer.widget())")
@@ -591,11 +822,28 @@ class OperatingPointExplorer:
         return timing
 
     def set_threshold(self, value: float) -> None:
-        """Move the threshold slider (as a user would); the view updates."""
+        """Move the threshold slider (as a user would); the view updates.
+
+        Call :meth:`widget` first. The slider clips the value to its range.
+
+        Parameters
+        ----------
+        value : float
+            The threshold, in the model's score units.
+        """
         self._thr.value = float(value)
 
     def set_target_fmr(self, value: float) -> None:
-        """Move the target-FMR slider (as a user would); the threshold follows."""
+        """Move the target-FMR slider (as a user would); the threshold follows.
+
+        Call :meth:`widget` first. A target the reference scores cannot resolve leaves
+        the threshold where it is and shows the reason.
+
+        Parameters
+        ----------
+        value : float
+            Target FMR, in (0, 1).
+        """
         self._fmr.value = float(value)
 
     # --- both modes
@@ -604,8 +852,29 @@ class OperatingPointExplorer:
         nbval, HTML export) a static figure per model at its operating points, recorded
         as ``figures/<name>_<model>.png`` with the rates as table ``<name>``.
 
-        ``mode`` is ``"auto"`` (:func:`interactive_frontend`), ``"widget"`` or
-        ``"static"``. Returns the widget, or the static table.
+        Without ipywidgets installed the widget mode falls back to the static view (and
+        says so).
+
+        Parameters
+        ----------
+        recorder : facelab.report.record.Recorder, optional
+            Where the static view is recorded; without one the figures are only
+            displayed.
+        name : str
+            Figure stem and table name of the static view.
+        mode : {"auto", "widget", "static"}
+            ``"auto"`` asks :func:`interactive_frontend`.
+
+        Returns
+        -------
+        ipywidgets.VBox or pandas.DataFrame
+            The widget, or the static table (:meth:`static_table` of every model, with a
+            ``model`` column).
+
+        Raises
+        ------
+        ValueError
+            When ``mode`` is not one of the three.
         """
         if mode not in ("auto", "widget", "static"):
             raise ValueError(f"mode must be 'auto', 'widget' or 'static'; got {mode!r}")
@@ -649,7 +918,26 @@ def verification_explorer(scored: Mapping[str, pd.DataFrame],
     """The explorer of ``02``: FMR and FNMR by dataset and group for each embedder, a
     target-FMR slider set on the same reference impostor pairs as the global threshold,
     and three operating points for the static view (:func:`verification_points`;
-    ``defaults`` may lack a model that has no default threshold)."""
+    ``defaults`` may lack a model that has no default threshold).
+
+    Parameters
+    ----------
+    scored : mapping of str to pandas.DataFrame
+        ``{embedder: scored pairs}`` (:func:`facelab.studies.verification.score_pairs`).
+    thresholds : mapping of str to float or ThresholdChoice
+        ``{embedder: global threshold}``; needs every embedder of ``scored``.
+    defaults : mapping of str to float or ThresholdChoice
+        ``{embedder: model default threshold}``.
+    target_fmr : float
+        FMR the global thresholds were set at, in (0, 1).
+    reference_group : str or None
+        Group whose within-group impostor pairs set the global threshold.
+
+    Returns
+    -------
+    OperatingPointExplorer
+        With reference scores, so the widget offers the target-FMR slider.
+    """
     cells, points, reference = {}, {}, {}
     for model, s in scored.items():
         cells[model] = verification_cells(s)
@@ -664,7 +952,20 @@ def verification_explorer(scored: Mapping[str, pd.DataFrame],
 def search_explorer(runs: Mapping[str, object], choices: Mapping[str, Mapping[str, object]]
                     ) -> OperatingPointExplorer:
     """The explorer of ``03``: FPIR, rank-1 FNIR and false candidates by probe group for
-    each embedder, with the notebook's operating points (threshold slider only)."""
+    each embedder, with the notebook's operating points (threshold slider only).
+
+    Parameters
+    ----------
+    runs : mapping of str to facelab.studies.search.SearchRun
+        ``{embedder: search run}``.
+    choices : mapping of str to mapping of str to float or ThresholdChoice
+        ``{embedder: {operating point: threshold}}``; needs every embedder of ``runs``.
+
+    Returns
+    -------
+    OperatingPointExplorer
+        Without reference scores (no target-FMR slider).
+    """
     cells = {m: search_cells(run) for m, run in runs.items()}
     points = {m: {k: float(v) for k, v in choices[m].items()} for m in runs}
     return OperatingPointExplorer(cells, points, title="FPIR, FNIR and false candidates "

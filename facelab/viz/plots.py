@@ -51,6 +51,34 @@ def plot_group_rates(
     columns ``value``, ``ci_low``, ``ci_high``, ``n`` (and optionally ``count``,
     ``small_cell``). Small cells are drawn in grey and marked "(small)". The overall
     value is a dashed vertical line.
+
+    Parameters
+    ----------
+    result : facelab.metrics.groups.GroupedMetric or pandas.DataFrame
+        One row per group cell (a MultiIndex is labelled ``"a x b"``). Whiskers run from
+        ``ci_low`` to ``ci_high``; each bar is labelled ``count/n`` (``n=...`` without a
+        ``count`` column).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure (6.5 inches wide, 0.45 inch per row) when omitted.
+    log : bool
+        Log x axis.
+    show_overall : bool
+        Draw the overall value (only a ``GroupedMetric`` carries one).
+    title : str, optional
+        Axes title; defaults to the metric name. For a DataFrame it also labels the
+        x axis (``"value"`` when omitted).
+    color : str, optional
+        Bar colour of cells that are not small; seaborn's first palette colour by default.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        When ``value``, ``ci_low``, ``ci_high`` or ``n`` is missing (the message lists
+        the missing columns).
     """
     if isinstance(result, GroupedMetric):
         table, overall, name = result.by_group, result.overall, result.name
@@ -114,7 +142,28 @@ def plot_det(
     threshold : float or ThresholdChoice, optional
         The operating threshold: marked on every curve with an ``x``.
     scale : {"log", "probit"}
-        Log axes (zero rates are not drawn), or normal-deviate (probit) axes.
+        Log axes (points with a zero rate are not drawn), or normal-deviate (probit) axes
+        (rates clipped to ``[1e-12, 1 - 1e-12]``).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new 6 x 5 inch figure when omitted.
+    title : str
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        When ``scale`` is neither ``"log"`` nor ``"probit"``, or a curve lacks one of the
+        columns ``threshold``, ``fmr``, ``fnmr``.
+
+    Notes
+    -----
+    The threshold marker sits at the first row whose threshold is at or above it
+    (the curve's thresholds are ascending), or on the last row when it is above them
+    all.
     """
     if scale not in ("log", "probit"):
         raise ValueError(_BAD_SCALE.format(got=scale))
@@ -170,7 +219,29 @@ def plot_fmr_heatmap(
     title: str = "Impostor FMR by probe and candidate group",
 ) -> Axes:
     """Cross-group impostor FMR (rows probe group, columns candidate group) on a log colour
-    scale, as in NIST FRVT Part 3. Cells with FMR 0 are shown blank and annotated "0"."""
+    scale, as in NIST FRVT Part 3 (NISTIR 8280, demographic effects). Cells with FMR 0 are
+    shown blank and annotated "0"; NaN cells blank without a label.
+
+    Parameters
+    ----------
+    matrix : pandas.DataFrame
+        Table of FMR values in [0, 1], index probe group, columns candidate
+        group (e.g. ``DemographicDifferentials.fmr_matrix`` of
+        :mod:`facelab.metrics.groups`).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure sized to the table when omitted.
+    annot : bool
+        Print each cell's FMR (``1.2e-04``) in it.
+    vmin, vmax : float, optional
+        Colour-scale limits; by default the smallest and largest positive FMR (``1e-6``
+        and 1 when no cell is positive).
+    title : str
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     values = matrix.astype(float)
     positive = values.to_numpy()[values.to_numpy() > 0]
     lo = vmin if vmin is not None else (positive.min() if positive.size else 1e-6)
@@ -207,7 +278,25 @@ def plot_confusion(
     title: str = "Confusion matrix",
 ) -> Axes:
     """Confusion matrix heatmap (rows true, columns predicted). With ``normalize`` each row
-    is divided by its total (recall on the diagonal) and the counts are printed too."""
+    is divided by its total (recall on the diagonal) and the counts are printed too.
+
+    Parameters
+    ----------
+    cm : pandas.DataFrame
+        Counts, index the true labels, columns the predicted labels (index and column
+        names, if set, label the axes).
+    normalize : bool
+        Colour by share of the row total (rows with total 0 stay blank) and print the
+        share above the count; otherwise colour and print counts.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure sized to the matrix when omitted.
+    title : str
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     counts = cm.astype(float)
     totals = counts.sum(axis=1).replace(0, np.nan)
     shown = counts.div(totals, axis=0) if normalize else counts
