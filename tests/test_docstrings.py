@@ -30,20 +30,20 @@ import facelab
 #: Packages and modules whose public API is checked (minus :data:`KNOWN_GAPS`).
 CHECKED = ["facelab.api", "facelab.core", "facelab.data", "facelab.external", "facelab.face",
            "facelab.metrics", "facelab.models", "facelab.perturb", "facelab.train",
-           "facelab.report.uptodate", "facelab.viz"]
+           "facelab.report.audits", "facelab.report.datastatus", "facelab.report.runner",
+           "facelab.report.runs_index", "facelab.report.uptodate", "facelab.viz"]
 
 #: Modules of facelab not yet checked (a known gap: it may shrink, never grow; the test
 #: counts the modules it covers).
 #: They have not been documented to this standard yet.
 KNOWN_GAPS = [
     "facelab.cli", "facelab.extraction", "facelab.match",
-    "facelab.report.audits", "facelab.report.datastatus",
-    "facelab.report.record", "facelab.report.runner", "facelab.report.runs_index",
+    "facelab.report.record",
     "facelab.studies",
 ]
 
 #: Public modules inside :data:`KNOWN_GAPS` when this was last lowered.
-UNCHECKED_MODULES = 34
+UNCHECKED_MODULES = 30
 
 #: numpydoc codes enforced: no docstring, undocumented / unknown parameters, no Returns.
 CODES = {"GL08", "PR01", "PR02", "RT01"}

@@ -24,7 +24,31 @@ RUN_FIRST: tuple[str, ...] = ("06_train_expression", "02_verification_demographi
 
 @dataclass(frozen=True)
 class AuditSpec:
-    """One audit notebook and the fixed text of its model card."""
+    """One audit notebook and the fixed text of its model card.
+
+    The card sections follow "Model Cards for Model Reporting" (Mitchell et al. 2019).
+
+    Attributes
+    ----------
+    name : str
+        Notebook stem, e.g. ``"02_verification_demographics"``.
+    title : str
+        Human-readable title.
+    intended_use : str
+        What the audit is for.
+    factors : str
+        The groups and conditions results are broken down by.
+    evaluation_data : str
+        The datasets it evaluates on.
+    ethical : tuple of str
+        Ethical considerations (e.g. the appearance note for expression and gender).
+    caveats : tuple of str
+        Caveats and recommendations.
+    headline_metrics : tuple of str
+        ``metrics.json`` keys shown on the runs index when a run has no findings table.
+    suite_parameters : mapping of str to Any
+        Parameters the full suite passes to the notebook (e.g. ``limit=None``).
+    """
 
     name: str
     title: str
@@ -127,14 +151,39 @@ AUDITS: dict[str, AuditSpec] = {s.name: s for s in [
 
 
 def notebooks_dir() -> Path:
-    """The repository's ``notebooks/`` folder (``$FACELAB_NOTEBOOKS`` overrides)."""
+    """The repository's ``notebooks/`` folder (``$FACELAB_NOTEBOOKS`` overrides).
+
+    Returns
+    -------
+    pathlib.Path
+        ``$FACELAB_NOTEBOOKS`` when set, else ``notebooks/`` next to the ``facelab``
+        package (the checkout it was imported from). Not checked for existence.
+    """
     value = os.environ.get("FACELAB_NOTEBOOKS")
     return Path(value) if value else Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def resolve_audits(names: Sequence[str] | None = None) -> list[Path]:
     """Notebook paths for audit names (``02``, ``02_verification_demographics`` or a
-    unique substring such as ``verification``); all notebooks when ``names`` is empty."""
+    unique substring such as ``verification``); all notebooks when ``names`` is empty.
+
+    Parameters
+    ----------
+    names : sequence of str, optional
+        Audit names; each must match exactly one ``NN_*.ipynb`` of :func:`notebooks_dir`
+        (its stem, the stem's ``NN`` prefix, or a substring of one stem only).
+
+    Returns
+    -------
+    list of pathlib.Path
+        One notebook per name, in the order given; every ``NN_*.ipynb``, sorted, when
+        ``names`` is None or empty.
+
+    Raises
+    ------
+    ValueError
+        When a name matches no notebook or several (the message lists the known ones).
+    """
     available = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
     if not names:
         return available
@@ -160,7 +209,31 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
 
 
 def parameter_defaults(notebook: Path) -> dict[str, Any]:
-    """Literal values assigned in a notebook's ``parameters`` cell."""
+    """Literal values assigned in a notebook's ``parameters`` cell.
+
+    Only plain ``name = <literal>`` assignments count (:func:`ast.literal_eval`); other
+    statements and non-literal values are skipped. Read with :mod:`json`, without
+    nbformat.
+
+    Parameters
+    ----------
+    notebook : pathlib.Path
+        An ``.ipynb`` file; its cells tagged ``parameters`` (papermill's convention) are
+        read.
+
+    Returns
+    -------
+    dict of str to Any
+        ``{name: value}``; what was read so far when a parameters cell is not valid
+        Python (empty when the first one is not).
+
+    Raises
+    ------
+    OSError
+        When the file cannot be read.
+    json.JSONDecodeError
+        When it is not JSON.
+    """
     import json
 
     cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])

@@ -43,7 +43,19 @@ class MissingDataError(RuntimeError):
 
 
 def data_root_problem(root: str | os.PathLike | None = None) -> str | None:
-    """Why there is no usable data root (``None`` when there is one)."""
+    """Why there is no usable data root (``None`` when there is one).
+
+    Parameters
+    ----------
+    root : str or os.PathLike, optional
+        The data root to check; ``$FACELAB_DATA`` (:func:`facelab.core.config.data_root`)
+        when omitted.
+
+    Returns
+    -------
+    str or None
+        The :class:`facelab.core.config.DataRootError` message, or None.
+    """
     try:
         data_root(root)
     except DataRootError as exc:
@@ -53,7 +65,23 @@ def data_root_problem(root: str | os.PathLike | None = None) -> str | None:
 
 def present_datasets(names: Sequence[Any], root: str | os.PathLike | None = None) -> list[str]:
     """The dataset names among ``names`` whose folder is found under the data root in its
-    native layout (a quick layout check; each missing one is printed as a sentence)."""
+    native layout (a quick layout check; each missing one is printed as a sentence).
+
+    Parameters
+    ----------
+    names : sequence
+        Dataset specs as the notebooks' parameters give them (``"fairface"`` or
+        ``"fairface:val"``: the part before ``:`` is the dataset name). Entries that are
+        not strings are skipped without a message.
+    root : str or os.PathLike, optional
+        The data root; ``$FACELAB_DATA`` when omitted.
+
+    Returns
+    -------
+    list of str
+        The specs (as given, suffix kept) whose dataset folder was found, in order.
+        Unknown names and folders not found are printed and left out.
+    """
     problem = data_root_problem(root)
     present = []
     for spec in names:
@@ -185,7 +213,19 @@ def _strings(value: Any) -> list[str]:
 
 def audits_by_dataset(notebooks: Sequence[Path] | None = None) -> dict[str, list[str]]:
     """``{dataset: [audit stems]}``: the datasets each audit notebook reads by default,
-    taken from the dataset names in its ``parameters`` cell."""
+    taken from the dataset names in its ``parameters`` cell.
+
+    Parameters
+    ----------
+    notebooks : sequence of pathlib.Path, optional
+        The notebooks to read; every audit notebook (:func:`resolve_audits`) when omitted.
+
+    Returns
+    -------
+    dict of str to list of str
+        Every registered dataset with a folder layout, sorted by name, mapped to the
+        notebook stems that name it in a parameter default (empty list when none does).
+    """
     known = {s.name for s in dataset_specs() if s.folder}
     uses: dict[str, list[str]] = {name: [] for name in sorted(known)}
     for nb in notebooks if notebooks is not None else resolve_audits():
@@ -199,7 +239,22 @@ def audits_by_dataset(notebooks: Sequence[Path] | None = None) -> dict[str, list
 
 def dataset_status(root: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per supported dataset: ``dataset, found, path, audits, get`` (``get``: the
-    command or request that obtains it). Only folder layouts are checked: fast."""
+    command or request that obtains it). Only folder layouts are checked: fast.
+
+    Parameters
+    ----------
+    root : str or os.PathLike, optional
+        The data root; ``$FACELAB_DATA`` when omitted. Without a usable root every
+        dataset is reported as not found.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``dataset``, ``found`` (bool), ``path`` (the dataset folder, ``""`` when
+        not found), ``audits`` (list of notebook stems, :func:`audits_by_dataset`),
+        ``get`` (:func:`facelab.data.fetch.how_to_get`) and ``fetchable`` (bool: facelab
+        can download it); datasets without a folder layout are left out.
+    """
     base = None if data_root_problem(root) else data_root(root)
     uses = audits_by_dataset()
     sources = load_sources()
@@ -227,7 +282,19 @@ def _short(stems: Sequence[str], sep: str = ", ") -> str:
 
 def status_lines(root: str | os.PathLike | None = None) -> list[str]:
     """The few lines printed before the audits run: data root, datasets found and the
-    audits they feed, datasets missing with the command that gets each."""
+    audits they feed, datasets missing with the command that gets each.
+
+    Parameters
+    ----------
+    root : str or os.PathLike, optional
+        The data root; ``$FACELAB_DATA`` when omitted.
+
+    Returns
+    -------
+    list of str
+        Lines to print (no trailing newlines), missing datasets that facelab can
+        download listed first.
+    """
     problem = data_root_problem(root)
     status = dataset_status(root)
     lines = [f"data: {problem}" if problem else f"data root: {data_root(root)}"]

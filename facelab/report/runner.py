@@ -72,7 +72,21 @@ def absolute_paths(value: Any, base: str | os.PathLike) -> Any:
     parameters file) must be made absolute first. Paths are strings ending in
     :data:`PATH_SUFFIXES`, ``csv:<path>`` strings and the :data:`PATH_KEYS` of mappings
     (``images_root`` and a card's ``onnx`` stay relative to their CSV / card), in lists
-    and mappings at any depth.
+    and mappings at any depth. The :data:`IMPORT_PARAMETERS` of a mapping (a path, or a
+    mapping with a ``path``) are made absolute whatever their ending (files or folders).
+
+    Parameters
+    ----------
+    value : Any
+        A parameter value or a whole ``{name: value}`` mapping of parameters.
+    base : str or os.PathLike
+        The folder relative paths are taken from (``~`` is expanded first).
+
+    Returns
+    -------
+    Any
+        A copy with absolute, resolved path strings (a mapping becomes a ``dict``, lists
+        and tuples keep their type); other values unchanged.
     """
     base = Path(base)
     if isinstance(value, Mapping):
@@ -108,7 +122,20 @@ def _absolute(path: str, base: Path) -> str:
 def required_datasets(parameters: Mapping[str, Any]) -> list[str]:
     """Registered dataset names given in the dataset parameters of ``parameters`` (the
     user's own): those must load, never skip quietly
-    (:data:`facelab.data.resolve.REQUIRED_ENV`)."""
+    (:data:`facelab.data.resolve.REQUIRED_ENV`).
+
+    Parameters
+    ----------
+    parameters : mapping of str to Any
+        Notebook parameters; the keys of :data:`facelab.data.resolve.DATASET_PARAMETERS`
+        are read (one spec or a list of specs each).
+
+    Returns
+    -------
+    list of str
+        Sorted registered dataset (adapter) names. CSV manifests and specs that do not
+        parse are left out (the notebook reports the latter, with the reason).
+    """
     names = set()
     for key in DATASET_PARAMETERS:
         value = parameters.get(key)
@@ -131,6 +158,19 @@ def effective_parameters(notebook: str | Path,
     """The parameters a run of ``notebook`` gets: the suite's
     (:attr:`~facelab.report.audits.AuditSpec.suite_parameters`) updated with the user's,
     relative paths made absolute against the working directory (:func:`absolute_paths`).
+
+    Parameters
+    ----------
+    notebook : str or pathlib.Path
+        The notebook (its stem selects the :data:`~facelab.report.audits.AUDITS` entry;
+        an unknown stem has no suite parameters).
+    parameters : mapping of str to Any, optional
+        The user's parameters.
+
+    Returns
+    -------
+    dict of str to Any
+        Suite parameters overridden by the user's (``output_dir`` is not set here).
     """
     spec = AUDITS.get(Path(notebook).stem)
     params = dict(spec.suite_parameters) if spec else {}
@@ -149,6 +189,21 @@ def latest_up_to_date(notebook: str | Path, parameters: Mapping[str, Any] | None
     """The newest ``ok`` run folder of ``notebook`` under ``results_root`` whose inputs
     (:mod:`facelab.report.uptodate`) are those a run with ``parameters`` would have now,
     or ``None`` (also when ``parameters`` name files of the user's own: those always run).
+
+    Parameters
+    ----------
+    notebook : str or pathlib.Path
+        The audit notebook.
+    parameters : mapping of str to Any, optional
+        The user's parameters (:func:`effective_parameters` adds the suite's; a
+        parameter given at its notebook default counts as left out).
+    results_root : str or pathlib.Path, optional
+        The results folder; :func:`facelab.core.config.results_dir` when omitted.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The run folder, or None when no earlier run matches.
     """
     if has_own_files(parameters or {}, path_keys=PATH_KEYS, path_suffixes=PATH_SUFFIXES):
         return None
@@ -163,8 +218,51 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
               html: bool = True) -> Path:
     """Execute one notebook into its own run folder and complete the folder.
 
-    Returns the run folder. A failing notebook still gets its executed copy and
-    ``provenance.json`` (status "failed", with the error), then the error is raised.
+    The notebook runs with papermill in kernel ``kernel_name``, working directory the
+    notebook's folder, with the :func:`effective_parameters` plus ``output_dir`` (the run
+    folder). A failing notebook still gets its executed copy, its HTML report and
+    ``provenance.json`` (status "failed", with the error), then the error is raised. A
+    notebook stopped by :class:`facelab.report.datastatus.MissingDataError` gets status
+    ``"needs data"``, its banner replaced by the plain message, and is not an error. A
+    run that finishes also gets its inputs digest in ``provenance.json`` and
+    ``model_card.md`` (for a notebook of :data:`~facelab.report.audits.AUDITS`).
+
+    While the kernel runs, ``FACELAB_REQUIRED_DATASETS`` (:func:`required_datasets` of
+    the user's parameters) and ``FACELAB_PROGRESS=final`` are set and restored after;
+    ``FACELAB_RESULTS`` (absolute) and ``MPLBACKEND=agg`` are set when unset and stay set
+    in this process.
+
+    Parameters
+    ----------
+    notebook : str or pathlib.Path
+        The audit notebook.
+    parameters : mapping of str to Any, optional
+        The user's parameters; relative paths are taken from the working directory.
+    results_root : str or pathlib.Path, optional
+        Where the run folder is made; :func:`facelab.core.config.results_dir` when
+        omitted.
+    run_id : str, optional
+        Run folder name; :func:`facelab.report.record.new_run_id` (audit name and UTC
+        time) when omitted.
+    kernel_name : str
+        Jupyter kernel to execute in (``"facelab"``).
+    progress : bool
+        Papermill's cell progress bar, shown only when facelab's progress mode is a bar
+        or a widget (:func:`facelab.core.progress.progress_mode`).
+    html : bool
+        Also export the HTML report (:func:`export_html`).
+
+    Returns
+    -------
+    pathlib.Path
+        The run folder.
+
+    Raises
+    ------
+    Exception
+        Whatever papermill raised for a failed run (usually
+        ``papermill.PapermillExecutionError``), after the run folder was completed; its
+        ``facelab_run_dir`` attribute names the folder.
     """
     import papermill as pm
 
@@ -296,6 +394,45 @@ def run_audits(names: Sequence[str] | None = None, *,
     :mod:`facelab.report.uptodate`) is not executed again: its row's status is
     ``"up to date"`` and ``run_dir`` names that run. ``force=True`` executes every audit;
     runs given files of their own (CSV manifests, score files, model cards) always execute.
+
+    Parameters
+    ----------
+    names : sequence of str, optional
+        Audit names (:func:`facelab.report.audits.resolve_audits`); every audit when
+        omitted. They run in :data:`~facelab.report.audits.RUN_FIRST` order first.
+    parameters : mapping of str to Any, optional
+        The user's parameters, given to every audit.
+    results_root : str or pathlib.Path, optional
+        The results folder; :func:`facelab.core.config.results_dir` when omitted.
+    keep_going : bool
+        Run the other audits after a failure (default); False stops at the first failure
+        (in parallel: starts no further audit) and raises it.
+    jobs : int, optional
+        Audits run at once (at least 1, at most the number of audits).
+    force : bool
+        Execute audits that are up to date too.
+
+    Returns
+    -------
+    list of dict
+        Per audit, in run order: ``audit``, ``status`` (``"ok"``, ``"needs data"``,
+        ``"failed"``, ``"up to date"`` or ``"unknown"``), ``run_dir`` (None when a run
+        failed before its folder existed), ``started``, ``seconds`` and, for a failure,
+        ``error`` (its message, at most 500 characters).
+
+    Raises
+    ------
+    ValueError
+        When a name matches no audit or several, or ``$FACELAB_AUDIT_JOBS`` is not a
+        whole number.
+    Exception
+        With ``keep_going=False``, the first failed audit's error (the index is then not
+        rebuilt).
+
+    Notes
+    -----
+    :data:`DEPENDS_ON` only orders the audits: an audit whose dependency failed still
+    runs.
     """
     first = {stem: i for i, stem in enumerate(RUN_FIRST)}
     notebooks = sorted(resolve_audits(names), key=lambda p: first.get(p.stem, len(first)))
@@ -396,7 +533,24 @@ def _plain_stop_banner(out_nb: Path, message: str) -> None:
 
 def export_html(notebook: str | Path, html_path: str | Path) -> Path:
     """Export an executed notebook to a self-contained HTML report: prose, tables, figures
-    and outputs, code cells hidden (the executed ``.ipynb`` beside it keeps the code)."""
+    and outputs, code cells hidden (the executed ``.ipynb`` beside it keeps the code).
+
+    Uses nbconvert's ``HTMLExporter`` with images embedded; a note that the code is hidden
+    is inserted after the first cell when it is markdown (else at the top). The
+    notebook file itself is not changed.
+
+    Parameters
+    ----------
+    notebook : str or pathlib.Path
+        An executed ``.ipynb``.
+    html_path : str or pathlib.Path
+        Where to write the page (overwritten).
+
+    Returns
+    -------
+    pathlib.Path
+        ``html_path``.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 

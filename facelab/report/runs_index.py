@@ -143,7 +143,26 @@ def _last_line(error: str | None) -> str:
 
 def collect_runs(results_root: str | os.PathLike) -> list[dict[str, Any]]:
     """Every run folder under ``results_root`` (those with ``provenance.json``), newest
-    first, as dicts ready for the index."""
+    first, as dicts ready for the index.
+
+    A ``provenance.json`` or ``metrics.json`` that cannot be read or parsed counts as
+    empty (the run is listed with status ``unknown``).
+
+    Parameters
+    ----------
+    results_root : str or os.PathLike
+        The results folder; its direct subfolders are the runs.
+
+    Returns
+    -------
+    list of dict
+        Per run: ``run`` (folder name), ``audit``, ``started`` (ISO 8601 text, UTC),
+        ``status``, ``note`` (missing data, or the last line of the error),
+        ``changed`` (parameters that differ from the notebook's defaults, without
+        ``output_dir``), ``findings`` (:func:`run_findings`, else the audit's headline
+        metrics), ``report`` and ``figure`` (paths relative to ``results_root``, or
+        None) and ``wall_seconds``.
+    """
     root = Path(results_root)
     runs = []
     defaults_cache: dict[str, dict] = {}
@@ -235,7 +254,23 @@ def _render(runs: list[dict[str, Any]], title: str) -> str:
 
 def write_index(results_root: str | os.PathLike, *, title: str = "facelab audit runs"
                 ) -> Path:
-    """Write ``<results_root>/index.html`` listing every run; returns its path."""
+    """Write ``<results_root>/index.html`` listing every run.
+
+    The page (:func:`collect_runs`, at most :data:`MAX_FINDINGS` findings per run) is
+    written to a temporary file and moved into place, so a reader never sees half a page.
+
+    Parameters
+    ----------
+    results_root : str or os.PathLike
+        The results folder (created if missing).
+    title : str
+        Page title and heading.
+
+    Returns
+    -------
+    pathlib.Path
+        The page written.
+    """
     root = Path(results_root)
     root.mkdir(parents=True, exist_ok=True)
     page = _render(collect_runs(root), title)
