@@ -180,3 +180,26 @@ def test_sface_revision_enters_the_feature_cache_key():
     assert stage["revision"] == "fp32-openvino"
     assert _ident(stage)["revision"] == "fp32-openvino"
     assert "revision" not in _ident(resolve_models("yunet", ())["detect"])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_an_embedding_does_not_depend_on_its_batch_or_threads(name, detector, data_root):
+    """A cached embedding must not depend on the run that computed it: the same crop gives
+    bit-identical vectors alone, in batches of other sizes, in another order and with 1 or
+    2 threads (MTCNN's batched detection did depend on its batch; see test_detectors)."""
+    paths = sorted((data_root / "lfw").rglob("*.jpg"))[:200:10]
+    if len(paths) < 20:
+        pytest.fail(f"LFW images missing under {data_root / 'lfw'}")
+    model = get_embedder(name)
+    crops = []
+    for path in paths:
+        image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        crops.append(model.align(image, _largest(detector, image))[0])
+    crops = np.stack(crops)
+    options = {"backend": model.backend}
+    ref = create_model(name, threads=1, batch_size=len(crops), **options).embed_aligned(crops)
+    order = np.random.default_rng(0).permutation(len(crops))
+    for threads, batch_size in ((1, 1), (1, 7), (2, 32), (2, 3)):
+        other = create_model(name, threads=threads, batch_size=batch_size, **options)
+        np.testing.assert_array_equal(other.embed_aligned(crops), ref)
+        np.testing.assert_array_equal(other.embed_aligned(crops[order]), ref[order])

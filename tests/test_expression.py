@@ -173,24 +173,44 @@ def test_fer2013_privatetest_accuracy(fer, fer2013):
     assert recalls["happy"].rate >= 0.75
 
 
-def test_openvino_backend_matches_the_torch_port(fer, data_root):
-    """The same module converted by OpenVINO (fp32): probabilities within 1e-5 of the
-    PyTorch port on 64 FER2013 PrivateTest images (measured max 1.2e-6 on 500 faces)."""
+def test_openvino_default_matches_the_torch_port(fer, data_root):
+    """The default (the PyTorch module converted by OpenVINO, fp32): probabilities within
+    1e-5 of the PyTorch port on 64 FER2013 PrivateTest images (measured max 1.2e-6 on 500
+    faces)."""
     import cv2
 
     files = sorted((data_root / "fer2013" / "test").glob("*/*.jpg"))[::56][:64]
     crops = np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files])
+    assert fer.backend == "openvino"  # the default
+    assert model_spec("fer-mini-xception").revision == "openvino-fp32"
     fast = create_model("fer-mini-xception", backend="openvino", threads=1, batch_size=24)
-    assert fast.backend == "openvino"
+    reference = create_model("fer-mini-xception", backend="torch")
+    assert reference.backend == "torch"
     from facelab.models.expression.fer import _openvino_ir
 
     ir = _openvino_ir(fast.net_)  # converted once, then read from the cache folder
     assert ir.is_file() and ir.with_suffix(".bin").is_file() and ir.suffix == ".xml"
     assert not list(ir.parent.glob(".fer-ov-*"))
-    p_ov, p_torch = fast.predict_crops(crops), fer.predict_crops(crops)
+    p_ov, p_torch = fast.predict_crops(crops), reference.predict_crops(crops)
     assert p_ov.shape == (len(files), 7) and np.isfinite(p_ov).all()
     np.testing.assert_allclose(p_ov, p_torch, atol=1e-5)
     assert (p_ov.argmax(1) == p_torch.argmax(1)).all()
-    assert fer.backend == "torch"  # the default
+    np.testing.assert_array_equal(fer.predict_crops(crops), p_ov)
+
+
+def test_a_prediction_does_not_depend_on_its_batch_or_threads(data_root):
+    """A cached expression must not depend on the run that computed it: the default gives a
+    crop bit-identical probabilities alone, in batches of other sizes, in another order and
+    with 1 or 2 threads (the PyTorch port does not: a batch of one took another kernel)."""
+    import cv2
+
+    files = sorted((data_root / "fer2013" / "test").glob("*/*.jpg"))[::97][:40]
+    crops = np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files])
+    ref = create_model("fer-mini-xception", threads=1, batch_size=64).predict_crops(crops)
+    order = np.random.default_rng(0).permutation(len(crops))
+    for threads, batch_size in ((1, 1), (1, 7), (2, 32), (2, 3)):
+        model = create_model("fer-mini-xception", threads=threads, batch_size=batch_size)
+        np.testing.assert_array_equal(model.predict_crops(crops), ref)
+        np.testing.assert_array_equal(model.predict_crops(crops[order]), ref[order])
     with pytest.raises(ValueError, match="backend"):
         FerExpression(backend="tflite")
