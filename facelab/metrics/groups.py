@@ -460,6 +460,8 @@ def disaggregate(
     n_boot: int = 500,
     confidence: float = 0.95,
     seed: int | None = 0,
+    resampled_metric: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], float]]
+    | None = None,
 ) -> GroupedMetric:
     """Any ``metric(y_true, y_pred)`` per cell (fairlearn ``MetricFrame``), with intervals.
 
@@ -489,6 +491,11 @@ def disaggregate(
     seed : int or None
         Seeds the bootstrap (each cell its own generator from ``(seed, cell)``): the same
         seed gives the same intervals; ``None`` draws fresh entropy (reruns differ).
+    resampled_metric : callable, optional
+        ``resampled_metric(y_true_cell, y_pred_cell)`` returns ``f(rows)`` equal to
+        ``metric(y_true_cell[rows], y_pred_cell[rows])``, a faster path for the bootstrap
+        resamples (e.g. :func:`~facelab.metrics.classification.kappa_resampler`); by
+        default ``metric`` is called on each resample.
 
     Returns
     -------
@@ -518,10 +525,14 @@ def disaggregate(
 
     def row(idx: np.ndarray, value: float, rng: np.random.Generator) -> dict[str, Any]:
         subj = None if subj_all is None else subj_all[idx]
+        yt_cell, yp_cell = yt[idx], yp[idx]
+        fast = None if resampled_metric is None else resampled_metric(yt_cell, yp_cell)
 
         def stat(sample: np.ndarray) -> float:
             try:
-                return float(metric(yt[idx][sample], yp[idx][sample]))
+                if fast is not None:
+                    return float(fast(sample))
+                return float(metric(yt_cell[sample], yp_cell[sample]))
             except ValueError:
                 return math.nan
 
