@@ -210,6 +210,52 @@ class Embeddings:
             out = 1.0 - np.sqrt(np.einsum("ij,ij->i", d, d))
         return out.astype(np.float32)
 
+    def _rows64(self) -> np.ndarray:
+        """``matrix`` in float64, L2-normalised per row for a cosine embedder: what
+        :meth:`similarity` computes for every row it is given, done once (kept until
+        ``model`` or ``matrix`` is replaced)."""
+        key = (self.model, id(self.matrix))
+        cached = self.__dict__.get("_rows64_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        rows = np.asarray(self.matrix, dtype=np.float64)
+        if self.metric == "cosine":
+            rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+        self.__dict__["_rows64_cache"] = (key, rows)
+        return rows
+
+    def pair_scores(self, pa: np.ndarray, pb: np.ndarray, *, chunk: int = 8192
+                    ) -> np.ndarray:
+        """Similarity of matrix rows ``pa[i]`` and ``pb[i]`` for every ``i``: the same
+        float32 numbers as ``similarity(matrix[pa], matrix[pb])`` (the rows are converted
+        and normalised once per embedder, not once per pair; issue 16).
+
+        Parameters
+        ----------
+        pa, pb : ndarray
+            ``(k,)`` integer row positions (:meth:`positions`).
+        chunk : int
+            Pairs compared at once: small blocks keep the gathered float64 rows in the
+            CPU cache (the result does not depend on it).
+
+        Returns
+        -------
+        ndarray
+            ``(k,)`` float32.
+        """
+        rows = self._rows64()
+        cosine = self.metric == "cosine"
+        out = np.empty(len(pa), dtype=np.float32)
+        for start in range(0, len(pa), chunk):
+            a, b = rows[pa[start:start + chunk]], rows[pb[start:start + chunk]]
+            if cosine:
+                sim = np.einsum("ij,ij->i", a, b)
+            else:
+                d = a - b
+                sim = 1.0 - np.sqrt(np.einsum("ij,ij->i", d, d))
+            out[start:start + chunk] = sim.astype(np.float32)
+        return out
+
     def pairs_at_least(self, a: np.ndarray, b: np.ndarray, level: float, *,
                        block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every pair of a row of ``a`` and a row of ``b`` whose similarity reaches

@@ -153,23 +153,29 @@ def verification_pairs(manifest: pd.DataFrame, *, by: Sequence[str] = ("race", "
     return out
 
 
-def score_pairs(pairs: pd.DataFrame, embeddings: Embeddings, *, chunk: int = 200_000
+def score_pairs(pairs: pd.DataFrame, embeddings: Embeddings, *, chunk: int = 200_000,
+                positions: tuple[np.ndarray, np.ndarray] | None = None
                 ) -> tuple[pd.DataFrame, int]:
     """Similarity of every pair; pairs with an image that has no embedding (failure to
-    acquire) are dropped. Returns the scored pairs and the number dropped."""
-    pa = embeddings.positions(pairs["index_a"])
-    pb = embeddings.positions(pairs["index_b"])
+    acquire) are dropped. Returns the scored pairs and the number dropped. ``chunk`` is
+    no longer used (:meth:`Embeddings.pair_scores` picks its own block size).
+
+    ``positions`` are ``(embeddings.positions(pairs["index_a"]),
+    embeddings.positions(pairs["index_b"]))`` when the caller already has them."""
+    pa, pb = positions if positions is not None else _pair_positions(pairs, embeddings)
     if (pa < 0).any() or (pb < 0).any():
         raise ValueError("pairs name images that are not in the embeddings' manifest")
     keep = embeddings.ok[pa] & embeddings.ok[pb]
     pa, pb = pa[keep], pb[keep]
-    scores = np.empty(len(pa), dtype=np.float64)
-    for start in range(0, len(pa), chunk):
-        sl = slice(start, start + chunk)
-        scores[sl] = embeddings.similarity(embeddings.matrix[pa[sl]], embeddings.matrix[pb[sl]])
+    scores = embeddings.pair_scores(pa, pb).astype(np.float64)
     out = pairs.loc[keep].reset_index(drop=True)
     out["score"] = scores
     return out, int((~keep).sum())
+
+
+def _pair_positions(pairs: pd.DataFrame, embeddings: Embeddings
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    return embeddings.positions(pairs["index_a"]), embeddings.positions(pairs["index_b"])
 
 
 # ----------------------------------------------------------------------------- label errors
@@ -322,7 +328,7 @@ def group_rates(scored: pd.DataFrame, threshold: float | ThresholdChoice, *,
         within = part["kind"] == IMPOSTOR_WITHIN
         if not within.any():
             continue
-        groups = set(part.loc[within, "group_a"])
+        groups = set(part.loc[within, "group_a"].unique())
         ref = reference_group if reference_group in groups else None
         diff = demographic_differentials(
             part[["score", "same", "group_a", "group_b", "subject_a"]], threshold=t,
@@ -552,14 +558,14 @@ def identity_group_rates(manifest: pd.DataFrame, embeddings: Mapping[str, Embedd
         mixed = pairs.attrs.get("genuine_mixed_groups", {})
         ref = (reference_groups or {}).get(name)
         for model, emb in embeddings.items():
-            scored, _ = score_pairs(pairs, emb)
+            pos = _pair_positions(pairs, emb)
+            scored, _ = score_pairs(pairs, emb, positions=pos)
             scored, listed, lcounts = screen_label_errors(
                 m, emb, scored, policy=label_error_policy,
                 level=(near_duplicate or {}).get(model))
             error_frames.append(listed.assign(embedder=model, grouping=name))
             error_rows.append({"embedder": model, "grouping": name, **lcounts})
-            ok = emb.ok[emb.positions(pairs["index_a"])] & emb.ok[emb.positions(
-                pairs["index_b"])]
+            ok = emb.ok[pos[0]] & emb.ok[pos[1]]
             scored_all[(model, name)] = scored
             tables = group_rates(scored, thresholds[model], reference_group=ref,
                                  n_boot=n_boot, seed=seed, min_count=min_count)
