@@ -24,7 +24,39 @@ def analyze_cmd(
     min_score: float | None = typer.Option(None, "--min-score",
                                            help="Drop faces scored below this."),
 ) -> None:
-    """Detect faces and print box, confidence, pose, quality, emotions, gender and age."""
+    """Detect faces and print box, confidence, pose, quality, emotions, gender and age.
+    \f
+
+    The text above is the command's ``--help``; Typer hides what follows the form feed.
+    Emotions and gender describe the face's appearance, not inner state or identity (the
+    note is printed after the faces). Runs :func:`facelab.extraction.analysis.analyze`.
+
+    Parameters
+    ----------
+    image : pathlib.Path
+        Image file (anything :func:`facelab.core.io.load_image` reads).
+    as_json : bool
+        ``--json``: print :meth:`facelab.extraction.analysis.FaceAnalysis.to_dict` of
+        every face as a JSON list instead of text.
+    out : pathlib.Path, optional
+        ``--out``: also write the image with boxes, landmarks and captions
+        (:func:`facelab.viz.draw.draw_analyses`); the format follows the file ending
+        (OpenCV ``imwrite``), parent folders are created.
+    detector : str
+        ``--detector``: registered detector name.
+    expression : str
+        ``--expression``: expression model name, or ``"none"`` (or empty) to skip it.
+    attributes : str
+        ``--attributes``: gender/age model name, or ``"none"`` (or empty) to skip it.
+    min_score : float, optional
+        ``--min-score``: drop faces whose detection score (in [0, 1]) is below this.
+
+    Raises
+    ------
+    typer.Exit
+        Code 1 when the image cannot be read, a model cannot be loaded, or the annotated
+        image cannot be written.
+    """
     from facelab.core.io import ImageError, load_image
     from facelab.core.types import APPEARANCE_NOTE
     from facelab.extraction.analysis import analyze
@@ -74,4 +106,12 @@ def analyze_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    """Add this module's commands to the ``facelab`` app (called by
+    :mod:`facelab.cli` for every module of the package).
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``facelab`` application.
+    """
     app.command("analyze")(analyze_cmd)

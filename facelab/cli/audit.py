@@ -29,7 +29,37 @@ def parse_audit_args(args: list[str]) -> tuple[list[str], dict, Path | None, boo
     """Split ``facelab audit`` arguments into names, parameters (``-p`` values are YAML:
     ``-p limit 200``, ``-p target_fmr 1e-4``, ``-p detectors '[yunet, haar]'``), the
     results root, whether to stop at the first failure and whether to run audits that are
-    up to date."""
+    up to date.
+
+    ``-f`` files are read in order (later ones win), their relative paths made absolute
+    against the file's folder (:func:`facelab.report.runner.absolute_paths`); ``-p``
+    values win over the files. A ``-p`` value written like ``1e-3`` is a float (PyYAML
+    reads it as a string).
+
+    Parameters
+    ----------
+    args : list of str
+        The arguments after ``facelab audit``.
+
+    Returns
+    -------
+    names : list of str
+        Audit names, in order.
+    parameters : dict
+        ``{name: value}`` notebook parameters.
+    results : pathlib.Path or None
+        ``--results`` folder.
+    stop : bool
+        ``--stop-on-failure``.
+    force : bool
+        ``--force``.
+
+    Raises
+    ------
+    typer.BadParameter
+        An unknown option, an option without its value, a ``-p`` value that is not YAML,
+        or a parameters file that cannot be read, is not YAML or is not a mapping.
+    """
     names, params, results, stop, force = [], {}, None, False, False
     files: list[Path] = []
     it = iter(args)
@@ -92,6 +122,24 @@ def audit(ctx: typer.Context) -> None:
     with that run's folder).
 
     Each notebook's parameters cell lists its parameters and their defaults.
+    \f
+
+    The text above is the command's ``--help``; Typer hides what follows the form feed.
+    Prints :func:`facelab.report.datastatus.status_lines`, runs
+    :func:`facelab.report.runner.run_audits` and prints one status line per audit.
+
+    Parameters
+    ----------
+    ctx : typer.Context
+        Its ``args`` are the command's arguments, parsed by :func:`parse_audit_args`.
+
+    Raises
+    ------
+    typer.BadParameter
+        When the arguments are malformed or an audit name matches no notebook or several.
+    typer.Exit
+        Always, at the end: code 1 when an audit failed (status other than ``ok``,
+        ``needs data`` and ``up to date``), else 0.
     """
     from facelab.core.config import results_dir
     from facelab.report.audits import resolve_audits
@@ -129,5 +177,13 @@ def audit(ctx: typer.Context) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add this module's commands to the ``facelab`` app (called by
+    :mod:`facelab.cli` for every module of the package).
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``facelab`` application.
+    """
     app.command("audit", context_settings={"allow_extra_args": True,
                                            "ignore_unknown_options": True})(audit)

@@ -13,7 +13,21 @@ data_app = typer.Typer(help="Datasets under the data root (FACELAB_DATA).", no_a
 
 
 def summarise(df) -> list[str]:
-    """Lines describing one manifest: images, subjects and counts per label column."""
+    """Lines describing one manifest: images, subjects and counts per label column.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A dataset manifest (:mod:`facelab.data.schema`): ``subject`` and the
+        :data:`LABEL_COLUMNS`.
+
+    Returns
+    -------
+    list of str
+        Indented lines: images, subjects (when any image has one) and, per label column
+        with values, the count of each value (age bins in their natural order) and of
+        missing values. ``race_original`` is left out when it equals ``race``.
+    """
     lines = [f"  images: {len(df):,}"]
     subjects = df["subject"].dropna()
     if len(subjects):
@@ -36,7 +50,33 @@ def summarise(df) -> list[str]:
 
 def label_error_lines(df, name: str, *, likely: str | None = None, level: float | None = None,
                       show: int = 10) -> list[str]:
-    """Lines listing a manifest's label errors (:mod:`facelab.data.label_errors`)."""
+    """Lines listing a manifest's label errors (:mod:`facelab.data.label_errors`).
+
+    Certain errors are byte-identical files under different identities (or, without
+    identity labels, any byte-identical files); duplicate files of one identity are
+    listed as not errors. With ``likely``, the embedder runs on every image (the cached
+    pipeline) and pairs of different identities at or above the near-duplicate level are
+    listed for review.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A dataset manifest (``file``, ``subject``, ``path``).
+    name : str
+        The dataset's name (not used in the lines).
+    likely : str, optional
+        Embedder for the likely errors; none are computed when omitted.
+    level : float, optional
+        Similarity at or above which two faces count as near-duplicates; the embedder's
+        default (:func:`facelab.data.label_errors.near_duplicate_level`) when omitted.
+    show : int
+        Groups or pairs listed of each kind.
+
+    Returns
+    -------
+    list of str
+        Indented lines, counts first.
+    """
     from facelab.data import label_errors as L
 
     ident = L.identical_images(df)
@@ -93,7 +133,32 @@ def check(root: Path | None = typer.Option(None, "--root", help="Data root (defa
     """List the supported datasets found under the data root, with counts per label, the
     entries that could not be read, how ambiguous labels were handled, and label errors:
     byte-identical files under different identities (certain) and, with --likely, pairs of
-    different identities scoring like near-duplicates (likely, for review)."""
+    different identities scoring like near-duplicates (likely, for review).
+    \f
+
+    The text above is the command's ``--help``; Typer hides what follows the form feed.
+
+    Parameters
+    ----------
+    root : pathlib.Path, optional
+        ``--root``: data root; ``$FACELAB_DATA`` when omitted.
+    dataset : str, optional
+        ``--dataset``: check only this dataset (a registered name or alias).
+    likely : str, optional
+        ``--likely``: embedder for likely label errors (:func:`label_error_lines`).
+    level : float, optional
+        ``--level``: near-duplicate similarity level for ``--likely``.
+    show : int
+        ``--show``: label errors listed per dataset and kind.
+
+    Raises
+    ------
+    typer.Exit
+        Code 2 without a usable data root; code 1 when no supported dataset is found
+        there.
+    ValueError
+        When ``--dataset`` is not a registered dataset (not caught: a traceback).
+    """
     from facelab.core.config import DataRootError, data_root
     from facelab.data.datasets import MalformedEntriesWarning, dataset_spec, find_datasets
     from facelab.data.datasets import malformed as malformed_of
@@ -154,7 +219,30 @@ def fetch(name: str = typer.Argument(..., help="Dataset to download (lfw), or an
     """Download a public dataset (LFW with pairs.txt and the public gender and race label
     files) into the data root, checking every file's SHA-256; an interrupted download
     resumes when the command is run again. Other datasets need a request or licence form:
-    the command says where and how."""
+    the command says where and how.
+    \f
+
+    The text above is the command's ``--help``; Typer hides what follows the form feed.
+    Runs :func:`facelab.data.fetch.fetch_dataset`, then loads the dataset and prints
+    :func:`summarise` of it.
+
+    Parameters
+    ----------
+    name : str
+        Dataset name.
+    root : pathlib.Path, optional
+        ``--root``: data root to download into; ``$FACELAB_DATA`` when omitted.
+    sources : pathlib.Path, optional
+        ``--sources``: data sources YAML file; facelab's ``sources.yaml`` when omitted.
+    progress : bool
+        ``--progress/--no-progress``: a progress bar per file.
+
+    Raises
+    ------
+    typer.Exit
+        Code 1 when the dataset cannot be downloaded (the message says where to request
+        it); code 2 when a download or checksum fails or the sources file is invalid.
+    """
     from facelab.data.fetch import FetchError, NotFetchableError, SourcesError, fetch_dataset
 
     try:
@@ -180,7 +268,17 @@ def fetch(name: str = typer.Argument(..., help="Dataset to download (lfw), or an
 def status(root: Path | None = typer.Option(None, "--root", help="Data root (default: "
                                              "$FACELAB_DATA).")) -> None:
     """Which datasets are under the data root, which audits each feeds, and how to get the
-    missing ones (the lines `facelab audit` prints first)."""
+    missing ones (the lines `facelab audit` prints first).
+    \f
+
+    The text above is the command's ``--help``; Typer hides what follows the form feed.
+    Prints :func:`facelab.report.datastatus.status_lines`.
+
+    Parameters
+    ----------
+    root : pathlib.Path, optional
+        ``--root``: data root; ``$FACELAB_DATA`` when omitted.
+    """
     from facelab.report.datastatus import status_lines
 
     for line in status_lines(root):
@@ -188,4 +286,12 @@ def status(root: Path | None = typer.Option(None, "--root", help="Data root (def
 
 
 def register(app: typer.Typer) -> None:
+    """Add this module's commands to the ``facelab`` app (called by
+    :mod:`facelab.cli` for every module of the package).
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``facelab`` application.
+    """
     app.add_typer(data_app, name="data")

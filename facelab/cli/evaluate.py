@@ -30,7 +30,43 @@ def lfw_cmd(
 ) -> None:
     """The LFW View 2 protocol: 10-fold accuracy (threshold chosen on 9 folds, applied to
     the 10th; mean and std), AUC and TAR at a target FMR on all 6,000 pairs with subject
-    bootstrap intervals, failures to acquire counted, next to the published figure."""
+    bootstrap intervals, failures to acquire counted, next to the published figure.
+    \f
+
+    The text above is the command's ``--help``; Typer hides what follows the form feed.
+    Protocol: Huang et al. 2007, "Labeled Faces in the Wild", View 2 (10 folds of 300
+    same and 300 different pairs, ``pairs.txt``); computed by
+    :func:`facelab.studies.evaluation.lfw_view2`.
+
+    Parameters
+    ----------
+    model : str
+        ``--model``: registered embedder.
+    detector : str
+        ``--detector``: face detector.
+    root : pathlib.Path, optional
+        ``--root``: LFW folder or data root; ``$FACELAB_DATA/lfw`` when omitted.
+    pairs_file : str
+        ``--pairs``: the View 2 pairs file, in the LFW folder.
+    failures : {"error", "exclude"}
+        ``--failures``: a pair with an image without a face counts as a wrong decision,
+        or is left out (and counted).
+    target_fmr : float
+        ``--target-fmr``: FMR of the reported TAR point.
+    n_boot : int
+        ``--n-boot``: bootstrap resamples of the intervals.
+    seed : int
+        ``--seed``: seed of the bootstrap.
+    as_json : bool
+        ``--json``: print the summary as JSON (and no progress bar) instead of text.
+    out : pathlib.Path, optional
+        ``--out``: also write the JSON summary here.
+
+    Raises
+    ------
+    typer.BadParameter
+        When ``--failures`` is not one of the policies.
+    """
     from facelab.studies.evaluation import FAILURE_POLICIES, lfw_view2
 
     if failures not in FAILURE_POLICIES:
@@ -49,4 +85,12 @@ def lfw_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    """Add this module's commands to the ``facelab`` app (called by
+    :mod:`facelab.cli` for every module of the package).
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``facelab`` application.
+    """
     app.add_typer(eval_app, name="eval")

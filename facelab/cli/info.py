@@ -47,4 +47,12 @@ def info() -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add this module's commands to the ``facelab`` app (called by
+    :mod:`facelab.cli` for every module of the package).
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``facelab`` application.
+    """
     app.command("info")(info)

@@ -21,7 +21,23 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".g
 
 
 def gallery_items(folder: Path) -> tuple[list[Path], list[str]]:
-    """Image files and subject ids of a gallery folder (layout in the module doc)."""
+    """Image files and subject ids of a gallery folder (layout in the module doc).
+
+    Files whose ending is not in :data:`IMAGE_SUFFIXES` are skipped; a subfolder is
+    searched at any depth and every image in it belongs to the subfolder's subject.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The gallery folder.
+
+    Returns
+    -------
+    paths : list of pathlib.Path
+        Image files, subfolders and files in name order.
+    subjects : list of str
+        Subject id of each path (subfolder name, or file stem).
+    """
     paths, subjects = [], []
     for entry in sorted(folder.iterdir()):
         if entry.is_dir():
@@ -58,7 +74,42 @@ def verify_cmd(
     reference: Path | None = typer.Option(None, help=_REFERENCE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Compare the largest face of two images (1:1 verification)."""
+    """Compare the largest face of two images (1:1 verification).
+    \f
+
+    The text above is the command's ``--help``; Typer hides what follows the form feed.
+    Runs :func:`facelab.match.verification.verify` and prints the decision, the
+    similarity, the threshold and how it was set.
+
+    Parameters
+    ----------
+    image_a, image_b : pathlib.Path
+        The two images.
+    model : str
+        ``--model``: embedder.
+    detector : str
+        ``--detector``: face detector; the largest face of each image is compared.
+    threshold : float, optional
+        ``--threshold``: similarity threshold; the model's default when neither it nor
+        ``--target-fmr`` is given.
+    target_fmr : float, optional
+        ``--target-fmr``: set the threshold at this FMR on the ``--reference`` scores.
+    reference : pathlib.Path, optional
+        ``--reference``: impostor similarity scores of the same model, a ``.npy`` file
+        or a text/CSV file with one score per line (``#`` comments).
+    as_json : bool
+        ``--json``: print :meth:`facelab.match.verification.Verification.to_dict` as
+        JSON.
+
+    Raises
+    ------
+    typer.Exit
+        Code 2 when an image cannot be read or the verification rejects its inputs
+        (``ValueError``, e.g. no face found or a target FMR the reference cannot
+        resolve).
+    OSError
+        When the ``--reference`` file cannot be read (not caught: a traceback).
+    """
     from facelab.core.io import ImageError
     from facelab.match.verification import verify
 
@@ -95,7 +146,50 @@ def search_cmd(
                                                         "(.npz)."),
     csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
 ) -> None:
-    """Search probe images against a gallery (1:N identification candidate lists)."""
+    """Search probe images against a gallery (1:N identification candidate lists).
+    \f
+
+    The text above is the command's ``--help``; Typer hides what follows the form feed.
+    Enrols a gallery folder (:func:`gallery_items`, images without a usable face are
+    listed as not enrolled) or loads a saved one, then prints
+    :meth:`facelab.match.gallery.Gallery.search` candidates per probe and, on stderr,
+    the threshold and how it was set.
+
+    Parameters
+    ----------
+    probes : list of pathlib.Path
+        Probe images.
+    gallery : pathlib.Path
+        ``--gallery``: gallery folder, or a ``.npz`` file of
+        :meth:`facelab.match.gallery.Gallery.save`.
+    k : int
+        ``--k``: candidates (subjects) per probe.
+    model : str
+        ``--model``: embedder of a gallery folder (a saved gallery records its own).
+    detector : str
+        ``--detector``: face detector; the largest face of each image is used.
+    threshold : float, optional
+        ``--threshold``: similarity threshold.
+    target_fmr : float, optional
+        ``--target-fmr``: set the threshold at this FMR on the ``--reference`` scores.
+    reference : pathlib.Path, optional
+        ``--reference``: impostor similarity scores of the same model (``.npy``, or text
+        with one score per line).
+    index : {"auto", "exact", "ivf", "hnsw"}
+        ``--index``: nearest-neighbour index of the gallery.
+    save_gallery : pathlib.Path, optional
+        ``--save-gallery``: also save the enrolled gallery (``.npz``).
+    csv : bool
+        ``--csv``: print CSV instead of a table.
+
+    Raises
+    ------
+    typer.Exit
+        Code 2 when the gallery folder holds no image, ``--gallery`` is neither a folder
+        nor a ``.npz`` file, or the search rejects its inputs (``ValueError``).
+    OSError
+        When the ``--reference`` file cannot be read (not caught: a traceback).
+    """
     import pandas as pd
 
     from facelab.match.gallery import Gallery
@@ -137,5 +231,13 @@ def search_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    """Add this module's commands to the ``facelab`` app (called by
+    :mod:`facelab.cli` for every module of the package).
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``facelab`` application.
+    """
     app.command("verify")(verify_cmd)
     app.command("search")(search_cmd)

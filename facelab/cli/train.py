@@ -36,6 +36,41 @@ def expression(
     """Train an expression classifier from scratch; save weights + metadata as safetensors.
 
     The model then loads with ``create_model(NAME)`` like any registered model.
+    \f
+
+    The text above is the command's ``--help``; Typer hides what follows the form feed.
+    Runs :func:`facelab.train.expression.train_expression` with a
+    :class:`facelab.train.expression.TrainConfig` built from the options (their defaults
+    are that class's) and prints the accuracy on the validation and held-out test
+    splits.
+
+    Parameters
+    ----------
+    backbone : str
+        timm architecture, trained from scratch (no pretrained weights).
+    data : str
+        Dataset names, comma-separated.
+    epochs : int
+        Maximum epochs.
+    batch_size : int
+        Images per optimiser step.
+    lr : float
+        Peak learning rate of the one-cycle schedule (AdamW).
+    seed : int
+        Seed of the split, the initialisation and the data order.
+    img_size : int
+        Side of the square greyscale input, in pixels.
+    patience : int
+        Early stop after this many epochs without a lower validation loss.
+    out : str, optional
+        Model name (file ``results/models/NAME.safetensors``); a default name when
+        omitted.
+    limit : int, optional
+        At most this many images per dataset (quick runs).
+    root : str, optional
+        Data root; ``$FACELAB_DATA`` when omitted.
+    threads : int, optional
+        Torch CPU threads; torch's default when omitted.
     """
     from facelab.train.expression import train_expression
 
@@ -57,6 +92,14 @@ def expression(
 
 
 def register(app: typer.Typer) -> None:
+    """Add this module's commands to the ``facelab`` app (called by
+    :mod:`facelab.cli` for every module of the package).
+
+    Parameters
+    ----------
+    app : typer.Typer
+        The ``facelab`` application.
+    """
     train_app = typer.Typer(help="Train facelab's own models (from scratch, offline).",
                             no_args_is_help=True)
     train_app.command("expression")(expression)
