@@ -104,11 +104,14 @@ def verify_cmd(
     Raises
     ------
     typer.Exit
-        Code 2 when an image cannot be read or the verification rejects its inputs
-        (``ValueError``, e.g. no face found or a target FMR the reference cannot
-        resolve).
+        Code 2 when an image cannot be read or has no face
+        (:class:`facelab.core.io.ImageError`), or the verification rejects its inputs
+        (``ValueError``: inconsistent threshold options, a target FMR the reference
+        cannot resolve).
     OSError
         When the ``--reference`` file cannot be read (not caught: a traceback).
+    facelab.models.registry.ModelError
+        When ``--model`` or ``--detector`` is not registered (not caught: a traceback).
     """
     from facelab.core.io import ImageError
     from facelab.match.verification import verify
@@ -189,6 +192,8 @@ def search_cmd(
         nor a ``.npz`` file, or the search rejects its inputs (``ValueError``).
     OSError
         When the ``--reference`` file cannot be read (not caught: a traceback).
+    facelab.models.registry.ModelError
+        When ``--model`` or ``--detector`` is not registered (not caught: a traceback).
     """
     import pandas as pd
 

@@ -257,7 +257,8 @@ def verification_cells(scored: pd.DataFrame) -> RateCells:
     -------
     RateCells
         ``FMR`` cells (error: score >= threshold) then ``FNMR`` cells (error: score <
-        threshold), each sorted by source then group.
+        threshold), each sorted by source then group, with an ``"all groups"`` cell after
+        the groups of a source that has more than one.
 
     Raises
     ------
@@ -371,7 +372,8 @@ def search_cells(run) -> RateCells:
     RateCells
         ``FPIR`` cells, ``FNIR`` cells (only when there are mated searches; a mated
         search without a rank-1 mate scores ``-inf``, an error at any threshold) and
-        ``false candidates`` cells, by probe group with an ``"all groups"`` cell.
+        ``false candidates`` cells, by probe group (sorted), with an ``"all groups"``
+        cell when there is more than one group.
     """
     res = run.results
     non, mat = res[~res["mated"]], res[res["mated"]]
