@@ -132,9 +132,22 @@ def test_train_command_saves_reloads_and_is_reproducible(data_root, tmp_path, mo
     model = create_model("quick-ck")
     assert model.labels == tuple(labels)
     ck = load_dataset("ckplus48", root=data_root).sort_values("file").head(5)
-    probs = model.predict_crops(load_crops(ck["path"].tolist(), 48))
+    crops = load_crops(ck["path"].tolist(), 48)
+    probs = model.predict_crops(crops)
     assert probs.shape == (5, len(labels))
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    # the default runs the network in OpenVINO: within 1e-5 of the PyTorch network, and a
+    # crop's probabilities do not depend on the batch it shares (PyTorch's batch of one did)
+    assert model.backend == "openvino"
+    reference = create_model("quick-ck", backend="torch")
+    np.testing.assert_allclose(probs, reference.predict_crops(crops), atol=1e-5)
+    assert (probs.argmax(1) == reference.predict_crops(crops).argmax(1)).all()
+    for batch_size, threads in ((1, 1), (2, 2), (3, 1)):
+        other = create_model("quick-ck", batch_size=batch_size, threads=threads)
+        np.testing.assert_array_equal(other.predict_crops(crops), probs)
+        np.testing.assert_array_equal(other.predict_crops(crops[::-1]), probs[::-1])
+    with pytest.raises(ValueError, match="backend"):
+        create_model("quick-ck", backend="tflite")
 
     # same seed, same data, through the Python API: identical weights and metrics
     again = train_expression(backbone="resnet10t", data=("ckplus48",), epochs=2, limit=120,
