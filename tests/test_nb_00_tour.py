@@ -18,3 +18,15 @@ def test_00_tour(tmp_path, data_root):
     assert analysis["gender"] in ("female", "male")
     assert 0 <= analysis["confidence"] <= 1
     assert (run / "figures" / "annotated.png").exists()
+    # the identity dataset the pairs and the gallery came from is in the provenance
+    import json
+
+    from facelab.data.datasets import load_dataset
+    from facelab.report.record import manifest_hash
+
+    manifests = json.loads((run / "provenance.json").read_text())["manifests"]
+    assert len(manifests) == 1
+    (name, entry), = manifests.items()
+    assert name in ("celeba", "lfw")
+    frame = load_dataset(name, root=data_root)
+    assert entry == {"rows": len(frame), "sha256": manifest_hash(frame)}

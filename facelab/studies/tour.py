@@ -49,7 +49,26 @@ def analysis_table(records: list[FaceAnalysis]) -> pd.DataFrame:
 
 @dataclass
 class TourSets:
-    """Images for the tour's verification and search steps."""
+    """Images for the tour's verification and search steps.
+
+    Attributes
+    ----------
+    same_a, same_b : str or numpy.ndarray
+        Two photos of one identity (paths, or RGB uint8 arrays for the bundled photos).
+    other : str or numpy.ndarray
+        A photo of another identity.
+    subject : str
+        The identity of ``same_a`` and ``same_b``.
+    gallery_paths, gallery_subjects : list
+        The gallery: one photo per identity (the probe's identity enrolled with a third
+        photo) and their identities.
+    note : str
+        Where the photos came from, for the notebook.
+    dataset : str or None
+        The dataset they were drawn from (None for scikit-image's bundled photos).
+    manifest : pandas.DataFrame or None
+        That dataset's manifest as loaded (for the run's provenance).
+    """
 
     same_a: object
     same_b: object
@@ -58,6 +77,8 @@ class TourSets:
     gallery_paths: list
     gallery_subjects: list
     note: str
+    dataset: str | None = None
+    manifest: pd.DataFrame | None = None
 
 
 def celeba_tour_sets(*, seed: int = 0, gallery_size: int = 20,
@@ -98,7 +119,8 @@ def celeba_tour_sets(*, seed: int = 0, gallery_size: int = 20,
     subjects = [str(subject)] + [str(g.subject) for g in gallery]
     return TourSets(picks.iloc[0].path, picks.iloc[1].path, other, str(subject), paths,
                     subjects, f"{source} identity {subject}: {len(own)} photos; gallery of "
-                              f"{len(paths)} identities (seed {seed}).")
+                              f"{len(paths)} identities (seed {seed}).",
+                    dataset=source, manifest=celeba)
 
 
 def _bundled_sets(note: str) -> TourSets:
