@@ -57,18 +57,16 @@ def analyze_cmd(
         Code 1 when the image cannot be read, a model cannot be loaded, or the annotated
         image cannot be written.
     """
+    from facelab.cli._errors import user_errors
     from facelab.core.io import ImageError, load_image
     from facelab.core.types import APPEARANCE_NOTE
     from facelab.extraction.analysis import analyze
     from facelab.models.registry import ModelError
 
-    try:
+    with user_errors(ImageError, ModelError, code=1):
         rgb = load_image(image)
         records = analyze(rgb, detector=detector, expression=_none(expression),
                           attributes=_none(attributes), min_score=min_score)
-    except (ImageError, ModelError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in records], indent=2))
     else:

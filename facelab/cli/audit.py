@@ -138,8 +138,10 @@ def audit(ctx: typer.Context) -> None:
     typer.BadParameter
         When the arguments are malformed or an audit name matches no notebook or several.
     typer.Exit
-        Always, at the end: code 1 when an audit failed (status other than ``ok``,
-        ``needs data`` and ``up to date``), else 0.
+        Always, at the end: code 1 when an audit failed or was skipped because an audit
+        it needs failed (status other than ``ok``, ``needs data`` and ``up to date``),
+        else 0. With ``--stop-on-failure`` the rows up to the failed audit are printed,
+        then the line saying where it stopped.
     """
     from facelab.core.config import results_dir
     from facelab.report.audits import resolve_audits
@@ -153,8 +155,14 @@ def audit(ctx: typer.Context) -> None:
         raise typer.BadParameter(str(exc)) from None
     for line in status_lines():  # which datasets are here and which audits they feed
         typer.echo(line)
-    rows = run_audits(names or None, parameters=parameters, results_root=results,
-                      keep_going=not stop, force=force)
+    stopped = None
+    try:
+        rows = run_audits(names or None, parameters=parameters, results_root=results,
+                          keep_going=not stop, force=force)
+    except Exception as exc:  # --stop-on-failure: the rows so far, then one line
+        if not hasattr(exc, "facelab_rows"):
+            raise
+        rows, stopped = exc.facelab_rows, exc
     failed = needs = 0
     for row in rows:
         typer.echo(f"{row['status']:10s} {row['audit']:32s} {row['seconds']:7.1f}s  "
@@ -172,8 +180,11 @@ def audit(ctx: typer.Context) -> None:
     if needs:
         typer.echo(f"{needs} audit(s) need data they could not find: each run folder's "
                    "report says what is missing and how to get it (`facelab data status`).")
+    if stopped is not None:
+        typer.echo("stopped at the first failure (--stop-on-failure): the audits after it "
+                   "were not started")
     typer.echo(f"all runs: {(results or results_dir()) / 'index.html'}")
-    raise typer.Exit(code=1 if failed else 0)
+    raise typer.Exit(code=1 if failed or stopped is not None else 0)
 
 
 def register(app: typer.Typer) -> None:

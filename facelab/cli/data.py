@@ -48,7 +48,34 @@ def summarise(df) -> list[str]:
     return lines
 
 
-def label_error_lines(df, name: str, *, likely: str | None = None, level: float | None = None,
+def malformed_lines(df) -> list[str]:
+    """Lines counting a manifest's malformed entries (skipped when it was loaded), per
+    reason with one example each.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A loaded dataset manifest (:func:`facelab.data.datasets.malformed` reads what
+        its loader skipped).
+
+    Returns
+    -------
+    list of str
+        Indented lines; empty when nothing was skipped.
+    """
+    from facelab.data.datasets import malformed
+
+    bad = malformed(df)
+    if not len(bad):
+        return []
+    lines = [f"  malformed entries skipped: {len(bad)}"]
+    for reason, n in bad["reason"].value_counts().items():
+        example = bad.loc[bad["reason"] == reason, "entry"].iloc[0]
+        lines.append(f"    {n} x {reason} (e.g. {example})")
+    return lines
+
+
+def label_error_lines(df, *, likely: str | None = None, level: float | None = None,
                       show: int = 10) -> list[str]:
     """Lines listing a manifest's label errors (:mod:`facelab.data.label_errors`).
 
@@ -62,8 +89,6 @@ def label_error_lines(df, name: str, *, likely: str | None = None, level: float 
     ----------
     df : pandas.DataFrame
         A dataset manifest (``file``, ``subject``, ``path``).
-    name : str
-        The dataset's name (not used in the lines).
     likely : str, optional
         Embedder for the likely errors; none are computed when omitted.
     level : float, optional
@@ -153,24 +178,29 @@ def check(root: Path | None = typer.Option(None, "--root", help="Data root (defa
 
     Raises
     ------
+    typer.BadParameter
+        When ``--dataset`` is not a registered dataset (the message lists the known ones;
+        exit code 2).
     typer.Exit
         Code 2 without a usable data root; code 1 when no supported dataset is found
         there.
-    ValueError
-        When ``--dataset`` is not a registered dataset (not caught: a traceback).
     """
     from facelab.core.config import DataRootError, data_root
     from facelab.data.datasets import MalformedEntriesWarning, dataset_spec, find_datasets
-    from facelab.data.datasets import malformed as malformed_of
 
     try:
         base = data_root(root)
     except DataRootError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
+    if dataset is not None:
+        try:
+            wanted = dataset_spec(dataset).name
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--dataset") from None
     found = find_datasets(base)
     if dataset is not None:
-        found = found[found["dataset"] == dataset_spec(dataset).name]
+        found = found[found["dataset"] == wanted]
     typer.echo(f"data root: {base}")
     if found.empty:
         typer.echo("no supported dataset found (see data/README.md for the layouts)")
@@ -193,17 +223,13 @@ def check(root: Path | None = typer.Option(None, "--root", help="Data root (defa
                 pairs = spec.pairs(Path(row.path), df)
             same = int(pairs["same"].sum())
             typer.echo(f"  pairs: {len(pairs):,} ({same:,} same, {len(pairs) - same:,} different)")
-        bad = malformed_of(df)
-        if len(bad):
-            typer.echo(f"  malformed entries skipped: {len(bad)}")
-            for reason, n in bad["reason"].value_counts().items():
-                example = bad.loc[bad["reason"] == reason, "entry"].iloc[0]
-                typer.echo(f"    {n} x {reason} (e.g. {example})")
+        for line in malformed_lines(df):
+            typer.echo(line)
         for r in df.attrs.get("label_report", []):
             if r["count"]:
                 typer.echo(f"  {r['label']} labels: {r['count']:,} x {r['case']} "
                            f"(e.g. {r['example']})")
-        for line in label_error_lines(df, row.dataset, likely=likely, level=level, show=show):
+        for line in label_error_lines(df, likely=likely, level=level, show=show):
             typer.echo(line)
 
 
@@ -224,7 +250,7 @@ def fetch(name: str = typer.Argument(..., help="Dataset to download (lfw), or an
 
     The text above is the command's ``--help``; Typer hides what follows the form feed.
     Runs :func:`facelab.data.fetch.fetch_dataset`, then loads the dataset and prints
-    :func:`summarise` of it.
+    :func:`summarise` of it and the malformed entries skipped (:func:`malformed_lines`).
 
     Parameters
     ----------
@@ -254,13 +280,14 @@ def fetch(name: str = typer.Argument(..., help="Dataset to download (lfw), or an
     except (FetchError, SourcesError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    from facelab.data.datasets import load_dataset
+    from facelab.data.datasets import MalformedEntriesWarning, load_dataset
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        # counted below (malformed_lines), with reasons; other warnings are shown
+        warnings.simplefilter("ignore", MalformedEntriesWarning)
         df = load_dataset(name, root=target)
     typer.echo(f"{name}: {len(df):,} images readable by facelab")
-    for line in summarise(df):
+    for line in summarise(df) + malformed_lines(df):
         typer.echo(line)
 
 

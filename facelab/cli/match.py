@@ -12,6 +12,7 @@ Gallery folder layout for ``facelab search --gallery DIR``:
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +53,30 @@ def gallery_items(folder: Path) -> tuple[list[Path], list[str]]:
 
 
 def _reference_scores(path: Path | None) -> np.ndarray | None:
+    """The ``--reference`` impostor scores, checked where they enter: a file that cannot
+    be read, is not numbers, holds none, or holds a non-finite score is a
+    :class:`typer.BadParameter` naming the file."""
     if path is None:
         return None
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False).astype(float).ravel()
-    return np.loadtxt(path, delimiter=",", ndmin=1, comments="#").astype(float).ravel()
+    try:
+        if path.suffix == ".npy":
+            scores = np.load(path, allow_pickle=False).astype(float).ravel()
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # numpy warns (not raises) on an empty file
+                scores = np.loadtxt(path, delimiter=",", ndmin=1,
+                                    comments="#").astype(float).ravel()
+    except (OSError, ValueError, UserWarning) as exc:
+        raise typer.BadParameter(f"{path}: cannot be read as scores ({exc})",
+                                 param_hint="--reference") from None
+    if scores.size == 0:
+        raise typer.BadParameter(f"{path}: holds no score", param_hint="--reference")
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        raise typer.BadParameter(f"{path}: {int(bad.sum())} score(s) are not finite numbers "
+                                 f"(first at position {int(np.argmax(bad))})",
+                                 param_hint="--reference")
+    return scores
 
 
 _REFERENCE_HELP = ("Impostor similarity scores (same model) for --target-fmr: a .npy file or a "
@@ -103,26 +123,25 @@ def verify_cmd(
 
     Raises
     ------
+    typer.BadParameter
+        When the ``--reference`` file cannot be read, is not numbers, holds no score or a
+        non-finite one (exit code 2, the message names the file).
     typer.Exit
         Code 2 when an image cannot be read or has no face
-        (:class:`facelab.core.io.ImageError`), or the verification rejects its inputs
-        (``ValueError``: inconsistent threshold options, a target FMR the reference
-        cannot resolve).
-    OSError
-        When the ``--reference`` file cannot be read (not caught: a traceback).
-    facelab.models.registry.ModelError
-        When ``--model`` or ``--detector`` is not registered (not caught: a traceback).
+        (:class:`facelab.core.io.ImageError`), ``--model`` or ``--detector`` is not
+        registered (:class:`facelab.models.registry.ModelError`), or the verification
+        rejects its inputs (``ValueError``: inconsistent threshold options, a target FMR
+        the reference cannot resolve).
     """
+    from facelab.cli._errors import user_errors
     from facelab.core.io import ImageError
     from facelab.match.verification import verify
+    from facelab.models.registry import ModelError
 
-    try:
+    scores = _reference_scores(reference)
+    with user_errors(ImageError, ModelError, ValueError):
         v = verify(str(image_a), str(image_b), model=model, detector=detector,
-                   threshold=threshold, target_fmr=target_fmr,
-                   reference=_reference_scores(reference))
-    except (ImageError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+                   threshold=threshold, target_fmr=target_fmr, reference=scores)
     if as_json:
         typer.echo(json.dumps(v.to_dict(), indent=2))
         return
@@ -187,27 +206,33 @@ def search_cmd(
 
     Raises
     ------
+    typer.BadParameter
+        When the ``--reference`` file cannot be read, is not numbers, holds no score or a
+        non-finite one (exit code 2, the message names the file).
     typer.Exit
         Code 2 when the gallery folder holds no image, ``--gallery`` is neither a folder
-        nor a ``.npz`` file, or the search rejects its inputs (``ValueError``).
-    OSError
-        When the ``--reference`` file cannot be read (not caught: a traceback).
-    facelab.models.registry.ModelError
-        When ``--model`` or ``--detector`` is not registered (not caught: a traceback).
+        nor a ``.npz`` file, ``--model`` or ``--detector`` is not registered
+        (:class:`facelab.models.registry.ModelError`), or the search rejects its inputs
+        (``ValueError``).
     """
     import pandas as pd
 
+    from facelab.cli._errors import user_errors
     from facelab.match.gallery import Gallery
+    from facelab.models.registry import ModelError
 
+    scores = _reference_scores(reference)
     if gallery.is_file() and gallery.suffix == ".npz":
-        g = Gallery.load(gallery, index=index, detector=detector)
+        with user_errors(ModelError, ValueError):
+            g = Gallery.load(gallery, index=index, detector=detector)
     elif gallery.is_dir():
         paths, subjects = gallery_items(gallery)
         if not paths:
             typer.echo(f"error: no images in gallery folder {gallery}", err=True)
             raise typer.Exit(2)
-        g = Gallery(model, index=index, detector=detector)
-        report = g.enrol([str(p) for p in paths], subjects)
+        with user_errors(ModelError, ValueError):
+            g = Gallery(model, index=index, detector=detector)
+            report = g.enrol([str(p) for p in paths], subjects)
         failed = report[~report["enrolled"]]
         typer.echo(f"enrolled {int(report['enrolled'].sum())}/{len(report)} images of "
                    f"{len(g.subjects)} subjects", err=True)
@@ -218,12 +243,9 @@ def search_cmd(
         raise typer.Exit(2)
     if save_gallery is not None:
         typer.echo(f"saved gallery to {g.save(save_gallery)}", err=True)
-    try:
+    with user_errors(ModelError, ValueError):
         res = g.search([str(p) for p in probes], k=k, threshold=threshold,
-                       target_fmr=target_fmr, reference=_reference_scores(reference))
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+                       target_fmr=target_fmr, reference=scores)
     cols = ["probe", "candidate_rank", "subject", "score", "above_threshold", "template_source",
             "error"]
     if csv:

@@ -224,11 +224,13 @@ def parameter_defaults(notebook: Path) -> dict[str, Any]:
     Returns
     -------
     dict of str to Any
-        ``{name: value}``; what was read so far when a parameters cell is not valid
-        Python (empty when the first one is not).
+        ``{name: value}``.
 
     Raises
     ------
+    ValueError
+        When a parameters cell is not valid Python (the message names the notebook, the
+        cell's number counted from 1 and the line in the cell).
     OSError
         When the file cannot be read.
     json.JSONDecodeError
@@ -238,14 +240,15 @@ def parameter_defaults(notebook: Path) -> dict[str, Any]:
 
     cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
     out: dict[str, Any] = {}
-    for cell in cells:
+    for number, cell in enumerate(cells, 1):
         if "parameters" not in cell.get("metadata", {}).get("tags", []):
             continue
         source = cell.get("source", "")
         try:
             tree = ast.parse("".join(source) if isinstance(source, list) else source)
-        except SyntaxError:
-            return out
+        except SyntaxError as exc:
+            raise ValueError(f"{notebook}: the parameters cell (cell {number}) is not valid "
+                             f"Python: line {exc.lineno} of the cell: {exc.msg}") from None
         for node in tree.body:
             if isinstance(node, ast.Assign) and len(node.targets) == 1 \
                     and isinstance(node.targets[0], ast.Name):

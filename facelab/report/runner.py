@@ -228,9 +228,9 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     ``model_card.md`` (for a notebook of :data:`~facelab.report.audits.AUDITS`).
 
     While the kernel runs, ``FACELAB_REQUIRED_DATASETS`` (:func:`required_datasets` of
-    the user's parameters) and ``FACELAB_PROGRESS=final`` are set and restored after;
-    ``FACELAB_RESULTS`` (absolute) and ``MPLBACKEND=agg`` are set when unset and stay set
-    in this process.
+    the user's parameters) is set, and ``FACELAB_PROGRESS=final``, ``FACELAB_RESULTS``
+    (absolute) and ``MPLBACKEND=agg`` are set when unset; all four are restored after,
+    so this process's environment is the same before and after.
 
     Parameters
     ----------
@@ -259,6 +259,9 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
 
     Raises
     ------
+    ValueError
+        When the notebook's parameters cell is not valid Python
+        (:func:`facelab.report.audits.parameter_defaults`), before any run folder is made.
     Exception
         Whatever papermill raised for a failed run (usually
         ``papermill.PapermillExecutionError``), after the run folder was completed; its
@@ -269,26 +272,25 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     notebook = Path(notebook)
     name = notebook.stem
     spec = AUDITS.get(name)
+    defaults = parameter_defaults(notebook)  # a broken parameters cell stops here
     user = absolute_paths(dict(parameters or {}), Path.cwd())
     params = effective_parameters(notebook, parameters)
     run_dir = Path(results_root or results_dir()) / (run_id or new_run_id(name))
     run_dir.mkdir(parents=True, exist_ok=True)
     params["output_dir"] = str(run_dir.resolve())
-    # the kernel runs inside notebooks/: give it absolute results and cache locations
-    os.environ.setdefault("FACELAB_RESULTS", str(Path(results_dir()).resolve()))
     out_nb = run_dir / notebook.name
     started = dt.datetime.now(dt.UTC)
-    env_backend = os.environ.setdefault("MPLBACKEND", "agg")
-
-    before = os.environ.get(REQUIRED_ENV)
-    # datasets the user named must load in the kernel (which inherits this environment)
-    os.environ[REQUIRED_ENV] = json.dumps(required_datasets(user))
-
     # papermill's cell bar only on a terminal; in the kernel (headless) every progress bar
     # prints one final line (facelab.core.progress)
     progress = progress and progress_mode() in ("bar", "widget")
-    progress_before = os.environ.get("FACELAB_PROGRESS")
+    # the kernel inherits this process's environment: set what it needs, restore after
+    saved = {k: os.environ.get(k) for k in _KERNEL_ENV}
+    # the kernel runs inside notebooks/: give it an absolute results location
+    os.environ.setdefault("FACELAB_RESULTS", str(Path(results_dir()).resolve()))
+    os.environ.setdefault("MPLBACKEND", "agg")
     os.environ.setdefault("FACELAB_PROGRESS", "final")
+    # datasets the user named must load in the kernel
+    os.environ[REQUIRED_ENV] = json.dumps(required_datasets(user))
     try:
         pm.execute_notebook(str(notebook), str(out_nb), parameters=params,
                             kernel_name=kernel_name, language="python", progress_bar=progress,
@@ -296,7 +298,7 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     except Exception as exc:
         missing = _missing_data(exc)
         write_provenance(run_dir, notebook=name, parameters=params, started=started,
-                         defaults=parameter_defaults(notebook),
+                         defaults=defaults,
                          finished=dt.datetime.now(dt.UTC),
                          status=NEEDS_DATA if missing else "failed",
                          error=None if missing else error_message(exc)[:2000],
@@ -310,18 +312,16 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
             raise
         return run_dir
     finally:
-        del env_backend
-        if progress_before is None:
-            os.environ.pop("FACELAB_PROGRESS", None)
-        if before is None:
-            os.environ.pop(REQUIRED_ENV, None)
-        else:
-            os.environ[REQUIRED_ENV] = before
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     finished = dt.datetime.now(dt.UTC)
     # what the numbers depended on, taken after the run (06's model is then in place)
     inputs = _inputs(notebook, params)
     write_provenance(run_dir, notebook=name, parameters=params, started=started,
-                     defaults=parameter_defaults(notebook), finished=finished, status="ok",
+                     defaults=defaults, finished=finished, status="ok",
                      inputs=explained(inputs), inputs_digest=inputs_digest(inputs))
     if html:
         export_html(out_nb, run_dir / f"{name}.html")
@@ -332,6 +332,10 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
                          headline_metrics=spec.headline_metrics)
     return run_dir
 
+
+#: Environment variables :func:`run_audit` sets for the kernel and restores after.
+_KERNEL_ENV: tuple[str, ...] = ("FACELAB_RESULTS", "MPLBACKEND", "FACELAB_PROGRESS",
+                                REQUIRED_ENV)
 
 #: Environment variable giving the default number of audits run at once.
 JOBS_ENV = "FACELAB_AUDIT_JOBS"
@@ -353,16 +357,16 @@ def _run_one(nb: Path, parameters, results_root, progress: bool = True,
     the row of an audit whose last ``ok`` run has the same inputs (and ``force`` is off)
     says :data:`UP_TO_DATE` and names that run's folder."""
     start = dt.datetime.now(dt.UTC)
-    if not force:
-        run = latest_up_to_date(nb, parameters, results_root)
-        if run is not None:
-            return {"audit": nb.stem, "status": UP_TO_DATE, "run_dir": str(run),
-                    "started": start.isoformat(),
-                    "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds()}
     if threads:
         # the kernel inherits it: torch, OpenVINO (facelab's SFace) and BLAS share the cores
         os.environ["OMP_NUM_THREADS"] = str(threads)
     try:
+        # a notebook whose parameters cell is not valid Python fails here, as its row
+        run = None if force else latest_up_to_date(nb, parameters, results_root)
+        if run is not None:
+            return {"audit": nb.stem, "status": UP_TO_DATE, "run_dir": str(run),
+                    "started": start.isoformat(),
+                    "seconds": (dt.datetime.now(dt.UTC) - start).total_seconds()}
         run_dir = run_audit(nb, parameters=parameters, results_root=results_root,
                             progress=progress)
         return {"audit": nb.stem, "status": _run_status(run_dir), "run_dir": str(run_dir),
@@ -380,7 +384,8 @@ def run_audits(names: Sequence[str] | None = None, *,
                results_root: str | Path | None = None, keep_going: bool = True,
                jobs: int | None = None, force: bool = False) -> list[dict]:
     """Run several audits; returns one status dict per notebook (never stops at the first
-    failure when ``keep_going``), then rebuilds ``<results>/index.html``.
+    failure when ``keep_going``), then rebuilds ``<results>/index.html`` (also when it
+    stops at a failure).
 
     ``jobs`` audits run at once, each notebook in its own worker process and kernel
     (default ``$FACELAB_AUDIT_JOBS``, else ``min(2, CPU count)``); an audit listed in
@@ -416,7 +421,8 @@ def run_audits(names: Sequence[str] | None = None, *,
     -------
     list of dict
         Per audit, in run order: ``audit``, ``status`` (``"ok"``, ``"needs data"``,
-        ``"failed"``, ``"up to date"`` or ``"unknown"``), ``run_dir`` (None when a run
+        ``"failed"``, ``"up to date"``, ``"skipped: <audit> failed"`` or ``"unknown"``),
+        ``run_dir`` (None when a run
         failed before its folder existed), ``started``, ``seconds`` and, for a failure,
         ``error`` (its message, at most 500 characters).
 
@@ -426,30 +432,54 @@ def run_audits(names: Sequence[str] | None = None, *,
         When a name matches no audit or several, or ``$FACELAB_AUDIT_JOBS`` is not a
         whole number.
     Exception
-        With ``keep_going=False``, the first failed audit's error (the index is then not
-        rebuilt).
+        With ``keep_going=False``, the first failed audit's error, after the index was
+        rebuilt; its ``facelab_rows`` attribute holds the rows of the audits run so far
+        (the failed one last in the order above).
 
     Notes
     -----
-    :data:`DEPENDS_ON` only orders the audits: an audit whose dependency failed still
-    runs.
+    An audit listed in :data:`DEPENDS_ON` whose prerequisite failed (or was itself
+    skipped) in the same call is not run: its row's status is ``"skipped: <audit>
+    failed"``, with ``run_dir`` None and an ``error`` saying why. A prerequisite that is
+    not among ``names`` is not checked (an earlier call's run of it is used).
     """
     first = {stem: i for i, stem in enumerate(RUN_FIRST)}
     notebooks = sorted(resolve_audits(names), key=lambda p: first.get(p.stem, len(first)))
     jobs = min(_jobs(jobs), max(1, len(notebooks)))
     rows: list[dict] = []
-    if jobs == 1:
-        for nb in notebooks:
-            row = _run_one(nb, parameters, results_root, force=force)
-            exc = row.pop("_exception", None)
-            rows.append(row)
-            if exc is not None and not keep_going:
-                raise exc
-    else:
-        rows = _run_parallel(notebooks, parameters, results_root, keep_going, jobs, force)
-
-    write_index(results_root or results_dir())  # results/index.html lists every run
+    try:
+        if jobs == 1:
+            done: dict[str, dict] = {}
+            for nb in notebooks:
+                row = _skipped(nb, done) or _run_one(nb, parameters, results_root, force=force)
+                exc = row.pop("_exception", None)
+                rows.append(row)
+                done[nb.stem] = row
+                if exc is not None and not keep_going:
+                    exc.facelab_rows = rows
+                    raise exc
+        else:
+            rows = _run_parallel(notebooks, parameters, results_root, keep_going, jobs, force)
+    finally:
+        write_index(results_root or results_dir())  # results/index.html lists every run
     return rows
+
+
+#: Start of the status of an audit not run because an audit it needs
+#: (:data:`~facelab.report.audits.DEPENDS_ON`) failed in the same call.
+SKIPPED = "skipped"
+
+
+def _skipped(nb: Path, done: Mapping[str, dict]) -> dict | None:
+    """The status row of ``nb`` when an audit it needs failed (or was skipped) earlier in
+    the same call, else ``None`` (it runs)."""
+    bad = [d for d in DEPENDS_ON.get(nb.stem, ()) if d in done
+           and (done[d]["status"] == "failed" or done[d]["status"].startswith(SKIPPED))]
+    if not bad:
+        return None
+    return {"audit": nb.stem, "status": f"{SKIPPED}: {', '.join(bad)} failed", "run_dir": None,
+            "started": dt.datetime.now(dt.UTC).isoformat(), "seconds": 0.0,
+            "error": f"not run: it needs {', '.join(bad)}, which failed in this call"}
 
 
 def _run_parallel(notebooks: list[Path], parameters, results_root, keep_going: bool,
@@ -467,12 +497,20 @@ def _run_parallel(notebooks: list[Path], parameters, results_root, keep_going: b
         while waiting or running:
             ready = [nb for nb in waiting
                      if all(d in done or d not in names for d in DEPENDS_ON.get(nb.stem, ()))]
+            skipped = False
             while ready and len(running) < jobs and failure is None:
                 nb = ready.pop(0)
                 waiting.remove(nb)
+                row = _skipped(nb, done)
+                if row is not None:  # an audit it needs failed: not run
+                    done[nb.stem] = row
+                    skipped = True
+                    continue
                 running[pool.submit(_run_one, nb, parameters, results_root, False,
                                     threads, force)] = nb
             if not running:
+                if skipped:
+                    continue  # audits waiting for the skipped one may be ready now
                 break  # stopped after a failure (keep_going=False)
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in finished:
@@ -482,9 +520,11 @@ def _run_parallel(notebooks: list[Path], parameters, results_root, keep_going: b
                 done[nb.stem] = row
                 if exc is not None and not keep_going and failure is None:
                     failure = exc
+    rows = [done[nb.stem] for nb in notebooks if nb.stem in done]
     if failure is not None:
+        failure.facelab_rows = rows
         raise failure
-    return [done[nb.stem] for nb in notebooks if nb.stem in done]
+    return rows
 
 
 def _run_status(run_dir: Path) -> str:

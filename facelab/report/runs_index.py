@@ -29,16 +29,31 @@ INDEX_NAME = "index.html"
 MAX_FINDINGS = 6
 
 
-def _read(path: Path) -> dict:
+#: Start of the status of a run whose provenance.json or metrics.json cannot be read.
+UNREADABLE = "unreadable"
+
+
+def _read(path: Path) -> tuple[dict, str | None]:
+    """A run's JSON file and, when it exists but cannot be read or parsed as a JSON
+    object, why (else None). A missing file is no problem (a failed run has no
+    metrics.json)."""
+    if not path.exists():
+        return {}, None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return {}, f"{path.name}: {type(exc).__name__}: {exc}"
+    if not isinstance(data, dict):
+        return {}, f"{path.name}: not a JSON object ({type(data).__name__})"
+    return data, None
 
 
 def _defaults(notebook: str) -> dict[str, Any]:
     path = notebooks_dir() / f"{notebook}.ipynb"
-    return parameter_defaults(path) if path.exists() else {}
+    try:
+        return parameter_defaults(path) if path.exists() else {}
+    except ValueError:  # a broken parameters cell: every parameter is listed as changed
+        return {}
 
 
 def _changed(params: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,8 +160,9 @@ def collect_runs(results_root: str | os.PathLike) -> list[dict[str, Any]]:
     """Every run folder under ``results_root`` (those with ``provenance.json``), newest
     first, as dicts ready for the index.
 
-    A ``provenance.json`` or ``metrics.json`` that cannot be read or parsed counts as
-    empty (the run is listed with status ``unknown``).
+    A ``provenance.json`` or ``metrics.json`` that exists but cannot be read or parsed
+    as a JSON object gives the run the status ``"unreadable: <file>"`` and a note with
+    the reason; a run whose provenance has no status is listed as ``unknown``.
 
     Parameters
     ----------
@@ -168,8 +184,9 @@ def collect_runs(results_root: str | os.PathLike) -> list[dict[str, Any]]:
     defaults_cache: dict[str, dict] = {}
     for prov_path in sorted(root.glob("*/provenance.json")):
         run = prov_path.parent
-        prov = _read(prov_path)
-        metrics = _read(run / "metrics.json")
+        prov, prov_problem = _read(prov_path)
+        metrics, metrics_problem = _read(run / "metrics.json")
+        problems = [p for p in (prov_problem, metrics_problem) if p]
         notebook = str(prov.get("notebook") or run.name)
         if notebook not in defaults_cache:
             defaults_cache[notebook] = _defaults(notebook)
@@ -177,8 +194,10 @@ def collect_runs(results_root: str | os.PathLike) -> list[dict[str, Any]]:
         figures = [f for f in metrics.get("_figures", []) if (run / "figures" / f).is_file()]
         runs.append({
             "run": run.name, "audit": notebook, "started": prov.get("started") or "",
-            "status": prov.get("status") or "unknown",
-            "note": prov.get("missing_data") or _last_line(prov.get("error")),
+            "status": (f"{UNREADABLE}: " + ", ".join(p.split(":")[0] for p in problems)
+                       if problems else prov.get("status") or "unknown"),
+            "note": ("; ".join(problems) if problems
+                     else prov.get("missing_data") or _last_line(prov.get("error"))),
             "changed": _changed(prov.get("parameters") or {}, defaults_cache[notebook]),
             "findings": run_findings(metrics) or _headline_metrics(notebook, metrics),
             "report": f"{run.name}/{html_files[0].name}" if html_files else None,
@@ -207,6 +226,8 @@ img.thumb{max-width:220px;max-height:150px;border:1px solid #ddd}
 
 
 def _status_class(status: str) -> str:
+    if status.startswith(UNREADABLE):
+        return "failed"
     return {"ok": "ok", "failed": "failed"}.get(status, "needs")
 
 

@@ -618,6 +618,13 @@ def false_candidate_examples(runs: Mapping[str, object], manifest: pd.DataFrame,
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
+def _need_columns(what: str, table: pd.DataFrame, need: set[str]) -> None:
+    """Raise a ValueError naming the columns ``what`` needs that ``table`` lacks."""
+    if missing := need - set(table.columns):
+        raise ValueError(f"{what} needs columns {sorted(need)}: missing {sorted(missing)}; "
+                         f"the table has {list(table.columns)}")
+
+
 def expression_examples(predictions: pd.DataFrame, *, label: str = "fear",
                         model: str | None = None) -> pd.DataFrame:
     """Faces given ``label`` whose dataset label is something else, and faces labelled
@@ -646,12 +653,12 @@ def expression_examples(predictions: pd.DataFrame, *, label: str = "fear",
     Raises
     ------
     ValueError
-        When ``predictions`` lacks ``model``, ``status``, ``true``, ``pred`` or ``path``.
+        When ``predictions`` lacks ``model``, ``status``, ``true``, ``pred``, ``path``,
+        ``test_dataset`` or ``file`` (the message lists the missing columns and those
+        the table has).
     """
-    need = {"model", "status", "true", "pred", "path"}
-    if missing := need - set(predictions.columns):
-        raise ValueError(f"predictions need columns {sorted(need)}; missing "
-                         f"{sorted(missing)}")
+    _need_columns("expression_examples", predictions,
+                  {"model", "status", "true", "pred", "path", "test_dataset", "file"})
     ev = predictions[predictions["status"] == "evaluated"]
     if model is None and len(ev):
         model = str(ev["model"].iloc[0])
@@ -684,7 +691,7 @@ def gender_examples(preds: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     preds : pandas.DataFrame
-        :mod:`facelab.studies.attributes` predictions: ``path``, ``gender``,
+        :mod:`facelab.studies.attributes` predictions: ``path``, ``status``, ``gender``,
         ``pred_gender``, ``pred_p_female`` (in [0, 1]), ``gender_error``, ``dataset``,
         optionally ``box``, ``race``; only rows :func:`facelab.studies.attributes.evaluable`
         keeps are used.
@@ -700,11 +707,13 @@ def gender_examples(preds: pd.DataFrame) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        When ``preds`` lacks ``path``, ``gender`` or ``pred_gender``.
+        When ``preds`` lacks ``path``, ``gender``, ``pred_gender``, ``pred_p_female``,
+        ``gender_error``, ``dataset`` or ``status`` (the message lists the missing columns
+        and those the table has).
     """
-    need = {"path", "gender", "pred_gender"}
-    if missing := need - set(preds.columns):
-        raise ValueError(f"predictions need columns {sorted(need)}; missing {sorted(missing)}")
+    _need_columns("gender_examples", preds,
+                  {"path", "gender", "pred_gender", "pred_p_female", "gender_error",
+                   "dataset", "status"})
     ev = evaluable(preds)
     err = ev[ev["gender_error"]].copy()
     if "box" not in err.columns:

@@ -18,7 +18,7 @@ from facelab.metrics.groups import GroupedMetric
 
 __all__ = ["plot_group_rates", "plot_det", "plot_fmr_heatmap", "plot_confusion"]
 
-_NEED_COLUMNS = "{what} needs columns {need}; got {have}"
+_NEED_COLUMNS = "{what} needs columns {need}: missing {missing}; the table has {have}"
 _BAD_SCALE = "scale must be 'log' or 'probit'; got {got!r}"
 SMALL_CELL_COLOR = "0.75"
 
@@ -78,7 +78,7 @@ def plot_group_rates(
     ------
     ValueError
         When ``value``, ``ci_low``, ``ci_high`` or ``n`` is missing (the message lists
-        the missing columns).
+        the missing columns and those the table has).
     """
     if isinstance(result, GroupedMetric):
         table, overall, name = result.by_group, result.overall, result.name
@@ -86,7 +86,8 @@ def plot_group_rates(
         table, overall, name = result, None, title or "value"
     need = ["value", "ci_low", "ci_high", "n"]
     if missing := [c for c in need if c not in table.columns]:
-        raise ValueError(_NEED_COLUMNS.format(what="plot_group_rates", need=need, have=missing))
+        raise ValueError(_NEED_COLUMNS.format(what="plot_group_rates", need=need, missing=missing,
+                                               have=list(table.columns)))
     labels = _cell_labels(table.index)
     small = table["small_cell"].to_numpy(bool) if "small_cell" in table else np.zeros(
         len(table), bool
@@ -157,7 +158,8 @@ def plot_det(
     ------
     ValueError
         When ``scale`` is neither ``"log"`` nor ``"probit"``, or a curve lacks one of the
-        columns ``threshold``, ``fmr``, ``fnmr``.
+        columns ``threshold``, ``fmr``, ``fnmr`` (the message names the curve, the missing
+        columns and those it has).
 
     Notes
     -----
@@ -181,7 +183,8 @@ def plot_det(
     for color, (name, det) in zip(palette, curves.items(), strict=False):
         need = ["threshold", "fmr", "fnmr"]
         if missing := [c for c in need if c not in det.columns]:
-            raise ValueError(_NEED_COLUMNS.format(what="plot_det", need=need, have=missing))
+            raise ValueError(_NEED_COLUMNS.format(what=f"plot_det (curve {name!r})", need=need,
+                                               missing=missing, have=list(det.columns)))
         fmr, fnmr = det["fmr"].to_numpy(float), det["fnmr"].to_numpy(float)
         keep = (fmr > 0) & (fnmr > 0) if scale == "log" else np.ones(fmr.size, bool)
         x, y = (fmr, fnmr) if scale == "log" else (_probit(fmr), _probit(fnmr))

@@ -1,0 +1,193 @@
+"""Values entering from outside are checked where they enter: one clear line naming the
+option or file, never a traceback or a quiet fallback (issue 16's list of odd places)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import nbformat
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from facelab.cli import app
+
+
+def _two_faces(data_root):
+    """Two real images of the shared data (UTKFace chips: one face each)."""
+    files = sorted((data_root / "utkface").rglob("*.jpg"))[:2]
+    if len(files) < 2:
+        pytest.skip("no UTKFace images under the data root")
+    return files
+
+
+def test_data_check_unknown_dataset_lists_the_known_ones(data_root):
+    res = CliRunner().invoke(app, ["data", "check", "--root", str(data_root), "-d", "NOSUCH"])
+    assert res.exit_code == 2, res.output
+    assert "unknown dataset 'NOSUCH'" in res.output and "lfw" in res.output
+    assert "--dataset" in res.output and "Traceback" not in res.output
+    assert not isinstance(res.exception, ValueError)
+
+
+@pytest.mark.parametrize("command", ["verify", "search"])
+def test_unknown_model_is_one_line_like_analyze(command, data_root, tmp_path):
+    a, b = _two_faces(data_root)
+    if command == "verify":
+        args = ["verify", str(a), str(b), "--model", "NOSUCH"]
+    else:
+        (tmp_path / "gallery" / "someone").mkdir(parents=True)
+        (tmp_path / "gallery" / "someone" / a.name).symlink_to(a)
+        args = ["search", str(b), "--gallery", str(tmp_path / "gallery"), "--model", "NOSUCH"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert "error: unknown model 'NOSUCH'" in res.output and "sface" in res.output
+    assert "Traceback" not in res.output
+    res = CliRunner().invoke(app, ["analyze", str(a), "--detector", "NOSUCH"])
+    assert res.exit_code == 1 and "error: unknown model 'NOSUCH'" in res.output
+
+
+@pytest.mark.parametrize("content", [None, "0.1\nnot-a-number\n", "# only a comment\n",
+                                     "0.1\nnan\n"])
+def test_bad_reference_file_names_the_file(content, data_root, tmp_path):
+    a, b = _two_faces(data_root)
+    ref = tmp_path / "impostors.csv"
+    if content is not None:
+        ref.write_text(content)
+    res = CliRunner().invoke(app, ["verify", str(a), str(b), "--target-fmr", "0.01",
+                                   "--reference", str(ref)])
+    assert res.exit_code == 2, res.output
+    assert "--reference" in res.output and "impostors.csv" in res.output
+    assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
+
+
+def test_label_error_lines_takes_no_unused_name():
+    import inspect
+
+    from facelab.cli.data import label_error_lines
+
+    assert "name" not in inspect.signature(label_error_lines).parameters
+
+
+def test_malformed_lines_count_reasons_with_an_example():
+    from facelab.cli.data import malformed_lines
+
+    df = pd.DataFrame({"file": ["a.jpg"]})
+    assert malformed_lines(df) == []
+    df.attrs["malformed"] = [{"entry": "x.txt", "reason": "not <Name>_<NNNN>.jpg"},
+                             {"entry": "y.txt", "reason": "not <Name>_<NNNN>.jpg"}]
+    lines = malformed_lines(df)
+    assert lines[0] == "  malformed entries skipped: 2"
+    assert lines[1] == "    2 x not <Name>_<NNNN>.jpg (e.g. x.txt)"
+
+
+def test_plot_messages_name_missing_and_given_columns():
+    from facelab.viz.plots import plot_det, plot_group_rates
+
+    table = pd.DataFrame({"value": [0.1], "ci_high": [0.2], "n": [10]}, index=["a"])
+    with pytest.raises(ValueError, match=r"missing \['ci_low'\]; the table has \['value', "
+                                         r"'ci_high', 'n'\]"):
+        plot_group_rates(table)
+    with pytest.raises(ValueError, match=r"curve 'sface'.*missing \['fnmr'\]; the table has "
+                                         r"\['threshold', 'fmr'\]"):
+        plot_det({"sface": pd.DataFrame({"threshold": [0.5], "fmr": [0.1]})})
+
+
+def test_example_tables_check_every_column_they_use():
+    from facelab.viz.examples import expression_examples, gender_examples
+
+    preds = pd.DataFrame({"model": ["m"], "status": ["evaluated"], "true": ["fear"],
+                          "pred": ["sad"], "path": ["x.jpg"], "file": ["x.jpg"]})
+    with pytest.raises(ValueError, match=r"expression_examples.*missing \['test_dataset'\]"):
+        expression_examples(preds)
+    assert len(expression_examples(preds.assign(test_dataset="jaffe"))) == 1
+    g = pd.DataFrame({"path": ["x.jpg"], "status": ["ok"], "gender": ["female"],
+                      "pred_gender": ["male"], "pred_p_female": [0.2], "gender_error": [True]})
+    with pytest.raises(ValueError, match=r"gender_examples.*missing \['dataset'\]"):
+        gender_examples(g)
+    assert gender_examples(g.assign(dataset="utkface"))["pred_p_female"].tolist() == [0.2]
+
+
+def _notebook(path, params="output_dir = None\nscale = 2.0", body="x = scale * 2\n"):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "facelab", "display_name": "facelab",
+                                 "language": "python"}
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# toy"), cell, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, str(path))
+
+
+def test_broken_parameters_cell_names_notebook_and_line(tmp_path):
+    from facelab.report.audits import parameter_defaults
+
+    nb = tmp_path / "90_bad.ipynb"
+    _notebook(nb, params="output_dir = None\nscale = (2.0\n")
+    with pytest.raises(ValueError, match=r"90_bad.ipynb: the parameters cell \(cell 2\) is "
+                                         r"not valid Python: line 2"):
+        parameter_defaults(nb)
+
+
+def test_unreadable_run_files_are_shown_as_unreadable(tmp_path):
+    from facelab.report.runs_index import collect_runs, write_index
+
+    for name, prov, metrics in [("a", "{not json", None),
+                                ("b", json.dumps({"notebook": "91_toy", "status": "ok",
+                                                  "started": "2026-01-01"}), "[1, 2"),
+                                ("c", json.dumps({"notebook": "91_toy", "status": "failed",
+                                                  "started": "2026-01-02"}), None)]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "provenance.json").write_text(prov)
+        if metrics is not None:
+            (tmp_path / name / "metrics.json").write_text(metrics)
+    by = {r["run"]: r for r in collect_runs(tmp_path)}
+    assert by["a"]["status"] == "unreadable: provenance.json"
+    assert by["a"]["note"].startswith("provenance.json: JSONDecodeError")
+    assert by["b"]["status"] == "unreadable: metrics.json"
+    assert by["c"]["status"] == "failed"  # a failed run has no metrics.json: not a problem
+    assert "unreadable: provenance.json" in write_index(tmp_path).read_text()
+
+
+ENV_KEYS = ("MPLBACKEND", "FACELAB_RESULTS", "FACELAB_PROGRESS", "FACELAB_REQUIRED_DATASETS")
+
+
+@pytest.mark.slow
+def test_failed_prerequisite_skips_dependent_audit_and_index_is_rebuilt(tmp_path,
+                                                                        monkeypatch):
+    from facelab.report import runner
+    from facelab.report.runner import run_audits
+
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(nbs / "95_broken.ipynb", body="raise RuntimeError('boom')\n")
+    _notebook(nbs / "96_needs_broken.ipynb")
+    _notebook(nbs / "97_other.ipynb")
+    monkeypatch.setenv("FACELAB_NOTEBOOKS", str(nbs))
+    monkeypatch.setattr(runner, "DEPENDS_ON", {"96_needs_broken": ("95_broken",)})
+    monkeypatch.setattr(runner, "RUN_FIRST", ("95_broken",))
+    for key in ENV_KEYS:  # run_audit sets these when unset: it must unset them again
+        monkeypatch.delenv(key, raising=False)
+    out = tmp_path / "results"
+
+    rows = run_audits(["95", "96"], results_root=out, jobs=1)
+    assert [r["status"] for r in rows] == ["failed", "skipped: 95_broken failed"]
+    assert rows[1]["run_dir"] is None and "95_broken" in rows[1]["error"]
+    assert {k: os.environ.get(k) for k in ENV_KEYS} == dict.fromkeys(ENV_KEYS)
+    assert not any(p.name.startswith("96_") for p in out.iterdir())  # never executed
+
+    (out / "index.html").unlink()
+    with pytest.raises(Exception, match="boom") as info:
+        run_audits(["95", "96"], results_root=out, jobs=1, keep_going=False)
+    assert (out / "index.html").is_file()  # rebuilt although the call stopped
+    assert [r["audit"] for r in info.value.facelab_rows] == ["95_broken"]
+
+    # the CLI, audits in parallel: the dependent is skipped, the other one runs
+    monkeypatch.setenv("FACELAB_AUDIT_JOBS", "2")
+    res = CliRunner().invoke(app, ["audit", "95", "96", "97", "--results", str(out)])
+    assert res.exit_code == 1, res.output
+    assert "skipped: 95_broken failed 96_needs_broken" in " ".join(res.output.split())
+    assert "ok" in res.output and "97_other" in res.output
+    res = CliRunner().invoke(app, ["audit", "95", "97", "--results", str(out),
+                                   "--stop-on-failure", "--force"])
+    assert res.exit_code == 1 and "stopped at the first failure" in res.output
+    assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
