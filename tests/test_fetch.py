@@ -124,7 +124,7 @@ def server():
 
 def _sources(tmp_path: Path, srv: _Server, *, mirror_first: bool = False) -> Path:
     files = []
-    for name, data in _lfw_files().items():
+    for name, data in srv.files.items():
         urls = [f"{srv.url}/{name}"]
         if mirror_first:
             urls.insert(0, f"{srv.url}/gone/{name}")  # a dead mirror first: 404
@@ -160,6 +160,18 @@ def test_fetch_lfw_end_to_end_through_the_cli(tmp_path, server):
     before = len(server.requests)
     again = fetch_dataset("lfw", root, sources=sources, progress=False, say=lambda s: None)
     assert again == lfw and len(server.requests) == before
+
+
+def test_fetch_shows_the_malformed_entries_it_skipped(tmp_path):
+    files = _lfw_files()
+    files["male_names.txt"] += b"README\r\n"  # not <Name>_<NNNN>.jpg
+    with _Server(files) as srv:
+        result = CliRunner().invoke(app, ["data", "fetch", "lfw", "--root",
+                                          str(tmp_path / "data"), "--sources",
+                                          str(_sources(tmp_path, srv)), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "6 images readable by facelab" in result.output
+    assert "malformed entries skipped: 1" in result.output and "README" in result.output
 
 
 def test_corrupted_download_fails_clearly_and_installs_nothing(tmp_path, server):

@@ -146,6 +146,9 @@ def test_unreadable_run_files_are_shown_as_unreadable(tmp_path):
     assert by["b"]["status"] == "unreadable: metrics.json"
     assert by["c"]["status"] == "failed"  # a failed run has no metrics.json: not a problem
     assert "unreadable: provenance.json" in write_index(tmp_path).read_text()
+    from facelab.report.runner import _run_status
+
+    assert _run_status(tmp_path / "a") == "unreadable: provenance.json"
 
 
 ENV_KEYS = ("MPLBACKEND", "FACELAB_RESULTS", "FACELAB_PROGRESS", "FACELAB_REQUIRED_DATASETS")

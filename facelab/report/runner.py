@@ -31,7 +31,7 @@ from facelab.report.audits import (
 )
 from facelab.report.datastatus import NEEDS_DATA
 from facelab.report.record import new_run_id, write_model_card, write_provenance
-from facelab.report.runs_index import write_index
+from facelab.report.runs_index import UNREADABLE, write_index
 from facelab.report.uptodate import (
     audit_inputs,
     explained,
@@ -421,7 +421,8 @@ def run_audits(names: Sequence[str] | None = None, *,
     -------
     list of dict
         Per audit, in run order: ``audit``, ``status`` (``"ok"``, ``"needs data"``,
-        ``"failed"``, ``"up to date"``, ``"skipped: <audit> failed"`` or ``"unknown"``),
+        ``"failed"``, ``"up to date"``, ``"skipped: <audit> failed"`` or
+        ``"unreadable: provenance.json"``),
         ``run_dir`` (None when a run
         failed before its folder existed), ``started``, ``seconds`` and, for a failure,
         ``error`` (its message, at most 500 characters).
@@ -528,13 +529,14 @@ def _run_parallel(notebooks: list[Path], parameters, results_root, keep_going: b
 
 
 def _run_status(run_dir: Path) -> str:
-    """The status a run folder's provenance.json records ("ok", "needs data", ...)."""
+    """The status a run folder's provenance.json records ("ok", "needs data", ...);
+    ``"unreadable: provenance.json"`` when it cannot be read or has no status."""
     import json
 
     try:
         return json.loads((Path(run_dir) / "provenance.json").read_text())["status"]
-    except (OSError, ValueError, KeyError):
-        return "unknown"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{UNREADABLE}: provenance.json"
 
 
 def error_message(exc: BaseException) -> str:
