@@ -537,11 +537,14 @@ def pair_examples(scored: Mapping[str, pd.DataFrame], embeddings: Mapping[str, o
             "box_b": box.reindex(part["index_b"]).to_numpy(),
             "group": part["group_a"].astype(str).to_numpy()})
         verdict = np.where(out["score"] >= t, "match", "no match")
+        # plain Python lists: iterating Arrow-backed string columns element by element
+        # took ~7 s per million pairs (issue 16); the captions are the same strings
         out["caption"] = [
             f"{s:.3f} ({v} at {t:.3f})\n{src}\n{ga} | {gb}"
-            for s, v, src, ga, gb in zip(out["score"], verdict, out["source"],
-                                         part["group_a"].astype(str),
-                                         part["group_b"].astype(str), strict=True)]
+            for s, v, src, ga, gb in zip(out["score"].tolist(), verdict.tolist(),
+                                         out["source"].tolist(),
+                                         part["group_a"].astype(str).tolist(),
+                                         part["group_b"].astype(str).tolist(), strict=True)]
         frames.append(out)
     cols = ["embedder", "source", "kind", "score", "path", "box", "path_b", "box_b", "group",
             "caption"]
