@@ -166,14 +166,17 @@ def test_failed_prerequisite_skips_dependent_audit_and_index_is_rebuilt(tmp_path
     _notebook(nbs / "96_needs_broken.ipynb")
     _notebook(nbs / "97_other.ipynb")
     monkeypatch.setenv("FACELAB_NOTEBOOKS", str(nbs))
-    monkeypatch.setattr(runner, "DEPENDS_ON", {"96_needs_broken": ("95_broken",)})
+    # 96 uses 95's results, 97 only waits for 95 (as 03 waits for 02's cache)
+    monkeypatch.setattr(runner, "DEPENDS_ON", {"96_needs_broken": ("95_broken",),
+                                               "97_other": ("95_broken",)})
+    monkeypatch.setattr(runner, "NEEDS_RESULTS_OF", {"96_needs_broken": ("95_broken",)})
     monkeypatch.setattr(runner, "RUN_FIRST", ("95_broken",))
     for key in ENV_KEYS:  # run_audit sets these when unset: it must unset them again
         monkeypatch.delenv(key, raising=False)
     out = tmp_path / "results"
 
-    rows = run_audits(["95", "96"], results_root=out, jobs=1)
-    assert [r["status"] for r in rows] == ["failed", "skipped: 95_broken failed"]
+    rows = run_audits(["95", "96", "97"], results_root=out, jobs=1)
+    assert [r["status"] for r in rows] == ["failed", "skipped: 95_broken failed", "ok"]
     assert rows[1]["run_dir"] is None and "95_broken" in rows[1]["error"]
     assert {k: os.environ.get(k) for k in ENV_KEYS} == dict.fromkeys(ENV_KEYS)
     assert not any(p.name.startswith("96_") for p in out.iterdir())  # never executed

@@ -207,6 +207,15 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "03_one_to_many_search": ("02_verification_demographics",),
 }
 
+#: Audits that use another audit's results, not only its cache: when that audit fails (or
+#: is skipped) in the same call they are not run (status ``"skipped: <audit> failed"``),
+#: since they would read an older run's output (04 would compare the fer model with a
+#: model 06 trained earlier, or with none). 03 only waits for 02 (:data:`DEPENDS_ON`): it
+#: computes what 02's cache does not hold and runs after a failed 02.
+NEEDS_RESULTS_OF: dict[str, tuple[str, ...]] = {
+    "04_expression_fear": ("06_train_expression",),
+}
+
 
 def parameter_defaults(notebook: Path) -> dict[str, Any]:
     """Literal values assigned in a notebook's ``parameters`` cell.

@@ -25,6 +25,7 @@ from facelab.data.resolve import (
 from facelab.report.audits import (
     AUDITS,
     DEPENDS_ON,
+    NEEDS_RESULTS_OF,
     RUN_FIRST,
     parameter_defaults,
     resolve_audits,
@@ -439,10 +440,11 @@ def run_audits(names: Sequence[str] | None = None, *,
 
     Notes
     -----
-    An audit listed in :data:`DEPENDS_ON` whose prerequisite failed (or was itself
+    An audit listed in :data:`NEEDS_RESULTS_OF` whose prerequisite failed (or was itself
     skipped) in the same call is not run: its row's status is ``"skipped: <audit>
     failed"``, with ``run_dir`` None and an ``error`` saying why. A prerequisite that is
-    not among ``names`` is not checked (an earlier call's run of it is used).
+    not among ``names`` is not checked (an earlier call's run of it is used). An audit
+    that only waits for another (:data:`DEPENDS_ON`, e.g. 03 for 02's cache) runs anyway.
     """
     first = {stem: i for i, stem in enumerate(RUN_FIRST)}
     notebooks = sorted(resolve_audits(names), key=lambda p: first.get(p.stem, len(first)))
@@ -466,15 +468,15 @@ def run_audits(names: Sequence[str] | None = None, *,
     return rows
 
 
-#: Start of the status of an audit not run because an audit it needs
-#: (:data:`~facelab.report.audits.DEPENDS_ON`) failed in the same call.
+#: Start of the status of an audit not run because an audit whose results it uses
+#: (:data:`~facelab.report.audits.NEEDS_RESULTS_OF`) failed in the same call.
 SKIPPED = "skipped"
 
 
 def _skipped(nb: Path, done: Mapping[str, dict]) -> dict | None:
     """The status row of ``nb`` when an audit it needs failed (or was skipped) earlier in
     the same call, else ``None`` (it runs)."""
-    bad = [d for d in DEPENDS_ON.get(nb.stem, ()) if d in done
+    bad = [d for d in NEEDS_RESULTS_OF.get(nb.stem, ()) if d in done
            and (done[d]["status"] == "failed" or done[d]["status"].startswith(SKIPPED))]
     if not bad:
         return None
