@@ -203,3 +203,18 @@ def test_an_embedding_does_not_depend_on_its_batch_or_threads(name, detector, da
         other = create_model(name, threads=threads, batch_size=batch_size, **options)
         np.testing.assert_array_equal(other.embed_aligned(crops), ref)
         np.testing.assert_array_equal(other.embed_aligned(crops[order]), ref[order])
+
+
+def test_a_cached_openvino_model_loads_without_torch():
+    """torch replays dlib's network only to convert it: once the IR is cached, loading the
+    embedders imports no torch (about 2 s per notebook kernel)."""
+    import subprocess
+    import sys
+
+    get_embedder("dlib_resnet")  # converts (or finds) the IR in this test's cache folder
+    code = ("import sys\nfrom facelab.models.registry import create_model\n"
+            "create_model('dlib_resnet'); create_model('sface')\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -72,7 +72,6 @@ def torch_ir(build: Callable[[], object], example_shape: Sequence[int], name: st
         whole model, and a killed conversion leaves no torn file.
     """
     import openvino as ov
-    import torch
 
     from facelab.core.provenance import file_sha256
 
@@ -85,7 +84,9 @@ def torch_ir(build: Callable[[], object], example_shape: Sequence[int], name: st
     version = ov.get_version().split("-")[0]
     xml = folder / f"{name}.ov-v{converter_version}-{digest}-{version}.xml"
     if xml.is_file() and xml.with_suffix(".bin").is_file():
-        return xml
+        return xml  # a cached IR needs no torch
+    import torch
+
     net = build()
     example = torch.zeros(tuple(example_shape), dtype=torch.float32)
     with warnings.catch_warnings():  # tracing warns about Python-side shape arithmetic

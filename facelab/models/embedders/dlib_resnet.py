@@ -157,15 +157,15 @@ def openvino_ir(src=None) -> Path:
         If the file is missing, damaged or not dlib's face recognition network (checked
         only when the IR is not cached yet).
     """
-    from facelab.models.embedders._dlib_dnn import DlibResNetTorch, read_dlib_resnet
-
     if src is None:
         src = package_file("face_recognition_models", DLIB_FILE)
     src = Path(src)
     if not src.is_file():
         raise FileNotFoundError(f"no dlib network file at {src}")
 
-    def build():
+    def build():  # only when the IR is not cached yet: the replay needs torch
+        from facelab.models.embedders._dlib_dnn import DlibResNetTorch, read_dlib_resnet
+
         return DlibResNetTorch(read_dlib_resnet(src)).eval()
 
     return torch_ir(build, (2, 3, 150, 150), "dlib_resnet", src, OV_CONVERTER_VERSION)
