@@ -67,3 +67,21 @@ def test_no_kernel_no_output(monkeypatch, capsys):
     monkeypatch.setattr(IPython, "get_ipython", lambda: None)
     glue_scrap("x", 1.0)
     assert capsys.readouterr().out == ""
+
+
+def test_two_runs_started_in_one_second_get_two_folders(tmp_path, monkeypatch):
+    from facelab.report import record
+
+    monkeypatch.setattr(record, "new_run_id", lambda label: f"20261201-000000-{label}")
+    first = record.new_run_dir(tmp_path / "results", "02_verification")
+    second = record.new_run_dir(tmp_path / "results", "02_verification")
+    third = record.new_run_dir(tmp_path / "results", "02_verification")
+    assert first.name == "20261201-000000-02_verification"
+    assert second.name == "20261201-000000.02-02_verification"
+    assert third.name == "20261201-000000.03-02_verification"
+    assert all(p.is_dir() and not any(p.iterdir()) for p in (first, second, third))
+    # newest last when sorted, and found as runs of the audit (uptodate's glob)
+    later = "20261201-000001-02_verification"
+    assert sorted([later, third.name, first.name, second.name]) == \
+        [first.name, second.name, third.name, later]
+    assert len(list((tmp_path / "results").glob("*-02_verification"))) == 3

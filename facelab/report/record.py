@@ -23,15 +23,63 @@ from facelab.core.provenance import git_commit, manifest_hash, package_versions
 from facelab.models.registry import model_spec, weights_checksums
 
 __all__ = ["Recorder", "write_provenance", "write_model_card",
-           "to_jsonable", "new_run_id", "glue_scrap"]
+           "to_jsonable", "new_run_id", "new_run_dir", "glue_scrap"]
 
 RECORD_FILE = "recorded.json"  # models and manifests a notebook used, for provenance
 
 
 def new_run_id(label: str) -> str:
-    """A sortable, unique run folder name: ``20261122-031500-<label>``."""
+    """A sortable run folder name from the UTC time: ``20261122-031500-<label>``.
+
+    Unique only to the second: :func:`new_run_dir` makes the folder without ever reusing
+    one.
+
+    Parameters
+    ----------
+    label : str
+        The audit's name.
+
+    Returns
+    -------
+    str
+        ``<YYYYmmdd-HHMMSS UTC>-<label>``.
+    """
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{label}"
+
+
+def new_run_dir(root: str | Path, label: str) -> Path:
+    """Create a new, empty run folder ``<root>/<new_run_id(label)>``.
+
+    Two runs of one audit started in the same second (two terminals, a retry) must not
+    write into one folder: when the name is taken, the time gets ``.02``, ``.03``, ...
+    (``20261122-031500.02-<label>``: still sorted by start, still ``*-<label>``). The
+    folder is made with ``exist_ok=False``, so two processes never get the same one.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The results folder (created when missing).
+    label : str
+        The audit's name.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder, just created.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    base = new_run_id(label)
+    stamp = base[:-len(label) - 1]
+    for n in range(1, 100):
+        path = root / (base if n == 1 else f"{stamp}.{n:02d}-{label}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"{root}: no free run folder name for {base}")
 
 
 def to_jsonable(value: Any) -> Any:

@@ -31,7 +31,7 @@ from facelab.report.audits import (
     resolve_audits,
 )
 from facelab.report.datastatus import NEEDS_DATA
-from facelab.report.record import new_run_id, write_model_card, write_provenance
+from facelab.report.record import new_run_dir, write_model_card, write_provenance
 from facelab.report.runs_index import UNREADABLE, write_index
 from facelab.report.uptodate import (
     audit_inputs,
@@ -243,8 +243,9 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
         Where the run folder is made; :func:`facelab.core.config.results_dir` when
         omitted.
     run_id : str, optional
-        Run folder name; :func:`facelab.report.record.new_run_id` (audit name and UTC
-        time) when omitted.
+        Run folder name (an existing folder of that name is written into); when omitted
+        a new folder from :func:`facelab.report.record.new_run_dir` (UTC time and audit
+        name, never one another run uses).
     kernel_name : str
         Jupyter kernel to execute in (``"facelab"``).
     progress : bool
@@ -276,8 +277,12 @@ def run_audit(notebook: str | Path, *, parameters: Mapping[str, Any] | None = No
     defaults = parameter_defaults(notebook)  # a broken parameters cell stops here
     user = absolute_paths(dict(parameters or {}), Path.cwd())
     params = effective_parameters(notebook, parameters)
-    run_dir = Path(results_root or results_dir()) / (run_id or new_run_id(name))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    root = Path(results_root or results_dir())
+    if run_id:  # a name the caller chose (tests, reruns into one folder): reused
+        run_dir = root / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:  # never the folder of another run started in the same second
+        run_dir = new_run_dir(root, name)
     params["output_dir"] = str(run_dir.resolve())
     out_nb = run_dir / notebook.name
     started = dt.datetime.now(dt.UTC)
