@@ -389,7 +389,9 @@ def audit(name: str, parameters: Mapping[str, Any] | None = None, *,
     Raises
     ------
     ValueError
-        When ``name`` matches no notebook or several.
+        When ``name`` matches no notebook or several, a parameter is not one of the
+        notebook's or its value does not fit the default's kind
+        (:func:`facelab.report.audits.check_parameters`).
     papermill.PapermillExecutionError
         When the notebook fails (its executed copy and provenance are still written).
 
@@ -400,6 +402,7 @@ def audit(name: str, parameters: Mapping[str, Any] | None = None, *,
     True
     """
     notebook = _audits.resolve_audits([name])[0]
+    _audits.check_parameters([notebook], parameters or {})
     if not force:
         run = _runner.latest_up_to_date(notebook, parameters, results_root)
         if run is not None:

@@ -198,3 +198,50 @@ def test_failed_prerequisite_skips_dependent_audit_and_index_is_rebuilt(tmp_path
                                    "--stop-on-failure", "--force"])
     assert res.exit_code == 1 and "stopped at the first failure" in res.output
     assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
+
+
+def test_parameters_are_checked_before_anything_runs(tmp_path, monkeypatch):
+    """papermill only warns about a name the notebook lacks and runs on with the default:
+    a misspelt ``-p limt 40`` would run the full audit; a wrong kind fails minutes in."""
+    import facelab
+    from facelab.report.audits import check_parameters
+
+    a, b = tmp_path / "91_a.ipynb", tmp_path / "92_b.ipynb"
+    _notebook(a, params="output_dir = None\nlimit = 20\nfast = False\nlabel = 'x'\n"
+                        "models = [m for m in ('a', 'b')]")
+    _notebook(b, params="output_dir = None\nlimit = 20\nrate = 0.5")
+    check_parameters([a, b], {"limit": None, "rate": 1, "fast": True, "label": 3,
+                              "models": ["a"]})  # each known to one of them: fine
+    for params, message in [
+        ({"limt": 40}, r"unknown parameter 'limt' for 91_a; its parameters: fast, label, "
+                       r"limit, models$"),
+        ({"limit": "many"}, r"'limit' of 91_a must be a number \(or null\) \(its default is "
+                            r"20\), got 'many'"),
+        ({"limit": True}, r"'limit' of 91_a must be a number"),
+        ({"fast": "yes"}, r"'fast' of 91_a must be true or false"),
+        ({"output_dir": "x"}, r"unknown parameter 'output_dir'"),  # the runner's own
+    ]:
+        with pytest.raises(ValueError, match=message):
+            check_parameters([a], params)
+    with pytest.raises(ValueError, match=r"'rate' of 92_b must be a number"):
+        check_parameters([a, b], {"rate": "half"})
+
+    # the CLI and facelab.audit stop before any run folder is made
+    monkeypatch.setenv("FACELAB_NOTEBOOKS", str(tmp_path))
+    out = tmp_path / "results"
+    res = CliRunner().invoke(app, ["audit", "91", "-p", "limt", "40", "--results", str(out)])
+    assert res.exit_code == 2 and "unknown parameter 'limt' for 91_a" in \
+        " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["audit", "91", "-p", "limit", "notanumber",
+                                   "--results", str(out)])
+    assert res.exit_code == 2 and "must be a number" in res.output
+    with pytest.raises(ValueError, match="unknown parameter 'nosuch'"):
+        facelab.audit("91", {"nosuch": 3}, results_root=out)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_the_suite_parameters_are_parameters_of_their_notebooks():
+    from facelab.report.audits import AUDITS, check_parameters, resolve_audits
+
+    for notebook in resolve_audits(None):
+        check_parameters([notebook], dict(AUDITS[notebook.stem].suite_parameters))

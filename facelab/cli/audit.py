@@ -144,14 +144,14 @@ def audit(ctx: typer.Context) -> None:
         then the line saying where it stopped.
     """
     from facelab.core.config import results_dir
-    from facelab.report.audits import resolve_audits
+    from facelab.report.audits import check_parameters, resolve_audits
     from facelab.report.datastatus import NEEDS_DATA, status_lines
     from facelab.report.runner import UP_TO_DATE, run_audits
 
     names, parameters, results, stop, force = parse_audit_args(list(ctx.args))
-    try:
-        resolve_audits(names or None)
-    except ValueError as exc:  # a mistyped audit name: one line, not a traceback
+    try:  # a mistyped audit or parameter name, a value of the wrong kind: one line
+        check_parameters(resolve_audits(names or None), parameters)
+    except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     for line in status_lines():  # which datasets are here and which audits they feed
         typer.echo(line)

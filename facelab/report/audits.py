@@ -266,3 +266,96 @@ def parameter_defaults(notebook: Path) -> dict[str, Any]:
                 except ValueError:
                     continue
     return out
+
+
+def parameter_names(notebook: Path) -> set[str]:
+    """Every name assigned in a notebook's ``parameters`` cells, literal or not.
+
+    Parameters
+    ----------
+    notebook : pathlib.Path
+        An ``.ipynb`` file.
+
+    Returns
+    -------
+    set of str
+        The parameter names (papermill injects values only for these).
+
+    Raises
+    ------
+    ValueError
+        When a parameters cell is not valid Python (as :func:`parameter_defaults`).
+    """
+    import json
+
+    names: set[str] = set()
+    for number, cell in enumerate(json.loads(Path(notebook).read_text(encoding="utf-8"))
+                                  .get("cells", []), 1):
+        if "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        source = cell.get("source", "")
+        try:
+            tree = ast.parse("".join(source) if isinstance(source, list) else source)
+        except SyntaxError as exc:
+            raise ValueError(f"{notebook}: the parameters cell (cell {number}) is not valid "
+                             f"Python: line {exc.lineno} of the cell: {exc.msg}") from None
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, ast.AnnAssign) else []
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+#: Parameters the runner sets itself (never the user's concern).
+RUNNER_PARAMETERS = frozenset({"output_dir"})
+
+
+def check_parameters(notebooks: Sequence[Path], parameters: Mapping[str, Any]) -> None:
+    """Check the user's parameters against the notebooks' ``parameters`` cells, before
+    anything runs.
+
+    papermill only warns about a name the notebook does not have and runs on with its
+    default, so a misspelt ``-p limt 40`` would run the full audit; and a value of the
+    wrong kind (``-p limit many``) fails minutes later, deep in the notebook.
+
+    Parameters
+    ----------
+    notebooks : sequence of pathlib.Path
+        The audits about to run.
+    parameters : mapping of str to Any
+        The user's parameters (``-p`` / ``-f``), applied to every notebook that has them.
+
+    Raises
+    ------
+    ValueError
+        When a name is a parameter of none of the notebooks (the message lists theirs), or
+        a value's kind does not fit the notebook's default: a number where the default is
+        an int or float (``None`` allowed, no bool), ``True``/``False`` where it is a bool.
+        Other defaults (strings, lists, specs) are checked by the notebook itself.
+    """
+    if not parameters or not notebooks:
+        return
+    declared = {nb.stem: parameter_names(nb) for nb in notebooks}
+    known = set().union(*declared.values()) - RUNNER_PARAMETERS
+    unknown = sorted(set(parameters) - known)
+    if unknown:
+        which = notebooks[0].stem if len(notebooks) == 1 else "the audits run"
+        raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(map(repr, unknown))} for {which}; its parameters: "
+                         f"{', '.join(sorted(known))}")
+    for nb in notebooks:
+        defaults = parameter_defaults(nb)
+        for name, value in parameters.items():
+            if name not in defaults or value is None:
+                continue
+            default = defaults[name]
+            if isinstance(default, bool):
+                ok, kind = isinstance(value, bool), "true or false"
+            elif isinstance(default, int | float):
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+                kind = "a number (or null)"
+            else:
+                continue
+            if not ok:
+                raise ValueError(f"parameter {name!r} of {nb.stem} must be {kind} (its default "
+                                 f"is {default!r}), got {value!r}")

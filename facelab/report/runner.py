@@ -27,6 +27,7 @@ from facelab.report.audits import (
     DEPENDS_ON,
     NEEDS_RESULTS_OF,
     RUN_FIRST,
+    check_parameters,
     parameter_defaults,
     resolve_audits,
 )
@@ -453,6 +454,7 @@ def run_audits(names: Sequence[str] | None = None, *,
     """
     first = {stem: i for i, stem in enumerate(RUN_FIRST)}
     notebooks = sorted(resolve_audits(names), key=lambda p: first.get(p.stem, len(first)))
+    check_parameters(notebooks, parameters or {})  # a misspelt name must not run a full audit
     jobs = min(_jobs(jobs), max(1, len(notebooks)))
     rows: list[dict] = []
     try:
