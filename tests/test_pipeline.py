@@ -75,10 +75,13 @@ def test_failures_are_rows_with_reasons(mixed, tmp_cache):
     assert float(two[0] @ two[1]) > 0.9
 
 
-def test_rerun_is_served_from_cache_and_corrupt_entries_recomputed(mixed, tmp_cache):
+def test_rerun_is_served_from_cache_and_corrupt_entries_recomputed(mixed, tmp_cache, capsys,
+                                                                  monkeypatch):
     first = extract(mixed, heads=("embedding",), progress=False)
     assert first.attrs["computed"] == {"detect": 4, "embedding": 2}
-    again = extract(mixed, heads=("embedding",), progress=False)
+    monkeypatch.setenv("FACELAB_PROGRESS", "final")  # the progress line says it
+    again = extract(mixed, heads=("embedding",), progress=True)
+    assert "5/5 img" in (line := capsys.readouterr().out) and "5 from cache, 0 to compute" in line
     assert again.attrs["computed"] == {"detect": 0, "embedding": 0}
     assert again.attrs["from_cache"] == {"detect": 4, "embedding": 2}
     pd.testing.assert_frame_equal(first.drop(columns=["box", "landmarks", "embedding"]),

@@ -522,6 +522,9 @@ def extract(
     todo = [i for i, u in enumerate(units) if u is not None and u.item.need]
     bar = tqdm(total=len(frame), disable=not progress, desc=f"facelab.extract [{engine}]",
                unit="img")
+    # the user sees how much came from the cache (also in the result's attrs)
+    bar.set_postfix_str(f"{len(frame) - len(todo)} from cache, {len(todo)} to compute",
+                        refresh=False)
     bar.update(len(frame) - len(todo))
     batches = list(_chunks(todo, batch_size))
 
