@@ -62,6 +62,21 @@ def test_bad_reference_file_names_the_file(content, data_root, tmp_path):
     assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
 
 
+@pytest.mark.parametrize("command", ["verify", "search"])
+def test_target_fmr_and_reference_come_together(command, data_root, tmp_path):
+    a, b = _two_faces(data_root)
+    ref = tmp_path / "impostors.csv"
+    ref.write_text("0.1\n0.2\n")
+    args = ["verify", str(a), str(b)] if command == "verify" else \
+        ["search", str(a), "--gallery", str(tmp_path)]
+    res = CliRunner().invoke(app, [*args, "--target-fmr", "0.01"])
+    assert res.exit_code == 2 and "--target-fmr needs --reference" in \
+        " ".join(res.output.split()), res.output
+    res = CliRunner().invoke(app, [*args, "--reference", str(ref)])
+    assert res.exit_code == 2 and "only used with --target-fmr" in \
+        " ".join(res.output.split()), res.output
+
+
 def test_label_error_lines_takes_no_unused_name():
     import inspect
 

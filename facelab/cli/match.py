@@ -52,12 +52,20 @@ def gallery_items(folder: Path) -> tuple[list[Path], list[str]]:
     return paths, subjects
 
 
-def _reference_scores(path: Path | None) -> np.ndarray | None:
+def _reference_scores(path: Path | None, target_fmr: float | None) -> np.ndarray | None:
     """The ``--reference`` impostor scores, checked where they enter: a file that cannot
     be read, is not numbers, holds none, or holds a non-finite score is a
-    :class:`typer.BadParameter` naming the file."""
+    :class:`typer.BadParameter` naming the file, and so is ``--target-fmr`` without
+    ``--reference`` or ``--reference`` without ``--target-fmr`` (it would be ignored)."""
+    if target_fmr is not None and path is None:
+        raise typer.BadParameter("--target-fmr needs --reference FILE: impostor similarity "
+                                 "scores (pairs of different people, same model) to place the "
+                                 "threshold on", param_hint="--target-fmr")
     if path is None:
         return None
+    if target_fmr is None:
+        raise typer.BadParameter(f"{path}: the scores are only used with --target-fmr (the "
+                                 "threshold at that FMR on them)", param_hint="--reference")
     try:
         if path.suffix == ".npy":
             scores = np.load(path, allow_pickle=False).astype(float).ravel()
@@ -138,7 +146,7 @@ def verify_cmd(
     from facelab.match.verification import verify
     from facelab.models.registry import ModelError
 
-    scores = _reference_scores(reference)
+    scores = _reference_scores(reference, target_fmr)
     with user_errors(ImageError, ModelError, ValueError):
         v = verify(str(image_a), str(image_b), model=model, detector=detector,
                    threshold=threshold, target_fmr=target_fmr, reference=scores)
@@ -221,7 +229,7 @@ def search_cmd(
     from facelab.match.gallery import Gallery
     from facelab.models.registry import ModelError
 
-    scores = _reference_scores(reference)
+    scores = _reference_scores(reference, target_fmr)
     if gallery.is_file() and gallery.suffix == ".npz":
         with user_errors(ModelError, ValueError):
             g = Gallery.load(gallery, index=index, detector=detector)
