@@ -66,6 +66,9 @@ def test_run_audit_writes_a_complete_run_folder(tiny_nb, tmp_path):
     prov = json.loads((run / "provenance.json").read_text())
     assert prov["status"] == "ok" and prov["parameters"]["scale"] == 3.0
     assert prov["seed"] == 0  # the notebook's own default, not passed in
+    assert "seed" not in prov["parameters"]  # given ones only; every value the run used:
+    assert prov["parameters_used"] == {"output_dir": str(run.resolve()), "seed": 0,
+                                       "scale": 3.0}
     assert len(prov["models"]["yunet"]["weights_sha256"]) == 1
     assert prov["manifests"]["toy"]["rows"] == 2
     assert prov["packages"]["numpy"] != "not installed"

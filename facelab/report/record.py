@@ -283,7 +283,8 @@ def write_provenance(run_dir: str | Path, *, notebook: str, parameters: Mapping[
     checksums, manifest hashes, seed, start/end time and outcome (``status`` "ok",
     "failed" with ``error``, or "needs data" with ``missing_data``: what was missing and
     how to get it). ``defaults`` are the notebook's own parameter values: the seed
-    recorded is the one the run used, given or default. ``inputs`` and ``inputs_digest``
+    recorded is the one the run used, given or default, and ``parameters_used`` holds
+    every parameter's value in the run (``parameters`` only those given). ``inputs`` and ``inputs_digest``
     (:mod:`facelab.report.uptodate`) let a later ``facelab audit`` reuse an ``ok`` run whose
     inputs are unchanged."""
     run_dir = Path(run_dir)
@@ -294,6 +295,8 @@ def write_provenance(run_dir: str | Path, *, notebook: str, parameters: Mapping[
         "error": error,
         "missing_data": missing_data,
         "parameters": to_jsonable(dict(parameters)),
+        # what the run used: the notebook's defaults, updated with the parameters given
+        "parameters_used": to_jsonable({**dict(defaults or {}), **dict(parameters)}),
         "seed": parameters.get("seed", (defaults or {}).get("seed")),
         "git_commit": git_commit(),
         "started": started.isoformat(),
