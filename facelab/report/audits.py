@@ -245,26 +245,34 @@ def parameter_defaults(notebook: Path) -> dict[str, Any]:
     json.JSONDecodeError
         When it is not JSON.
     """
+    out: dict[str, Any] = {}
+    for node in _parameter_statements(notebook):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return out
+
+
+def _parameter_statements(notebook: Path) -> list[ast.stmt]:
+    """The statements of a notebook's cells tagged ``parameters``, parsed (read with
+    :mod:`json`, without nbformat); a cell that is not Python is a ValueError naming the
+    notebook, the cell (counted from 1) and the line in the cell."""
     import json
 
     cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
-    out: dict[str, Any] = {}
+    out: list[ast.stmt] = []
     for number, cell in enumerate(cells, 1):
         if "parameters" not in cell.get("metadata", {}).get("tags", []):
             continue
         source = cell.get("source", "")
         try:
-            tree = ast.parse("".join(source) if isinstance(source, list) else source)
+            out += ast.parse("".join(source) if isinstance(source, list) else source).body
         except SyntaxError as exc:
             raise ValueError(f"{notebook}: the parameters cell (cell {number}) is not valid "
                              f"Python: line {exc.lineno} of the cell: {exc.msg}") from None
-        for node in tree.body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 \
-                    and isinstance(node.targets[0], ast.Name):
-                try:
-                    out[node.targets[0].id] = ast.literal_eval(node.value)
-                except ValueError:
-                    continue
     return out
 
 
@@ -286,23 +294,11 @@ def parameter_names(notebook: Path) -> set[str]:
     ValueError
         When a parameters cell is not valid Python (as :func:`parameter_defaults`).
     """
-    import json
-
     names: set[str] = set()
-    for number, cell in enumerate(json.loads(Path(notebook).read_text(encoding="utf-8"))
-                                  .get("cells", []), 1):
-        if "parameters" not in cell.get("metadata", {}).get("tags", []):
-            continue
-        source = cell.get("source", "")
-        try:
-            tree = ast.parse("".join(source) if isinstance(source, list) else source)
-        except SyntaxError as exc:
-            raise ValueError(f"{notebook}: the parameters cell (cell {number}) is not valid "
-                             f"Python: line {exc.lineno} of the cell: {exc.msg}") from None
-        for node in tree.body:
-            targets = node.targets if isinstance(node, ast.Assign) else \
-                [node.target] if isinstance(node, ast.AnnAssign) else []
-            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    for node in _parameter_statements(notebook):
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, ast.AnnAssign) else []
+        names.update(t.id for t in targets if isinstance(t, ast.Name))
     return names
 
 

@@ -284,9 +284,9 @@ def write_provenance(run_dir: str | Path, *, notebook: str, parameters: Mapping[
     "failed" with ``error``, or "needs data" with ``missing_data``: what was missing and
     how to get it). ``defaults`` are the notebook's own parameter values: the seed
     recorded is the one the run used, given or default, and ``parameters_used`` holds
-    every parameter's value in the run (``parameters`` only those given). ``inputs`` and ``inputs_digest``
-    (:mod:`facelab.report.uptodate`) let a later ``facelab audit`` reuse an ``ok`` run whose
-    inputs are unchanged."""
+    every parameter's value in the run (``parameters`` only those given). ``inputs`` and
+    ``inputs_digest`` (:mod:`facelab.report.uptodate`) let a later ``facelab audit`` reuse
+    an ``ok`` run whose inputs are unchanged."""
     run_dir = Path(run_dir)
     recorded = _read_json(run_dir / RECORD_FILE)
     prov = {
