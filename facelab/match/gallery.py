@@ -204,9 +204,14 @@ class Gallery:
         return self.build_index().search(q, k)
 
     def build_index(self) -> FaissIndex | None:
-        """Build the approximate index the next search will use (``None`` for exact
-        search), so that :meth:`save` stores it; returns it. Reused while the templates
-        and the index kind stay the same."""
+        """Build the approximate index the next search will use, so that :meth:`save`
+        stores it. Reused while the templates and the index kind stay the same.
+
+        Returns
+        -------
+        FaissIndex or None
+            The built index, or ``None`` when the gallery searches exactly.
+        """
         kind = self.index_kind
         if kind == "exact":
             return None
@@ -308,7 +313,19 @@ class Gallery:
         A built approximate index (after a search, or :meth:`build_index`) is stored too,
         as faiss's own serialisation (a ``uint8`` array), with its parameters and the
         SHA-256 of the templates it indexes; :meth:`load` then searches without a rebuild.
-        The file is written to a temporary name and renamed (atomic)."""
+        The file is written to a temporary name and renamed (atomic).
+
+        Parameters
+        ----------
+        path
+            Output file; the suffix is replaced by ``.npz`` when it is not one. Parent
+            folders are created.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
         import hashlib
         import json
         import tempfile
@@ -348,6 +365,18 @@ class Gallery:
         same kind for this many templates, ``index_options`` is empty, and the templates'
         SHA-256 matches the one saved with it; otherwise the index is rebuilt on the first
         search.
+
+        Parameters
+        ----------
+        path
+            ``.npz`` file written by :meth:`save`.
+        index, detector, index_options
+            As for :class:`Gallery` (the model is the one stored in the file).
+
+        Returns
+        -------
+        Gallery
+            The enrolled gallery.
 
         Raises
         ------

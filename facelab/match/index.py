@@ -54,10 +54,13 @@ def exact_search(gallery: np.ndarray, queries: np.ndarray, k: int, *, metric: st
         ``(n, d)`` and ``(m, d)`` float arrays (normalised here for ``metric="cosine"``).
     k
         Neighbours per query (at most ``n``).
+    metric
+        ``"cosine"`` (score = inner product of L2-normalised rows) or ``"euclidean"``
+        (score = ``1 - ||q - g||``); see :data:`METRICS`.
     query_batch
         Queries scored together (one matrix product per gallery block).
     block_bytes
-        Upper bound on the size of one block of float32 scores.
+        Upper bound on the size of one block of float32 scores, in bytes.
     gallery_sq_norms
         Precomputed squared row norms of the gallery (euclidean only), to save work.
     prepared
@@ -67,7 +70,13 @@ def exact_search(gallery: np.ndarray, queries: np.ndarray, k: int, *, metric: st
     Returns
     -------
     scores, indices
-        ``(m, k)`` float32 similarities (best first) and the gallery row of each.
+        ``(m, k)`` float32 similarities (best first; ties broken by the smaller gallery
+        row) and the ``int64`` gallery row of each; ``k`` is clipped to ``n``.
+
+    Raises
+    ------
+    ValueError
+        If ``metric`` is not one of :data:`METRICS`.
     """
     _check_metric(metric)
     g = gallery if prepared else _prepare(gallery, metric)
@@ -109,6 +118,12 @@ def exact_search(gallery: np.ndarray, queries: np.ndarray, k: int, *, metric: st
 class FaissIndex:
     """Approximate nearest-neighbour index (faiss) with facelab's similarity scores.
 
+    A built index is written with :meth:`to_bytes` and read back with :meth:`from_bytes`
+    (faiss's own serialisation, no pickle): :class:`facelab.match.gallery.Gallery` saves
+    it with the templates so a loaded gallery searches without rebuilding. The index
+    types are faiss's (Johnson, Douze and Jegou, "Billion-scale similarity search with
+    GPUs", 2019); HNSW is Malkov and Yashunin (2018).
+
     Parameters
     ----------
     dim
@@ -136,11 +151,13 @@ class FaissIndex:
         defaults to ``4 * sqrt(n)`` and ``nprobe`` to ``max(32, nlist // 8)`` (measured at
         1M with 4096 cells, 512 visited, ``k_factor`` 64: recall@10 0.990).
     seed
-        Seed of the IVF k-means, so rebuilds are identical.
+        Seed of the IVF k-means (and of its training sample), so rebuilds are identical.
 
-    A built index is written with :meth:`to_bytes` and read back with :meth:`from_bytes`
-    (faiss's own serialisation, no pickle): :class:`facelab.match.gallery.Gallery` saves it with
-    the templates so a loaded gallery searches without rebuilding.
+    Raises
+    ------
+    ValueError
+        If ``kind`` is not one of :attr:`KINDS`, ``metric`` not one of :data:`METRICS`,
+        or (``"ivfpq"``) ``pq_m`` does not divide ``dim``.
     """
 
     KINDS = ("hnsw", "ivf", "ivfpq")
@@ -163,7 +180,26 @@ class FaissIndex:
         self.ntotal_ = 0
 
     def build(self, vectors: np.ndarray) -> FaissIndex:
-        """(Re)build the index on ``vectors`` (``(n, dim)``); returns ``self``."""
+        """(Re)build the index on ``vectors``.
+
+        IVF kinds train k-means on a seeded sample of at most ``100 * nlist`` rows; the
+        number of cells is capped at ``n // 39`` (faiss wants at least 39 points per cell).
+
+        Parameters
+        ----------
+        vectors
+            ``(n, dim)`` float array (cast to float32; L2-normalised for cosine).
+
+        Returns
+        -------
+        FaissIndex
+            ``self``, built.
+
+        Raises
+        ------
+        ValueError
+            If the vectors' dimension is not ``dim``.
+        """
         import faiss
 
         x = _prepare(vectors, self.metric)
@@ -195,8 +231,26 @@ class FaissIndex:
         return self
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Approximate top-``k``: ``(m, k)`` similarities (best first) and row indices
-        (``-1`` where fewer than ``k`` were found)."""
+        """Approximate top-``k`` rows for each query.
+
+        Parameters
+        ----------
+        queries
+            ``(m, dim)`` float array (cast to float32; L2-normalised for cosine).
+        k
+            Neighbours per query (clipped to the number of indexed vectors).
+
+        Returns
+        -------
+        scores, indices
+            ``(m, k)`` float32 similarities (best first; ``-inf`` where fewer than ``k``
+            were found) and ``int64`` row indices (``-1`` there).
+
+        Raises
+        ------
+        RuntimeError
+            If the index has not been built.
+        """
         if self.index_ is None:
             raise RuntimeError("build the index before searching")
         q = _prepare(queries, self.metric)
@@ -224,14 +278,25 @@ class FaissIndex:
 
     # -- persistence ------------------------------------------------------------------
     def params(self) -> dict:
-        """The constructor arguments (JSON-serialisable) that rebuild this index."""
+        """The constructor arguments that rebuild this index.
+
+        Returns
+        -------
+        dict
+            JSON-serialisable keyword arguments of :class:`FaissIndex`.
+        """
         return {"dim": self.dim, "metric": self.metric, "kind": self.kind,
                 "hnsw_m": self.hnsw_m, "ef_construction": self.ef_construction,
                 "ef_search": self.ef_search, "nlist": self.nlist, "nprobe": self.nprobe,
                 "pq_m": self.pq_m, "k_factor": self.k_factor, "seed": self.seed}
 
     def to_bytes(self) -> np.ndarray:
-        """The built index as a ``uint8`` array (``faiss.serialize_index``).
+        """The built index as bytes (``faiss.serialize_index``).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(nbytes,)`` ``uint8`` array.
 
         Raises
         ------
@@ -247,6 +312,18 @@ class FaissIndex:
     @classmethod
     def from_bytes(cls, data: np.ndarray, params: dict) -> FaissIndex:
         """An index read back from :meth:`to_bytes` with its :meth:`params`; no rebuild.
+
+        Parameters
+        ----------
+        data
+            ``uint8`` array written by :meth:`to_bytes`.
+        params
+            The :meth:`params` of the saved index.
+
+        Returns
+        -------
+        FaissIndex
+            The index, ready to search.
 
         Raises
         ------
@@ -266,7 +343,20 @@ class FaissIndex:
 
 
 def recall_at_k(approx_idx: np.ndarray, exact_idx: np.ndarray) -> float:
-    """Mean share of each query's exact top-k rows that the approximate search returned."""
+    """Mean share of each query's exact top-k rows that the approximate search returned.
+
+    Parameters
+    ----------
+    approx_idx
+        ``(m, k')`` integer rows returned by the approximate search (``-1`` = none).
+    exact_idx
+        ``(m, k)`` integer rows of the exact top-k (:func:`exact_search`).
+
+    Returns
+    -------
+    float
+        Recall@k in [0, 1]: hits over ``k * m``.
+    """
     approx_idx, exact_idx = np.atleast_2d(approx_idx), np.atleast_2d(exact_idx)
     k = exact_idx.shape[1]
     hits = [len(np.intersect1d(a[a >= 0], e)) for a, e in zip(approx_idx, exact_idx,
@@ -290,10 +380,33 @@ def synthetic_embeddings(n: int, n_queries: int, *, kind: str = "clustered", dim
     ``kind="uniform"``: i.i.d. uniform on the sphere (no structure; the worst case for
     approximate search), probes uniform too (identities are then meaningless: -1).
 
+    Parameters
+    ----------
+    n
+        Gallery vectors.
+    n_queries
+        Probe vectors.
+    kind
+        ``"clustered"`` or ``"uniform"``.
+    dim
+        Vector length.
+    templates_per_id
+        Gallery vectors per identity (``"clustered"``).
+    noise
+        Within-identity spread: Gaussian noise of standard deviation
+        ``noise / sqrt(dim)`` per component, added before normalising (``"clustered"``).
+    seed
+        Seed of :func:`numpy.random.default_rng`.
+
     Returns
     -------
     gallery, gallery_ids, queries, query_ids
         ``(n, dim)`` and ``(n_queries, dim)`` float32, with integer identity labels.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is neither ``"clustered"`` nor ``"uniform"``.
     """
     rng = np.random.default_rng(seed)
     if kind == "uniform":

@@ -312,7 +312,15 @@ class Verification:
         return "match" if self.same else "non-match"
 
     def to_dict(self) -> dict:
-        """JSON-ready summary."""
+        """JSON-ready summary.
+
+        Returns
+        -------
+        dict
+            Score (rounded to 6 decimals), decision, threshold and how it was set, model,
+            metric, target FMR, sources and each face's
+            :meth:`facelab.core.types.Face.to_dict` (``None`` where no face was found).
+        """
         return {
             "score": round(self.score, 6), "decision": self.decision, "same": self.same,
             "threshold": self.threshold, "threshold_how": self.threshold_how,
