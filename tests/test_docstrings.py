@@ -29,8 +29,8 @@ import facelab
 
 #: Packages and modules whose public API is checked (minus :data:`KNOWN_GAPS`).
 CHECKED = ["facelab.api", "facelab.cli", "facelab.core", "facelab.data", "facelab.external",
-           "facelab.face", "facelab.match", "facelab.metrics", "facelab.models",
-           "facelab.perturb", "facelab.train",
+           "facelab.extraction", "facelab.face", "facelab.match", "facelab.metrics",
+           "facelab.models", "facelab.perturb", "facelab.train",
            "facelab.report.audits", "facelab.report.datastatus", "facelab.report.runner",
            "facelab.report.runs_index", "facelab.report.uptodate", "facelab.viz"]
 
@@ -38,13 +38,12 @@ CHECKED = ["facelab.api", "facelab.cli", "facelab.core", "facelab.data", "facela
 #: counts the modules it covers).
 #: They have not been documented to this standard yet.
 KNOWN_GAPS = [
-    "facelab.extraction",
     "facelab.report.record",
     "facelab.studies",
 ]
 
 #: Public modules inside :data:`KNOWN_GAPS` when this was last lowered.
-UNCHECKED_MODULES = 18
+UNCHECKED_MODULES = 13
 
 #: numpydoc codes enforced: no docstring, undocumented / unknown parameters, no Returns.
 CODES = {"GL08", "PR01", "PR02", "RT01"}

@@ -74,7 +74,15 @@ class FaceAnalysis:
         return self.emotions[0]["type"] if self.emotions else None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with stable field names (see the class docstring)."""
+        """JSON-ready dict with stable field names (see the class docstring).
+
+        Returns
+        -------
+        dict
+            ``face_index``, ``box`` (``[x1, y1, x2, y2]`` pixels, 2 decimals),
+            ``confidence`` (4 decimals), ``landmarks`` (``{name: [x, y]}`` pixels, 2
+            decimals, or ``None``) and the head outputs, as listed in the class docstring.
+        """
         lm = None
         if self.landmarks is not None:
             lm = {n: [round(float(x), 2), round(float(y), 2)]
@@ -95,7 +103,18 @@ class FaceAnalysis:
         }
 
     def to_json(self, **kwargs: Any) -> str:
-        """:meth:`to_dict` as a JSON string (``kwargs`` go to :func:`json.dumps`)."""
+        """:meth:`to_dict` as a JSON string.
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to :func:`json.dumps` (e.g. ``indent=2``).
+
+        Returns
+        -------
+        str
+            The JSON text.
+        """
         return json.dumps(self.to_dict(), **kwargs)
 
 

@@ -40,7 +40,22 @@ _KEY_FIELD = "__key__"
 
 
 def make_key(**parts: Any) -> str:
-    """Cache key: SHA-256 of the canonical JSON of ``parts`` plus :data:`KEY_VERSION`."""
+    """Cache key: SHA-256 of the canonical JSON of ``parts`` plus :data:`KEY_VERSION`.
+
+    Canonical: keys sorted, no whitespace, values JSON cannot encode written with
+    :func:`str`.
+
+    Parameters
+    ----------
+    **parts
+        What the entry was computed from (image hash, model name, weights' checksums,
+        options).
+
+    Returns
+    -------
+    str
+        64 hexadecimal characters.
+    """
     text = json.dumps({"v": KEY_VERSION, **parts}, sort_keys=True, default=str,
                       separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
@@ -48,6 +63,12 @@ def make_key(**parts: Any) -> str:
 
 class FeatureCache:
     """Read and write cache entries (dicts of NumPy arrays) by key.
+
+    Parameters
+    ----------
+    root
+        The cache folder (default ``facelab.core.config.cache_dir()/features``; ``~`` is
+        expanded).
 
     Attributes
     ----------
@@ -62,14 +83,37 @@ class FeatureCache:
         self.hits = self.misses = self.corrupt = self.writes = 0
 
     def path(self, key: str) -> Path:
-        """Where the entry for ``key`` lives."""
+        """Where the entry for ``key`` lives.
+
+        Parameters
+        ----------
+        key
+            A key from :func:`make_key`.
+
+        Returns
+        -------
+        pathlib.Path
+            ``<root>/<key[:2]>/<key>.npz`` (whether or not it exists).
+        """
         return self.root / key[:2] / f"{key}.npz"
 
     def __contains__(self, key: str) -> bool:
         return self.path(key).is_file()
 
     def get(self, key: str) -> dict[str, np.ndarray] | None:
-        """The entry's arrays, or ``None`` when absent or corrupt (a corrupt file is removed)."""
+        """The entry's arrays, or ``None`` when absent or corrupt (a corrupt file is removed).
+
+        Parameters
+        ----------
+        key
+            A key from :func:`make_key`.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray, or None
+            The arrays stored by :meth:`put`; ``None`` counts a miss, or a corrupt entry
+            (unreadable, or whose stored key differs from its name), which is deleted.
+        """
         path = self.path(key)
         try:
             with np.load(path, allow_pickle=False) as npz:
@@ -87,7 +131,20 @@ class FeatureCache:
         return arrays
 
     def put(self, key: str, arrays: Mapping[str, np.ndarray]) -> Path:
-        """Write an entry atomically (temporary file + :func:`os.replace`)."""
+        """Write an entry atomically (temporary file + :func:`os.replace`).
+
+        Parameters
+        ----------
+        key
+            A key from :func:`make_key`.
+        arrays
+            ``{name: array}`` to store (plain arrays; read back without pickle).
+
+        Returns
+        -------
+        pathlib.Path
+            The entry's file.
+        """
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
@@ -102,11 +159,23 @@ class FeatureCache:
         return path
 
     def keys(self) -> list[str]:
-        """Keys of every complete entry on disk."""
+        """Keys of every complete entry on disk.
+
+        Returns
+        -------
+        list of str
+            Sorted keys.
+        """
         return sorted(p.stem for p in self.root.glob("*/*.npz"))
 
     def remove_temp(self) -> int:
-        """Delete temporary files left by killed runs; returns how many were removed."""
+        """Delete temporary files left by killed runs.
+
+        Returns
+        -------
+        int
+            How many were removed.
+        """
         n = 0
         for p in self.root.glob("*/.*.tmp"):
             p.unlink(missing_ok=True)
@@ -119,7 +188,13 @@ class FeatureCache:
         return None
 
     def stats(self) -> dict[str, int]:
-        """Counters as a dict (hits, misses, corrupt, writes)."""
+        """Counters as a dict.
+
+        Returns
+        -------
+        dict of str to int
+            ``hits``, ``misses``, ``corrupt`` and ``writes`` since creation.
+        """
         return {"hits": self.hits, "misses": self.misses, "corrupt": self.corrupt,
                 "writes": self.writes}
 
@@ -195,7 +270,14 @@ class ColumnarCache:
 
     # -- index --------------------------------------------------------------------
     def segments(self) -> list[Path]:
-        """The complete segment files on disk, oldest first."""
+        """The complete segment files on disk, oldest first.
+
+        Returns
+        -------
+        list of pathlib.Path
+            ``<root>/columnar/seg-*.parquet`` sorted by name (names start with the write
+            time in nanoseconds).
+        """
         return sorted(self.dir.glob("seg-*.parquet"))
 
     def _refresh(self) -> None:
@@ -284,8 +366,20 @@ class ColumnarCache:
         return found
 
     def get_many(self, keys: list[str]) -> dict[str, dict[str, np.ndarray]]:
-        """``{key: entry}`` for every key found (buffered, in segments, or in legacy npz);
-        absent keys are left out and counted in ``misses``."""
+        """The entries of ``keys`` that are cached.
+
+        Parameters
+        ----------
+        keys
+            Keys from :func:`make_key`.
+
+        Returns
+        -------
+        dict of str to dict of str to numpy.ndarray
+            ``{key: entry}`` for every key found (buffered, in segments, or in legacy npz);
+            absent keys are left out and counted in ``misses``. An unreadable segment is
+            counted in ``corrupt`` and removed.
+        """
         self._refresh()
         found: dict[str, dict[str, np.ndarray]] = self._read_segments(keys)
         for key in keys:
@@ -327,7 +421,18 @@ class ColumnarCache:
         return found
 
     def get(self, key: str) -> dict[str, np.ndarray] | None:
-        """One entry, or ``None`` (see :meth:`get_many`)."""
+        """One entry, or ``None`` (see :meth:`get_many`).
+
+        Parameters
+        ----------
+        key
+            A key from :func:`make_key`.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray, or None
+            The entry's arrays, or ``None`` when it is not cached.
+        """
         return self.get_many([key]).get(key)
 
     def __contains__(self, key: str) -> bool:
@@ -335,7 +440,13 @@ class ColumnarCache:
         return key in self._buffer or key in self._index or key in self.legacy
 
     def keys(self) -> list[str]:
-        """Keys of every entry on disk (segments and legacy npz) and in the buffer."""
+        """Keys of every entry on disk (segments and legacy npz) and in the buffer.
+
+        Returns
+        -------
+        list of str
+            Sorted, without duplicates.
+        """
         self._refresh()
         return sorted(set(self._index) | set(self._buffer) | set(self.legacy.keys()))
 
@@ -347,7 +458,16 @@ class ColumnarCache:
     # -- writing --------------------------------------------------------------------
     def put(self, key: str, arrays: Mapping[str, np.ndarray]) -> None:
         """Buffer an entry; written by the next :meth:`flush` (automatic every
-        ``flush_every`` entries)."""
+        ``flush_every`` entries).
+
+        Parameters
+        ----------
+        key
+            A key from :func:`make_key`.
+        arrays
+            ``{name: array}`` to store; object arrays are refused when the segment is
+            written (:class:`TypeError` from :meth:`flush`).
+        """
         self._buffer[key] = {k: np.asarray(v) for k, v in arrays.items()}
         self.writes += 1
         if len(self._buffer) >= self.flush_every:
@@ -388,7 +508,14 @@ class ColumnarCache:
         return self.dir / name
 
     def flush(self) -> Path | None:
-        """Write the buffered entries as one new segment (atomic); ``None`` if empty."""
+        """Write the buffered entries as one new segment (atomic).
+
+        Returns
+        -------
+        pathlib.Path or None
+            The new segment (also appended to :attr:`written`), or ``None`` when the
+            buffer was empty.
+        """
         if not self._buffer:
             return None
         path = self._write_segment(self._buffer)
@@ -398,9 +525,27 @@ class ColumnarCache:
 
     def compact(self, min_segments: int = 2, wait: bool = True,
                 segments: list[Path] | None = None) -> int:
-        """Merge every segment (or only ``segments``, e.g. :attr:`written`) into one,
-        duplicates dropped; returns how many segments were merged (0 when fewer than
-        ``min_segments``, or when another process holds the lock and ``wait`` is False)."""
+        """Merge every segment (or only ``segments``) into one, duplicate keys dropped.
+
+        The buffer is flushed first; merging holds an exclusive ``fcntl`` lock on
+        ``<root>/columnar/.compact.lock`` and deletes the merged files only after the
+        merged segment is in place.
+
+        Parameters
+        ----------
+        min_segments
+            Merge only when at least this many segments are selected.
+        wait
+            Wait for another process's compaction to end; ``False``: give up at once.
+        segments
+            Only these segment files (e.g. :attr:`written`); default all.
+
+        Returns
+        -------
+        int
+            How many segments were merged: 0 when fewer than ``min_segments``, or when
+            another process holds the lock and ``wait`` is False.
+        """
         import fcntl
 
         import pyarrow as pa
@@ -442,8 +587,18 @@ class ColumnarCache:
         return len(segs)
 
     def migrate(self, remove: bool = False) -> int:
-        """Copy every legacy ``.npz`` entry into a segment (``remove``: then delete the
-        npz files); returns how many entries were copied."""
+        """Copy every legacy ``.npz`` entry not already in a segment into one new segment.
+
+        Parameters
+        ----------
+        remove
+            Then delete every legacy npz file (including those already in segments).
+
+        Returns
+        -------
+        int
+            How many entries were copied.
+        """
         self._refresh()
         n = 0
         for key in self.legacy.keys():
@@ -460,7 +615,13 @@ class ColumnarCache:
         return n
 
     def remove_temp(self) -> int:
-        """Delete temporary files left by killed runs (segments and legacy entries)."""
+        """Delete temporary files left by killed runs (segments and legacy entries).
+
+        Returns
+        -------
+        int
+            How many were removed.
+        """
         n = self.legacy.remove_temp()
         for p in self.dir.glob(".seg-*.tmp"):
             p.unlink(missing_ok=True)
@@ -468,6 +629,13 @@ class ColumnarCache:
         return n
 
     def stats(self) -> dict[str, int]:
-        """Counters as a dict (hits, misses, corrupt, writes, legacy_hits)."""
+        """Counters as a dict.
+
+        Returns
+        -------
+        dict of str to int
+            ``hits``, ``misses``, ``corrupt``, ``writes`` and ``legacy_hits`` since
+            creation.
+        """
         return {"hits": self.hits, "misses": self.misses, "corrupt": self.corrupt,
                 "writes": self.writes, "legacy_hits": self.legacy_hits}

@@ -188,8 +188,35 @@ def _choice(value: ModelChoice, kind: str) -> tuple[str, dict]:
 def resolve_models(detector: ModelChoice = "yunet", heads: Sequence[str] = ("embedding",),
                    models: dict[str, ModelChoice] | None = None,
                    detector_options: dict | None = None) -> dict[str, dict]:
-    """``{stage: {"name", "kind", "options", "weights"}}`` for the detector and each head,
-    with weights checksums from :func:`facelab.models.registry.weights_checksums`."""
+    """The model of each stage (detector and heads), as the cache keys record it.
+
+    Parameters
+    ----------
+    detector
+        Registered detector name, model card path (``.yaml``), or ``(name, options)``.
+    heads
+        Head names (keys of :data:`HEADS`).
+    models
+        ``{head: name or (name, options)}``; a head not given uses its kind's default
+        model (:func:`facelab.models.registry.default_model`).
+    detector_options
+        Options merged over the detector's (these win).
+
+    Returns
+    -------
+    dict
+        ``{stage: {"name", "kind", "options", "weights"}}`` (stage ``"detect"`` then each
+        head), with weights checksums from
+        :func:`facelab.models.registry.weights_checksums`, plus ``"revision"`` and
+        ``"card"`` when the model has them.
+
+    Raises
+    ------
+    ValueError
+        A head not in :data:`HEADS`.
+    facelab.models.registry.ModelError
+        An unknown model name (from :func:`facelab.models.registry.model_spec`).
+    """
     models = dict(models or {})
     unknown = set(heads) - set(HEADS)
     if unknown:
@@ -490,6 +517,9 @@ def extract(
         default client). Workers must see the image paths. Results are identical.
     workers
         Processes for ``engine="processes"`` (default: CPU count).
+    scheduler
+        ``engine="dask"`` only: a ``distributed.Client`` or a scheduler address (a client
+        is opened and closed here); default the current client (``get_client()``).
     progress
         Show a ``tqdm.auto`` progress bar.
     face_policy
@@ -504,6 +534,13 @@ def extract(
         The manifest's columns plus the feature columns described in
         :mod:`facelab.extraction.pipeline`.
         With ``face_policy`` ``"largest"``/``"single"`` the index is the manifest's index.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``face_policy``, ``engine`` or head, or ``batch_size`` below 1.
+    facelab.models.registry.ModelError
+        An unknown model name (from :func:`resolve_models`).
     """
     if face_policy not in FACE_POLICIES:
         raise ValueError(f"face_policy must be one of {FACE_POLICIES}, got {face_policy!r}")
@@ -810,7 +847,21 @@ def _decode_columns(rec: Record) -> list[tuple[str, Any]]:
 
 
 def stack_embeddings(features: pd.DataFrame, column: str = "embedding") -> np.ndarray:
-    """The embedding column as one ``(n_rows, dim)`` float32 matrix (NaN rows where missing)."""
+    """The embedding column as one ``(n_rows, dim)`` float32 matrix.
+
+    Parameters
+    ----------
+    features
+        Output of :func:`extract` (one vector or ``None`` per row).
+    column
+        The column holding the vectors.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_rows, dim)`` float32, rows in the frame's order, all-NaN where the vector
+        is ``None``; ``dim`` is the first vector's length (0 when there is none).
+    """
     vectors = features[column].tolist()
     dim = next((len(v) for v in vectors if v is not None), 0)
     out = np.full((len(vectors), dim), np.nan, np.float32)
