@@ -31,19 +31,19 @@ import facelab
 CHECKED = ["facelab.api", "facelab.cli", "facelab.core", "facelab.data", "facelab.external",
            "facelab.extraction", "facelab.face", "facelab.match", "facelab.metrics",
            "facelab.models", "facelab.perturb", "facelab.train",
-           "facelab.report.audits", "facelab.report.datastatus", "facelab.report.runner",
+           "facelab.report.audits", "facelab.report.datastatus", "facelab.report.record",
+           "facelab.report.runner",
            "facelab.report.runs_index", "facelab.report.uptodate", "facelab.viz"]
 
 #: Modules of facelab not yet checked (a known gap: it may shrink, never grow; the test
 #: counts the modules it covers).
 #: They have not been documented to this standard yet.
 KNOWN_GAPS = [
-    "facelab.report.record",
     "facelab.studies",
 ]
 
 #: Public modules inside :data:`KNOWN_GAPS` when this was last lowered.
-UNCHECKED_MODULES = 13
+UNCHECKED_MODULES = 12
 
 #: numpydoc codes enforced: no docstring, undocumented / unknown parameters, no Returns.
 CODES = {"GL08", "PR01", "PR02", "RT01"}

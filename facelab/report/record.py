@@ -67,6 +67,11 @@ def new_run_dir(root: str | Path, label: str) -> Path:
     -------
     pathlib.Path
         The folder, just created.
+
+    Raises
+    ------
+    FileExistsError
+        When the 99 names of this second (``base``, ``.02`` ... ``.99``) are all taken.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -83,8 +88,22 @@ def new_run_dir(root: str | Path, label: str) -> Path:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Convert numpy/pandas values (and dataclasses with ``to_dict``) to JSON types;
-    NaN becomes ``None``."""
+    """Convert numpy/pandas values (and dataclasses with ``to_dict``) to JSON types.
+
+    Parameters
+    ----------
+    value
+        Any value: a DataFrame (becomes a list of row dicts, index included as a column),
+        Series or mapping (dict with ``str`` keys), list/tuple/set/array (list), numpy
+        scalar, an object with ``to_dict()`` or a dataclass, or a plain JSON value.
+
+    Returns
+    -------
+    object
+        ``dict``, ``list``, ``bool``, ``int``, ``float``, ``str`` or ``None``: NaN and
+        infinite floats, ``pd.NA`` and ``pd.NaT`` become ``None``; anything else
+        unknown becomes its ``str``.
+    """
     if isinstance(value, pd.DataFrame):
         return [to_jsonable(r) for r in value.reset_index().to_dict(orient="records")]
     if isinstance(value, pd.Series):
@@ -147,7 +166,21 @@ class Recorder:
         glue_scrap(name, value, encoder)
 
     def metric(self, name: str, value: Any) -> Any:
-        """Record a number, dict or table under ``name`` in metrics.json (and glue it)."""
+        """Record a number, dict or table under ``name`` in metrics.json (and glue it).
+
+        Parameters
+        ----------
+        name
+            Key in ``metrics.json`` (and scrap name).
+        value
+            The value; stored as :func:`to_jsonable` makes it. An existing key is
+            overwritten.
+
+        Returns
+        -------
+        object
+            ``value`` unchanged, for display.
+        """
         jsonable = to_jsonable(value)
         self.metrics[name] = jsonable
         self._glue(name, jsonable)
@@ -155,7 +188,22 @@ class Recorder:
         return value
 
     def table(self, name: str, frame: pd.DataFrame, *, metric: bool = True) -> pd.DataFrame:
-        """Save a table as CSV and record it in metrics.json; returns it for display."""
+        """Save a table as ``tables/<name>.csv`` (index included) and record it.
+
+        Parameters
+        ----------
+        name
+            File stem and metrics key.
+        frame
+            The table.
+        metric
+            Also record it in metrics.json through :meth:`metric` (rows as dicts).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``frame`` unchanged, for display.
+        """
         if self.output_dir:
             frame.to_csv(self.output_dir / "tables" / f"{name}.csv", index=True)
         if metric:
@@ -164,7 +212,17 @@ class Recorder:
 
     def figure(self, name: str, fig: Any, *, dpi: int = 110) -> None:
         """Save a matplotlib figure as ``figures/<name>.png`` and show it (embedded as PNG,
-        so HTML exports carry it whatever the backend); the figure is then closed."""
+        so HTML exports carry it whatever the backend); the figure is then closed.
+
+        Parameters
+        ----------
+        name
+            File stem; the file name is listed under ``_figures`` in metrics.json.
+        fig
+            A matplotlib ``Figure`` or ``Axes`` (its figure is saved).
+        dpi
+            Resolution of the PNG, in dots per inch (``bbox_inches="tight"``).
+        """
         import io
 
         import matplotlib.pyplot as plt
@@ -184,7 +242,24 @@ class Recorder:
         plt.close(fig)
 
     def model(self, name: str, *, role: str | None = None, **details: Any) -> None:
-        """Note a model this audit used (for provenance and the model card)."""
+        """Note a model this audit used (for provenance and the model card).
+
+        The entry holds the registry's description, package, weights, licence and output
+        (:func:`facelab.models.registry.model_spec`) and the weights' SHA-256
+        (``"unavailable: <reason>"`` when they cannot be read); it is written to
+        ``recorded.json``.
+
+        Parameters
+        ----------
+        name
+            Registered model name (an unknown name raises
+            :class:`facelab.models.registry.ModelError`).
+        role
+            What the model did in this audit (default: its kind).
+        **details
+            Further fields (e.g. ``training_data``, shown in the model card), stored as
+            :func:`to_jsonable` makes them.
+        """
         spec = model_spec(name)
         entry = {"kind": spec.kind, "description": spec.description, "package": spec.package,
                  "weights": list(spec.weights), "licence": spec.licence,
@@ -198,7 +273,20 @@ class Recorder:
         self._flush()
 
     def manifest(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
-        """Note a manifest this audit used: its hash and row count go into provenance."""
+        """Note a manifest this audit used: its hash and row count go into provenance.
+
+        Parameters
+        ----------
+        name
+            Name of the manifest in ``recorded.json``.
+        frame
+            The manifest; hashed with :func:`facelab.core.provenance.manifest_hash`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``frame`` unchanged.
+        """
         self.manifests[name] = {"rows": int(len(frame)), "sha256": manifest_hash(frame)}
         self._flush()
         return frame
@@ -279,14 +367,43 @@ def write_provenance(run_dir: str | Path, *, notebook: str, parameters: Mapping[
                      defaults: Mapping[str, Any] | None = None,
                      inputs: Mapping[str, Any] | None = None,
                      inputs_digest: str | None = None) -> dict:
-    """Write ``provenance.json``: parameters, git commit, package versions, model weight
-    checksums, manifest hashes, seed, start/end time and outcome (``status`` "ok",
-    "failed" with ``error``, or "needs data" with ``missing_data``: what was missing and
-    how to get it). ``defaults`` are the notebook's own parameter values: the seed
-    recorded is the one the run used, given or default, and ``parameters_used`` holds
-    every parameter's value in the run (``parameters`` only those given). ``inputs`` and
-    ``inputs_digest`` (:mod:`facelab.report.uptodate`) let a later ``facelab audit`` reuse
-    an ``ok`` run whose inputs are unchanged."""
+    """Write ``provenance.json`` into the run folder.
+
+    It holds the parameters, git commit, package versions, model weight checksums and
+    manifest hashes (from ``recorded.json``, written by :class:`Recorder`), the seed,
+    start/end time, wall time, ``FACELAB_DATA`` and the outcome. The file is written
+    atomically (temporary file and rename).
+
+    Parameters
+    ----------
+    run_dir
+        The run folder.
+    notebook
+        The notebook that ran.
+    parameters
+        The parameters given to the run (only those).
+    started, finished
+        Start and end times (``wall_seconds`` is their difference, 2 decimals).
+    status
+        ``"ok"``, ``"failed"`` (with ``error``) or ``"needs data"`` (with
+        ``missing_data``).
+    error
+        The failure, when ``status`` is ``"failed"``.
+    missing_data
+        What was missing and how to get it, when ``status`` is ``"needs data"``.
+    defaults
+        The notebook's own parameter values: the seed recorded is the one the run used
+        (given, else default), and ``parameters_used`` holds every parameter's value in
+        the run (the defaults updated with ``parameters``).
+    inputs, inputs_digest
+        The run's inputs and their digest (:mod:`facelab.report.uptodate`), so a later
+        ``facelab audit`` can reuse an ``ok`` run whose inputs are unchanged.
+
+    Returns
+    -------
+    dict
+        The provenance record written.
+    """
     run_dir = Path(run_dir)
     recorded = _read_json(run_dir / RECORD_FILE)
     prov = {
@@ -329,8 +446,32 @@ def write_model_card(run_dir: str | Path, *, title: str, intended_use: str,
                      factors: str, evaluation_data: str,
                      ethical: Iterable[str] = (), caveats: Iterable[str] = (),
                      headline_metrics: Iterable[str] = ()) -> Path:
-    """Write ``model_card.md`` (sections of Mitchell et al. 2019, "Model Cards for Model
-    Reporting") for the models a run audited, filled from what the run measured."""
+    """Write ``model_card.md`` for the models a run audited, filled from what it measured.
+
+    The sections are those of Mitchell et al. 2019, "Model Cards for Model Reporting"
+    (:data:`MODEL_CARD_SECTIONS`); models and manifests come from ``recorded.json``,
+    numbers and figures from ``metrics.json``, the commit from ``provenance.json``.
+
+    Parameters
+    ----------
+    run_dir
+        The run folder.
+    title
+        Title of the card.
+    intended_use, factors, evaluation_data
+        Text of these sections.
+    ethical, caveats
+        Bullet points of the ethical considerations and of the caveats and
+        recommendations (``"(none recorded)"`` when empty).
+    headline_metrics
+        Keys of ``metrics.json`` listed under Quantitative analyses (values cut to 400
+        characters; keys absent from the metrics are skipped).
+
+    Returns
+    -------
+    pathlib.Path
+        The card's file.
+    """
     run_dir = Path(run_dir)
     recorded = _read_json(run_dir / RECORD_FILE)
     metrics = _read_json(run_dir / "metrics.json")
