@@ -260,3 +260,30 @@ def test_the_suite_parameters_are_parameters_of_their_notebooks():
 
     for notebook in resolve_audits(None):
         check_parameters([notebook], dict(AUDITS[notebook.stem].suite_parameters))
+
+
+def test_empty_index_and_recall_inputs_are_clear_errors():
+    import numpy as np
+
+    from facelab.match.index import FaissIndex, recall_at_k
+
+    with pytest.raises(ValueError, match="0 vectors"):
+        FaissIndex(dim=8).build(np.zeros((0, 8), np.float32))
+    with pytest.raises(ValueError, match="at least one query"):
+        recall_at_k(np.zeros((0, 3), int), np.zeros((0, 3), int))
+    with pytest.raises(ValueError, match="queries"):
+        recall_at_k(np.zeros((2, 3), int), np.zeros((3, 3), int))
+    assert recall_at_k(np.array([[0, 1, -1]]), np.array([[1, 2]])) == 0.5
+
+
+def test_a_numpy_seed_is_written_to_provenance(tmp_path):
+    import datetime as dt
+
+    import numpy as np
+
+    from facelab.report.record import write_provenance
+
+    now = dt.datetime.now(dt.UTC)
+    prov = write_provenance(tmp_path, notebook="x", parameters={"seed": np.int64(7)},
+                            started=now, finished=now, status="ok")
+    assert json.loads((tmp_path / "provenance.json").read_text())["seed"] == 7 == prov["seed"]

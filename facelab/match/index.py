@@ -198,13 +198,15 @@ class FaissIndex:
         Raises
         ------
         ValueError
-            If the vectors' dimension is not ``dim``.
+            If the vectors' dimension is not ``dim``, or there is no vector.
         """
         import faiss
 
         x = _prepare(vectors, self.metric)
         if x.shape[1] != self.dim:
             raise ValueError(f"vectors have dimension {x.shape[1]}, index expects {self.dim}")
+        if len(x) == 0:
+            raise ValueError("cannot build an index on 0 vectors (an empty gallery)")
         fmetric = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else faiss.METRIC_L2
         if self.kind == "hnsw":
             index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, fmetric)
@@ -356,9 +358,21 @@ def recall_at_k(approx_idx: np.ndarray, exact_idx: np.ndarray) -> float:
     -------
     float
         Recall@k in [0, 1]: hits over ``k * m``.
+
+    Raises
+    ------
+    ValueError
+        When there is no query or ``k`` is 0 (recall is undefined), or the two arrays have
+        different numbers of queries.
     """
     approx_idx, exact_idx = np.atleast_2d(approx_idx), np.atleast_2d(exact_idx)
     k = exact_idx.shape[1]
+    if len(exact_idx) == 0 or k == 0:
+        raise ValueError(f"recall@k needs at least one query and k >= 1, got exact_idx of "
+                         f"shape {exact_idx.shape}")
+    if len(approx_idx) != len(exact_idx):
+        raise ValueError(f"approx_idx has {len(approx_idx)} queries, exact_idx "
+                         f"{len(exact_idx)}")
     hits = [len(np.intersect1d(a[a >= 0], e)) for a, e in zip(approx_idx, exact_idx,
                                                                strict=True)]
     return float(np.sum(hits) / (k * len(exact_idx)))

@@ -414,7 +414,7 @@ def write_provenance(run_dir: str | Path, *, notebook: str, parameters: Mapping[
         "parameters": to_jsonable(dict(parameters)),
         # what the run used: the notebook's defaults, updated with the parameters given
         "parameters_used": to_jsonable({**dict(defaults or {}), **dict(parameters)}),
-        "seed": parameters.get("seed", (defaults or {}).get("seed")),
+        "seed": to_jsonable(parameters.get("seed", (defaults or {}).get("seed"))),
         "git_commit": git_commit(),
         "started": started.isoformat(),
         "finished": finished.isoformat(),
